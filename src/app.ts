@@ -1,0 +1,83 @@
+/**
+ * Wires one gateway process together from a Config: SQLite database, store, limiter, upstream
+ * pool, usage recorder, HTTP server, and the scheduled pruning of old events. `close()` undoes it
+ * all in order (stop accepting, flush records, close pools and the database).
+ */
+import type { FastifyInstance } from 'fastify';
+import type { DestinationStream, Logger } from 'pino';
+import type { Config } from './config.js';
+import { KeyRing } from './auth/keys.js';
+import { Policy } from './policy/policy.js';
+import { SqliteLimiter } from './limits/sqlite.js';
+import { systemClock, type Clock, type Limiter } from './limits/limiter.js';
+import { openSqlite } from './store/sqlite-db.js';
+import { SqliteStore } from './store/sqlite.js';
+import { UsageRecorder } from './store/recorder.js';
+import { Upstream } from './proxy/forward.js';
+import { DAY_MS, Gateway } from './gateway.js';
+import { Redactor } from './redact.js';
+import { createLogger } from './log.js';
+import { buildServer } from './server.js';
+
+export interface AppOptions {
+  clock?: Clock;
+  /** Where log lines go (stdout by default); tests pass a capture stream. */
+  logDestination?: DestinationStream;
+  /** Usage records older than this are deleted by the scheduled prune. */
+  usageRetentionMs?: number;
+  pruneIntervalMs?: number;
+}
+
+export interface App {
+  server: FastifyInstance;
+  gateway: Gateway;
+  limiter: Limiter;
+  logger: Logger;
+  close(): Promise<void>;
+}
+
+export function secretsOf(config: Config): string[] {
+  return [config.openaiApiKey, ...config.proxyKeys, ...(config.adminKey ? [config.adminKey] : [])];
+}
+
+export async function createApp(config: Config, options: AppOptions = {}): Promise<App> {
+  const clock = options.clock ?? systemClock;
+  const redactor = new Redactor(secretsOf(config));
+  const logger = createLogger(config.logLevel, redactor, options.logDestination);
+
+  const db = openSqlite(config.databasePath);
+  const store = new SqliteStore(db);
+  const limiter = new SqliteLimiter(db, clock, config.upstreamTimeoutMs + 60_000);
+  const upstream = new Upstream(config.openaiBaseUrl, config.openaiApiKey, config.upstreamTimeoutMs);
+  const recorder = new UsageRecorder(store, (err) => logger.error({ err }, 'writing usage records failed'));
+  const gateway = new Gateway(config, new KeyRing(config.proxyKeys), new Policy(config.allowedEndpoints, config.allowedModels), limiter, upstream, recorder);
+  const server = await buildServer({ gateway, store, redactor, logger });
+
+  const retention = options.usageRetentionMs ?? 90 * DAY_MS;
+  const prune = async () => {
+    try {
+      const horizon = Math.max(DAY_MS, ...gateway.rules.map((r) => r.windowMs));
+      const removed = (await limiter.prune(horizon)) + (await store.pruneUsage(clock() - retention));
+      if (removed > 0) logger.debug({ removed }, 'pruned old events');
+    } catch (err) {
+      logger.warn({ err }, 'pruning old events failed');
+    }
+  };
+  const pruneTimer = setInterval(() => void prune(), options.pruneIntervalMs ?? 60_000);
+  pruneTimer.unref();
+
+  return {
+    server,
+    gateway,
+    limiter,
+    logger,
+    async close() {
+      clearInterval(pruneTimer);
+      await server.close();
+      await recorder.close();
+      await upstream.close();
+      await limiter.close();
+      await store.close();
+    },
+  };
+}

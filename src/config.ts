@@ -1,0 +1,227 @@
+/**
+ * Configuration: turns environment variables (the original ProxyGPT's names plus ours) into one
+ * validated, immutable Config. Every problem names the variable and says what is wrong, so a bad
+ * deployment fails at start instead of at the first request.
+ */
+import { z } from 'zod';
+
+export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+
+/** An allowed upstream endpoint: an exact path, or a prefix when `path` ends with `/*`. */
+export interface EndpointRule {
+  method: HttpMethod;
+  path: string;
+}
+
+export type CountMode = 'all' | 'success';
+
+export interface Config {
+  openaiApiKey: string;
+  openaiBaseUrl: URL;
+  proxyKeys: string[];
+  hourlyRateLimit: number | null;
+  dailyRateLimit: number | null;
+  countMode: CountMode;
+  insecureDebug: boolean;
+  port: number;
+  host: string;
+  databasePath: string;
+  adminKey: string | null;
+  allowedEndpoints: EndpointRule[];
+  allowedModels: string[] | null;
+  corsOrigins: string[];
+  workers: number;
+  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  maxBodyBytes: number;
+  upstreamTimeoutMs: number;
+  legacyModel: string;
+  trustProxy: boolean;
+}
+
+/** Raised for any invalid setting; `variable` is the environment variable at fault. */
+export class ConfigError extends Error {
+  constructor(
+    readonly variable: string,
+    problem: string,
+  ) {
+    super(`${variable}: ${problem}`);
+    this.name = 'ConfigError';
+  }
+}
+
+export interface LoadedConfig {
+  config: Config;
+  warnings: string[];
+}
+
+const METHODS = new Set<HttpMethod>(['GET', 'POST', 'PUT', 'PATCH', 'DELETE']);
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export const MIN_PROXY_KEY_LENGTH = 16;
+
+type Env = Record<string, string | undefined>;
+
+function raw(env: Env, name: string): string | undefined {
+  const value = env[name];
+  if (value === undefined) return undefined;
+  const trimmed = value.trim();
+  return trimmed === '' ? undefined : trimmed;
+}
+
+/** Strips surrounding spaces and one pair of matching quotes, as `.env` files often carry them. */
+export function unquote(value: string): string {
+  let v = value.trim();
+  if (v.length >= 2 && (v[0] === '"' || v[0] === "'") && v[v.length - 1] === v[0]) v = v.slice(1, -1).trim();
+  return v.replace(/^["']+|["']+$/g, '').trim();
+}
+
+function list(env: Env, name: string): string[] {
+  const value = raw(env, name);
+  if (value === undefined) return [];
+  return unquote(value)
+    .split(',')
+    .map(unquote)
+    .filter((item) => item !== '');
+}
+
+function parseWith<T>(name: string, schema: z.ZodType<T>, value: unknown, what: string): T {
+  const result = schema.safeParse(value);
+  if (!result.success) throw new ConfigError(name, `${what} (got ${JSON.stringify(value)})`);
+  return result.data;
+}
+
+function bool(env: Env, name: string, fallback: boolean): boolean {
+  const value = raw(env, name);
+  if (value === undefined) return fallback;
+  const v = unquote(value).toLowerCase();
+  if (['true', '1', 'yes', 'on'].includes(v)) return true;
+  if (['false', '0', 'no', 'off'].includes(v)) return false;
+  throw new ConfigError(name, `must be true or false (got ${JSON.stringify(value)})`);
+}
+
+const positiveInt = z.coerce.number().int().positive().max(Number.MAX_SAFE_INTEGER);
+
+function int(env: Env, name: string, fallback: number, schema: z.ZodType<number> = positiveInt): number {
+  const value = raw(env, name);
+  if (value === undefined) return fallback;
+  if (!/^-?\d+$/.test(unquote(value))) throw new ConfigError(name, `must be a whole number (got ${JSON.stringify(value)})`);
+  return parseWith(name, schema, unquote(value), 'is out of range');
+}
+
+function rateLimit(env: Env, useName: string, limitName: string): number | null {
+  if (!bool(env, useName, false)) return null;
+  const value = raw(env, limitName);
+  if (value === undefined) throw new ConfigError(limitName, `must be set when ${useName} is true`);
+  const v = unquote(value);
+  if (!/^\d+$/.test(v) || Number(v) < 1 || !Number.isSafeInteger(Number(v))) {
+    throw new ConfigError(limitName, `must be a positive integer (got ${JSON.stringify(value)})`);
+  }
+  return Number(v);
+}
+
+function baseUrl(env: Env): URL {
+  const value = unquote(raw(env, 'OPENAI_BASE_URL') ?? 'https://api.openai.com/v1');
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new ConfigError('OPENAI_BASE_URL', `is not a valid URL (got ${JSON.stringify(value)})`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new ConfigError('OPENAI_BASE_URL', `must be an http(s) URL (got ${JSON.stringify(value)})`);
+  }
+  if (url.username || url.password) throw new ConfigError('OPENAI_BASE_URL', 'must not contain credentials');
+  url.pathname = url.pathname.replace(/\/+$/, '');
+  url.search = '';
+  url.hash = '';
+  return url;
+}
+
+/** Parses `POST /v1/chat/completions, GET /v1/models/*` into rules. */
+export function parseEndpoints(text: string, name = 'PROXYGPT_ALLOWED_ENDPOINTS'): EndpointRule[] {
+  const rules: EndpointRule[] = [];
+  for (const item of text.split(',').map(unquote).filter(Boolean)) {
+    const match = /^([A-Za-z]+)\s+(\/v1(?:\/[A-Za-z0-9._~:@!$&'()+=-]+)*(?:\/\*)?)$/.exec(item);
+    const method = match?.[1]?.toUpperCase() as HttpMethod | undefined;
+    if (!match || !method || !METHODS.has(method) || match[2]!.split('/').includes('..')) {
+      throw new ConfigError(name, `entry ${JSON.stringify(item)} must look like "POST /v1/chat/completions" (methods: ${[...METHODS].join(', ')}; a trailing /* allows a prefix)`);
+    }
+    if (!rules.some((r) => r.method === method && r.path === match[2])) rules.push({ method, path: match[2]! });
+  }
+  if (rules.length === 0) throw new ConfigError(name, 'lists no endpoint');
+  return rules;
+}
+
+function databasePath(env: Env): string {
+  const value = unquote(raw(env, 'PROXYGPT_DATABASE_URL') ?? './data/proxygpt.db');
+  if (/^postgres(ql)?:\/\//i.test(value)) {
+    throw new ConfigError('PROXYGPT_DATABASE_URL', 'the Postgres store is not available in this version yet; use a SQLite file path');
+  }
+  if (/^sqlite:/i.test(value)) {
+    const path = value.replace(/^sqlite:(\/\/)?/i, '');
+    if (path === '') throw new ConfigError('PROXYGPT_DATABASE_URL', 'sqlite: URL names no file');
+    return path;
+  }
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(value)) {
+    throw new ConfigError('PROXYGPT_DATABASE_URL', `unsupported scheme (got ${JSON.stringify(value)}); use a file path or sqlite:path`);
+  }
+  return value;
+}
+
+/** Reads and validates the whole configuration. Throws ConfigError on the first problem. */
+export function loadConfig(env: Env = process.env): LoadedConfig {
+  const warnings: string[] = [];
+
+  const openaiApiKey = raw(env, 'OPENAI_API_KEY');
+  if (openaiApiKey === undefined) throw new ConfigError('OPENAI_API_KEY', 'is required (the upstream API key)');
+
+  const proxyKeys = [...new Set([...list(env, 'PROXYGPT_API_KEY'), ...list(env, 'PROXYGPT_API_KEYS')])];
+  if (proxyKeys.length === 0) {
+    throw new ConfigError('PROXYGPT_API_KEY', 'set PROXYGPT_API_KEY or PROXYGPT_API_KEYS to at least one proxy key');
+  }
+  proxyKeys.forEach((key, i) => {
+    if (key.length < MIN_PROXY_KEY_LENGTH) {
+      warnings.push(`proxy key #${i + 1} is shorter than ${MIN_PROXY_KEY_LENGTH} characters and easy to guess; use a long random key`);
+    }
+    if (key === unquote(openaiApiKey)) throw new ConfigError('PROXYGPT_API_KEY', 'a proxy key must not equal OPENAI_API_KEY');
+  });
+
+  const countMode = unquote(raw(env, 'PROXYGPT_RATE_LIMIT_COUNT') ?? 'all').toLowerCase();
+  if (countMode !== 'all' && countMode !== 'success') {
+    throw new ConfigError('PROXYGPT_RATE_LIMIT_COUNT', `must be "all" or "success" (got ${JSON.stringify(countMode)})`);
+  }
+
+  const allowedModels = list(env, 'PROXYGPT_ALLOWED_MODELS');
+  const logLevel = unquote(raw(env, 'LOG_LEVEL') ?? 'info').toLowerCase();
+  if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) {
+    throw new ConfigError('LOG_LEVEL', `must be one of ${LOG_LEVELS.join(', ')} (got ${JSON.stringify(logLevel)})`);
+  }
+  if (raw(env, 'PROXYGPT_REDIS_URL') !== undefined) {
+    throw new ConfigError('PROXYGPT_REDIS_URL', 'the Redis limiter is not available in this version yet; unset it to use the SQLite limiter');
+  }
+  const adminKey = raw(env, 'PROXYGPT_ADMIN_KEY');
+
+  const config: Config = {
+    openaiApiKey: unquote(openaiApiKey),
+    openaiBaseUrl: baseUrl(env),
+    proxyKeys,
+    hourlyRateLimit: rateLimit(env, 'USE_HOURLY_RATE_LIMIT', 'PROXYGPT_HOURLY_RATE_LIMIT'),
+    dailyRateLimit: rateLimit(env, 'USE_DAILY_RATE_LIMIT', 'PROXYGPT_DAILY_RATE_LIMIT'),
+    countMode,
+    insecureDebug: bool(env, 'INSECURE_DEBUG', false),
+    port: int(env, 'PORT', 8000, z.coerce.number().int().min(0).max(65535)),
+    host: unquote(raw(env, 'HOST') ?? '127.0.0.1'),
+    databasePath: databasePath(env),
+    adminKey: adminKey === undefined ? null : unquote(adminKey),
+    allowedEndpoints: parseEndpoints(raw(env, 'PROXYGPT_ALLOWED_ENDPOINTS') ?? 'POST /v1/chat/completions'),
+    allowedModels: allowedModels.length === 0 || allowedModels.includes('*') ? null : allowedModels,
+    corsOrigins: list(env, 'PROXYGPT_CORS_ORIGINS'),
+    workers: int(env, 'PROXYGPT_WORKERS', 1, z.coerce.number().int().min(1).max(256)),
+    logLevel: logLevel as Config['logLevel'],
+    maxBodyBytes: int(env, 'PROXYGPT_MAX_BODY_BYTES', 10 * 1024 * 1024),
+    upstreamTimeoutMs: int(env, 'PROXYGPT_UPSTREAM_TIMEOUT_MS', 600_000),
+    legacyModel: unquote(raw(env, 'PROXYGPT_LEGACY_MODEL') ?? 'gpt-3.5-turbo'),
+    trustProxy: bool(env, 'PROXYGPT_TRUST_PROXY', false),
+  };
+  if (config.adminKey !== null) warnings.push('PROXYGPT_ADMIN_KEY is set, but the admin API is not available in this version yet');
+  return { config, warnings };
+}

@@ -1,0 +1,61 @@
+/**
+ * What the gateway accepts as input before any route runs: safe paths only (no `..`, encoded or
+ * not, no backslashes or NUL bytes), JSON bodies kept as the exact bytes received (forwarded
+ * without re-serialisation) next to their parsed value, multipart bodies passed through raw, and
+ * nothing else (415).
+ */
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { badRequest } from '../errors.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The body bytes exactly as received, for forwarding. */
+    rawBody: Buffer | null;
+  }
+}
+
+/** Returns why a request path is unsafe to route or forward, or null when it is fine. */
+export function unsafePathReason(url: string): string | null {
+  const q = url.indexOf('?');
+  const path = q === -1 ? url : url.slice(0, q);
+  if (!path.startsWith('/')) return 'the path must start with /';
+  let decoded = path;
+  // Decode repeatedly so that double-encoded dots (%252e) are caught too.
+  for (let i = 0; i < 3 && decoded.includes('%'); i++) {
+    try {
+      decoded = decodeURIComponent(decoded);
+    } catch {
+      return 'the path has malformed percent-encoding';
+    }
+  }
+  if (decoded.includes('\0')) return 'the path contains a NUL byte';
+  if (decoded.includes('\\')) return 'the path contains a backslash';
+  if (decoded.includes('//')) return 'the path contains an empty segment';
+  if (decoded.split('/').some((segment) => segment === '..' || segment === '.')) return 'the path contains a dot segment';
+  return null;
+}
+
+export function installRequestInput(app: FastifyInstance, maxBodyBytes: number): void {
+  app.decorateRequest('rawBody', null);
+
+  app.addHook('onRequest', async (request: FastifyRequest) => {
+    const reason = unsafePathReason(request.raw.url ?? '/');
+    if (reason !== null) throw badRequest(`Rejected request path: ${reason}.`, 'invalid_path');
+  });
+
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser(['application/json'], { parseAs: 'buffer', bodyLimit: maxBodyBytes }, (request, body, done) => {
+    const bytes = body as Buffer;
+    request.rawBody = bytes;
+    if (bytes.length === 0) return done(badRequest('The request body is empty; send a JSON object.', 'invalid_json'), undefined);
+    try {
+      done(null, JSON.parse(bytes.toString('utf8')));
+    } catch (err) {
+      done(badRequest(`The request body is not valid JSON: ${(err as Error).message}`, 'invalid_json'), undefined);
+    }
+  });
+  app.addContentTypeParser(['multipart/form-data'], { parseAs: 'buffer', bodyLimit: maxBodyBytes }, (request, body, done) => {
+    request.rawBody = body as Buffer;
+    done(null, null);
+  });
+}

@@ -1,0 +1,240 @@
+/**
+ * SQLite limiter: exact rolling windows with O(log n) checks.
+ *
+ * Each series keeps a running cumulative total; every counted event stores the total after it
+ * (`cum`), so the sum of a window is `cum(now) - cum(last event at or before now - window)`: two
+ * index seeks, whatever the number of events. Events are appended with non-decreasing timestamps,
+ * so `cum` is ordered by time too, and "when will enough have expired" is one more seek.
+ * Held (in-flight) amounts live in `limit_series.held` and count toward every window until
+ * committed or released. Check and reserve run in one `BEGIN IMMEDIATE` transaction, which
+ * serialises them across connections and worker processes sharing the file.
+ */
+import { randomUUID } from 'node:crypto';
+import type { SqliteDatabase } from '../store/sqlite-db.js';
+import {
+  systemClock,
+  type Clock,
+  type Decision,
+  type LimitRule,
+  type Limiter,
+  type Reservation,
+  type ReserveOptions,
+  type RuleState,
+} from './limiter.js';
+
+interface SeriesRow {
+  cum: number;
+  lastTs: number;
+  held: number;
+  baseCum: number;
+}
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS limit_series (
+  series TEXT PRIMARY KEY,
+  cum INTEGER NOT NULL DEFAULT 0,
+  last_ts INTEGER NOT NULL DEFAULT 0,
+  held INTEGER NOT NULL DEFAULT 0,
+  base_cum INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS limit_events (
+  series TEXT NOT NULL,
+  cum INTEGER NOT NULL,
+  ts INTEGER NOT NULL,
+  PRIMARY KEY (series, cum)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS limit_events_by_time ON limit_events (series, ts, cum);
+CREATE TABLE IF NOT EXISTS limit_holds (
+  token TEXT NOT NULL,
+  series TEXT NOT NULL,
+  amount INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL,
+  PRIMARY KEY (token, series)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS limit_holds_by_expiry ON limit_holds (expires_at);
+`;
+
+export function migrateSqliteLimiter(db: SqliteDatabase): void {
+  db.exec(SCHEMA);
+}
+
+export class SqliteLimiter implements Limiter {
+  private readonly stmt;
+  private readonly reserveTx;
+  private readonly commitTx;
+  private readonly releaseTx;
+  private readonly pruneTx;
+
+  constructor(
+    private readonly db: SqliteDatabase,
+    private readonly clock: Clock = systemClock,
+    /** A hold older than this (a crashed worker's) is dropped by `prune`. */
+    private readonly holdTtlMs = 15 * 60_000,
+  ) {
+    migrateSqliteLimiter(db);
+    this.stmt = {
+      series: db.prepare<[string], SeriesRow>(
+        'SELECT cum, last_ts AS lastTs, held, base_cum AS baseCum FROM limit_series WHERE series = ?',
+      ),
+      saveSeries: db.prepare<[string, number, number, number]>(
+        `INSERT INTO limit_series (series, cum, last_ts, held) VALUES (?, ?, ?, ?)
+         ON CONFLICT (series) DO UPDATE SET cum = excluded.cum, last_ts = excluded.last_ts, held = excluded.held`,
+      ),
+      addHeld: db.prepare<[number, string]>('UPDATE limit_series SET held = max(0, held + ?) WHERE series = ?'),
+      cumAtOrBefore: db.prepare<[string, number], { cum: number }>(
+        'SELECT cum FROM limit_events WHERE series = ? AND ts <= ? ORDER BY ts DESC, cum DESC LIMIT 1',
+      ),
+      tsOfFirstCumAtLeast: db.prepare<[string, number], { ts: number }>(
+        'SELECT ts FROM limit_events WHERE series = ? AND cum >= ? ORDER BY cum LIMIT 1',
+      ),
+      insertEvent: db.prepare<[string, number, number]>('INSERT INTO limit_events (series, cum, ts) VALUES (?, ?, ?)'),
+      insertHold: db.prepare<[string, string, number, number]>(
+        'INSERT INTO limit_holds (token, series, amount, expires_at) VALUES (?, ?, ?, ?)',
+      ),
+      takeHolds: db.prepare<[string], { series: string; amount: number }>(
+        'DELETE FROM limit_holds WHERE token = ? RETURNING series, amount',
+      ),
+      takeExpiredHolds: db.prepare<[number], { series: string; amount: number }>(
+        'DELETE FROM limit_holds WHERE expires_at <= ? RETURNING series, amount',
+      ),
+      allSeries: db.prepare<[], { series: string }>('SELECT series FROM limit_series'),
+      deleteEventsUpTo: db.prepare<[string, number]>('DELETE FROM limit_events WHERE series = ? AND cum <= ?'),
+      setBase: db.prepare<[number, string]>('UPDATE limit_series SET base_cum = ? WHERE series = ?'),
+    };
+    this.reserveTx = db.transaction((rules: readonly LimitRule[], options: ReserveOptions, now: number) =>
+      this.reserveNow(rules, options, now),
+    );
+    this.commitTx = db.transaction((reservation: Reservation, now: number) => {
+      for (const hold of this.stmt.takeHolds.all(reservation.id)) {
+        this.stmt.addHeld.run(-hold.amount, hold.series);
+        this.append(hold.series, hold.amount, now);
+      }
+    });
+    this.releaseTx = db.transaction((reservation: Reservation) => {
+      for (const hold of this.stmt.takeHolds.all(reservation.id)) this.stmt.addHeld.run(-hold.amount, hold.series);
+    });
+    this.pruneTx = db.transaction((now: number, horizonMs: number) => {
+      let removed = 0;
+      for (const hold of this.stmt.takeExpiredHolds.all(now)) {
+        this.stmt.addHeld.run(-hold.amount, hold.series);
+        removed++;
+      }
+      for (const { series } of this.stmt.allSeries.all()) {
+        const edge = this.stmt.cumAtOrBefore.get(series, now - horizonMs);
+        if (edge === undefined) continue;
+        removed += this.stmt.deleteEventsUpTo.run(series, edge.cum).changes;
+        this.stmt.setBase.run(edge.cum, series);
+      }
+      return removed;
+    });
+  }
+
+  private seriesRow(series: string): SeriesRow {
+    return this.stmt.series.get(series) ?? { cum: 0, lastTs: 0, held: 0, baseCum: 0 };
+  }
+
+  /** Appends a counted event; timestamps never go backwards within a series. */
+  private append(series: string, amount: number, now: number): void {
+    if (amount <= 0) return;
+    const row = this.seriesRow(series);
+    const ts = Math.max(now, row.lastTs);
+    const cum = row.cum + amount;
+    this.stmt.insertEvent.run(series, cum, ts);
+    this.stmt.saveSeries.run(series, cum, ts, row.held);
+  }
+
+  /** State of one rule at `now`, and the wait until `cost` more would fit (undefined: never by expiry). */
+  private evaluate(rule: LimitRule, row: SeriesRow, now: number, cost: number) {
+    const windowStartCum = this.stmt.cumAtOrBefore.get(rule.series, now - rule.windowMs)?.cum ?? row.baseCum;
+    const counted = row.cum - windowStartCum;
+    const used = counted + row.held;
+    const oldestTs = counted > 0 ? this.stmt.tsOfFirstCumAtLeast.get(rule.series, windowStartCum + 1)?.ts : undefined;
+    const state: RuleState = {
+      name: rule.name,
+      limit: rule.limit,
+      used,
+      remaining: Math.max(0, rule.limit - used),
+      windowMs: rule.windowMs,
+      resetMs: oldestTs === undefined ? 0 : Math.max(0, oldestTs + rule.windowMs - now),
+    };
+    const fits = used + cost <= rule.limit;
+    let retryAfterMs: number | undefined;
+    if (!fits && cost <= rule.limit) {
+      // Enough has expired once the window's starting total reaches `needed`.
+      const needed = row.cum + row.held + cost - rule.limit;
+      if (needed <= row.cum) {
+        const ts = this.stmt.tsOfFirstCumAtLeast.get(rule.series, needed)?.ts;
+        if (ts !== undefined) retryAfterMs = Math.max(1, ts + rule.windowMs - now);
+      } else {
+        retryAfterMs = 1000; // only in-flight holds are in the way: they end with their requests
+      }
+    }
+    return { state, fits, retryAfterMs };
+  }
+
+  private reserveNow(rules: readonly LimitRule[], options: ReserveOptions, now: number): Decision {
+    const rows = new Map<string, SeriesRow>();
+    for (const rule of rules) if (!rows.has(rule.series)) rows.set(rule.series, this.seriesRow(rule.series));
+
+    const states: RuleState[] = [];
+    let blockedBy: string | undefined;
+    let retryAfterMs: number | undefined;
+    let never = false;
+    for (const rule of rules) {
+      const result = this.evaluate(rule, rows.get(rule.series)!, now, options.cost);
+      states.push(result.state);
+      if (!result.fits) {
+        if (result.retryAfterMs === undefined) never = true;
+        if (blockedBy === undefined || (result.retryAfterMs ?? 0) > (retryAfterMs ?? 0)) {
+          blockedBy = rule.name;
+          retryAfterMs = result.retryAfterMs;
+        }
+      }
+    }
+    if (blockedBy !== undefined) {
+      return { admitted: false, states, blockedBy, retryAfterMs: never ? undefined : retryAfterMs };
+    }
+
+    const reservation: Reservation = { id: randomUUID(), series: [...rows.keys()], cost: options.cost, held: options.hold };
+    for (const [series, row] of rows) {
+      if (options.hold) {
+        this.stmt.insertHold.run(reservation.id, series, options.cost, now + this.holdTtlMs);
+        this.stmt.saveSeries.run(series, row.cum, row.lastTs, row.held + options.cost);
+      } else {
+        this.append(series, options.cost, now);
+      }
+    }
+    for (const state of states) {
+      state.used += options.cost;
+      state.remaining = Math.max(0, state.limit - state.used);
+      if (state.resetMs === 0 && !options.hold) state.resetMs = state.windowMs;
+    }
+    return { admitted: true, states, reservation };
+  }
+
+  async reserve(rules: readonly LimitRule[], options: ReserveOptions): Promise<Decision> {
+    if (!Number.isInteger(options.cost) || options.cost < 0) throw new RangeError('cost must be a non-negative integer');
+    return this.reserveTx.immediate(rules, options, this.clock());
+  }
+
+  async commit(reservation: Reservation): Promise<void> {
+    if (reservation.held) this.commitTx.immediate(reservation, this.clock());
+  }
+
+  async release(reservation: Reservation): Promise<void> {
+    if (reservation.held) this.releaseTx.immediate(reservation);
+  }
+
+  async peek(rules: readonly LimitRule[]): Promise<RuleState[]> {
+    const now = this.clock();
+    return this.db.transaction(() => rules.map((rule) => this.evaluate(rule, this.seriesRow(rule.series), now, 0).state))();
+  }
+
+  async prune(horizonMs: number): Promise<number> {
+    return this.pruneTx.immediate(this.clock(), horizonMs);
+  }
+
+  async close(): Promise<void> {
+    // The database connection belongs to whoever opened it.
+  }
+}

@@ -1,0 +1,82 @@
+/**
+ * Upstream client: one keep-alive connection pool to the OpenAI-compatible upstream, shared by all
+ * requests of this process. Sends the client's body bytes as they came (no re-serialisation) and
+ * hands back the response stream untouched, so SSE flows through chunk by chunk. Maps transport
+ * failures to 502 (unreachable) and 504 (timed out).
+ */
+import { Pool, type Dispatcher } from 'undici';
+import type { IncomingHttpHeaders } from 'node:http';
+import { ApiError } from '../errors.js';
+import { upstreamRequestHeaders } from './headers.js';
+
+export interface UpstreamRequest {
+  method: string;
+  /** Path below the base URL, e.g. `/chat/completions` (the client's path without `/v1`). */
+  path: string;
+  /** Query string including `?`, or ''. */
+  search: string;
+  headers: IncomingHttpHeaders;
+  body: Buffer | string | null;
+  signal: AbortSignal;
+}
+
+export type UpstreamResponse = Dispatcher.ResponseData;
+
+/** The client went away before the upstream answered; nothing is left to send. */
+export class ClientGoneError extends Error {
+  constructor() {
+    super('client closed the connection');
+    this.name = 'ClientGoneError';
+  }
+}
+
+const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'ETIMEDOUT']);
+
+export class Upstream {
+  private readonly pool: Pool;
+  private readonly basePath: string;
+
+  constructor(
+    baseUrl: URL,
+    private readonly apiKey: string,
+    timeoutMs: number,
+    connections = 256,
+  ) {
+    this.basePath = baseUrl.pathname === '/' ? '' : baseUrl.pathname;
+    this.pool = new Pool(baseUrl.origin, {
+      connections,
+      keepAliveTimeout: 30_000,
+      headersTimeout: timeoutMs,
+      bodyTimeout: timeoutMs,
+      connect: { timeout: Math.min(timeoutMs, 15_000) },
+    });
+  }
+
+  async send(req: UpstreamRequest): Promise<UpstreamResponse> {
+    const headers = upstreamRequestHeaders(req.headers, this.apiKey);
+    try {
+      return await this.pool.request({
+        method: req.method as Dispatcher.HttpMethod,
+        path: this.basePath + req.path + req.search,
+        headers,
+        body: req.body,
+        signal: req.signal,
+      });
+    } catch (err) {
+      throw this.translate(err, req.signal);
+    }
+  }
+
+  private translate(err: unknown, signal: AbortSignal): Error {
+    if (signal.aborted) return new ClientGoneError();
+    const code = (err as { code?: string }).code ?? '';
+    const mapped = TIMEOUT_CODES.has(code)
+      ? new ApiError(504, 'The upstream API did not answer in time.', 'api_error', 'upstream_timeout')
+      : new ApiError(502, 'The upstream API could not be reached.', 'api_error', 'upstream_unreachable');
+    return Object.assign(mapped, { cause: err });
+  }
+
+  async close(): Promise<void> {
+    await this.pool.close();
+  }
+}

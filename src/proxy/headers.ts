@@ -1,0 +1,71 @@
+/**
+ * Header hygiene between client, gateway and upstream: what crosses in each direction. The
+ * client's credentials never go up; hop-by-hop headers and the upstream account's details never
+ * come back down.
+ */
+import type { IncomingHttpHeaders } from 'node:http';
+
+const NOT_FORWARDED_UP = new Set([
+  'host',
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authorization',
+  'proxy-authenticate',
+  'transfer-encoding',
+  'te',
+  'trailer',
+  'upgrade',
+  'content-length',
+  'authorization',
+  'api-key',
+  'x-api-key',
+  'cookie',
+  'openai-organization',
+  'openai-project',
+  'accept-encoding', // the gateway reads usage from bodies: ask for identity encoding
+  'forwarded',
+  'x-forwarded-for',
+  'x-forwarded-host',
+  'x-forwarded-proto',
+  'x-real-ip',
+  'expect',
+]);
+
+const NOT_FORWARDED_DOWN = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'transfer-encoding',
+  'te',
+  'trailer',
+  'upgrade',
+  'set-cookie',
+  'openai-organization',
+  'openai-project',
+  'alt-svc',
+]);
+
+/** Client request headers to send upstream, with the upstream key as the only credential. */
+export function upstreamRequestHeaders(client: IncomingHttpHeaders, upstreamKey: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const name in client) {
+    if (NOT_FORWARDED_UP.has(name)) continue;
+    const value = client[name];
+    if (value === undefined) continue;
+    out[name] = Array.isArray(value) ? value.join(', ') : value;
+  }
+  out.authorization = `Bearer ${upstreamKey}`;
+  return out;
+}
+
+/** Upstream response headers to pass to the client (the gateway sets its own x-ratelimit-*). */
+export function clientResponseHeaders(upstream: Record<string, string | string[] | undefined>): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  for (const name in upstream) {
+    if (NOT_FORWARDED_DOWN.has(name) || name.startsWith('x-ratelimit-')) continue;
+    const value = upstream[name];
+    if (value !== undefined) out[name] = value;
+  }
+  return out;
+}

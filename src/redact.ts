@@ -1,0 +1,41 @@
+/**
+ * Secret redaction: removes every configured secret (upstream key, proxy keys, admin key) and
+ * anything shaped like a bearer token or an OpenAI key from text and objects, before they reach a
+ * log line or, with INSECURE_DEBUG, a client.
+ */
+
+const REDACTED = '[REDACTED]';
+const TOKEN_PATTERNS = [/\bBearer\s+[^\s"',;]+/gi, /\bsk-[A-Za-z0-9_-]{6,}/g, /\bpgpt-[A-Za-z0-9_-]{6,}/g];
+
+export class Redactor {
+  private readonly secrets: string[];
+
+  constructor(secrets: Iterable<string | null | undefined>) {
+    // Longest first, so a secret that contains another is removed whole.
+    this.secrets = [...new Set([...secrets].filter((s): s is string => typeof s === 'string' && s.length > 0))].sort(
+      (a, b) => b.length - a.length,
+    );
+  }
+
+  text(input: string): string {
+    let out = input;
+    for (const secret of this.secrets) if (out.includes(secret)) out = out.split(secret).join(REDACTED);
+    for (const pattern of TOKEN_PATTERNS) {
+      out = out.replace(pattern, (m) => (m.toLowerCase().startsWith('bearer') ? `Bearer ${REDACTED}` : REDACTED));
+    }
+    return out;
+  }
+
+  /** Deep copy of a JSON-like value with every string redacted. */
+  value(input: unknown, depth = 0): unknown {
+    if (typeof input === 'string') return this.text(input);
+    if (input === null || typeof input !== 'object' || depth > 8) return input;
+    if (input instanceof Error) {
+      return { type: input.name, message: this.text(input.message), stack: input.stack ? this.text(input.stack) : undefined };
+    }
+    if (Array.isArray(input)) return input.map((v) => this.value(v, depth + 1));
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(input)) out[k] = this.value(v, depth + 1);
+    return out;
+  }
+}

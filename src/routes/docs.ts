@@ -1,0 +1,62 @@
+/**
+ * API documentation generated from the route schemas: /openapi.json, Swagger UI at /docs and
+ * ReDoc at /redoc. Every asset is served from node_modules, so the docs work offline (no CDN).
+ */
+import type { FastifyInstance } from 'fastify';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import { readFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+
+const require = createRequire(import.meta.url);
+
+const REDOC_PAGE = `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>ProxyGPT API reference</title>
+<style>body { margin: 0; padding: 0; }</style>
+</head>
+<body>
+<redoc spec-url="/openapi.json" hide-download-button="false"></redoc>
+<script src="/redoc/redoc.standalone.js"></script>
+</body>
+</html>
+`;
+
+/** Registers the OpenAPI generator; must run before the documented routes are added. */
+export async function registerOpenApi(app: FastifyInstance, version: string): Promise<void> {
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.0.3',
+      info: {
+        title: 'ProxyGPT',
+        version,
+        description:
+          'Self-hosted gateway that shares one OpenAI API key behind proxy keys, with exact rolling-window limits. ' +
+          'Point any OpenAI client at this server (base URL ending in /v1) and use your proxy key as the API key.',
+      },
+      components: {
+        securitySchemes: { proxyKey: { type: 'http', scheme: 'bearer', description: 'Your ProxyGPT proxy key' } },
+      },
+      tags: [
+        { name: 'OpenAI-compatible', description: 'Passed through to the upstream API with the real key' },
+        { name: 'Legacy', description: 'Routes of the original ProxyGPT' },
+        { name: 'Gateway', description: 'Status of the gateway itself' },
+      ],
+    },
+  });
+}
+
+/** Registers the documentation pages; call after all routes are added. */
+export async function registerDocsPages(app: FastifyInstance): Promise<void> {
+  await app.register(swaggerUi, { routePrefix: '/docs', staticCSP: true });
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  app.get('/redoc', { schema: { hide: true } }, async (_request, reply) => reply.type('text/html; charset=utf-8').send(REDOC_PAGE));
+  let bundle: Buffer | null = null;
+  app.get('/redoc/redoc.standalone.js', { schema: { hide: true } }, async (_request, reply) => {
+    bundle ??= await readFile(require.resolve('redoc/bundles/redoc.standalone.js'));
+    return reply.type('application/javascript; charset=utf-8').header('cache-control', 'public, max-age=86400').send(bundle);
+  });
+}

@@ -1,0 +1,100 @@
+/**
+ * The original ProxyGPT route, kept so old clients keep working: POST /api/openai/completions/gpt3
+ * takes a JSON array of {role, content} and an optional ?temperature=, sends one chat completion
+ * with the configured legacy model through the same auth and limits, and answers
+ * {"message": "<assistant text>"}. Upstream errors come back with their status and body.
+ */
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { ApiError } from '../errors.js';
+import type { Gateway } from '../gateway.js';
+import { ClientGoneError } from '../proxy/forward.js';
+import './usage-context.js';
+
+interface LegacyMessage {
+  role: string;
+  content: string;
+}
+
+const messageSchema = {
+  type: 'object',
+  required: ['role', 'content'],
+  additionalProperties: false,
+  properties: {
+    role: { type: 'string', enum: ['system', 'user', 'assistant', 'developer'] },
+    content: { type: 'string' },
+  },
+} as const;
+
+export function registerLegacyRoute(app: FastifyInstance, gateway: Gateway): void {
+  app.post<{ Body: LegacyMessage[]; Querystring: { temperature?: number } }>(
+    '/api/openai/completions/gpt3',
+    {
+      onRequest: async (request: FastifyRequest) => {
+        request.principal = gateway.authenticate(request.headers.authorization);
+      },
+      schema: {
+        tags: ['Legacy'],
+        summary: 'Chat completion, original ProxyGPT style',
+        description: `Body: a JSON array of messages. Uses the model set by PROXYGPT_LEGACY_MODEL (default gpt-3.5-turbo). Counts against the same limits as /v1.`,
+        security: [{ proxyKey: [] }],
+        querystring: {
+          type: 'object',
+          properties: { temperature: { type: 'number', minimum: 0, maximum: 2 } },
+        },
+        body: { type: 'array', minItems: 1, items: messageSchema },
+        response: {
+          200: {
+            description: 'The assistant message text',
+            type: 'object',
+            properties: { message: { type: 'string' } },
+          },
+        },
+      },
+    },
+    async (request, reply) => {
+      const principal = request.principal!;
+      const model = gateway.config.legacyModel;
+      gateway.policy.checkModel(model);
+      request.usage = { principal: principal.id, model, stream: false };
+      const admission = await gateway.admit();
+
+      const payload: Record<string, unknown> = { model, messages: request.body };
+      if (request.query.temperature !== undefined) payload.temperature = request.query.temperature;
+      const abort = new AbortController();
+      reply.raw.once('close', () => {
+        if (!reply.raw.writableFinished) abort.abort();
+      });
+      let upstream;
+      try {
+        upstream = await gateway.upstream.send({
+          method: 'POST',
+          path: '/chat/completions',
+          search: '',
+          headers: { 'content-type': 'application/json', accept: 'application/json' },
+          body: JSON.stringify(payload),
+          signal: abort.signal,
+        });
+      } catch (err) {
+        await gateway.settle(admission, null);
+        if (err instanceof ClientGoneError) return reply.code(499).send();
+        throw err instanceof ApiError ? err.withHeaders(admission.headers) : err;
+      }
+      await gateway.settle(admission, upstream.statusCode);
+      reply.headers(admission.headers);
+      const text = await upstream.body.text();
+      if (upstream.statusCode < 200 || upstream.statusCode >= 300) {
+        return reply.code(upstream.statusCode).type(String(upstream.headers['content-type'] ?? 'application/json')).send(text);
+      }
+      let content: unknown;
+      try {
+        content = (JSON.parse(text) as { choices?: { message?: { content?: unknown } }[] }).choices?.[0]?.message?.content;
+      } catch {
+        content = undefined;
+      }
+      if (typeof content !== 'string') {
+        throw new ApiError(502, 'The upstream answer had no assistant message.', 'api_error', 'bad_upstream_response').withHeaders(admission.headers);
+      }
+      return { message: content };
+    },
+  );
+}

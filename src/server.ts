@@ -1,0 +1,83 @@
+/**
+ * Builds the HTTP app: input rules, error shape, CORS, docs, and the route modules, in the order
+ * Fastify needs them. One access-log line and one usage record per proxied call are written in
+ * the onResponse hook, after the response has gone out.
+ */
+import Fastify, { type FastifyInstance } from 'fastify';
+import cors from '@fastify/cors';
+import { randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { Gateway } from './gateway.js';
+import type { Store } from './store/store.js';
+import type { Redactor } from './redact.js';
+import { clientErrorHandler, installErrorHandling } from './http/error-handler.js';
+import { installRequestInput } from './http/request-input.js';
+import { registerDocsPages, registerOpenApi } from './routes/docs.js';
+import { registerV1Routes } from './routes/v1.js';
+import { registerLegacyRoute } from './routes/legacy.js';
+import { registerRateLimitRoute } from './routes/ratelimit.js';
+import { registerHealthRoutes } from './routes/health.js';
+import { VERSION } from './version.js';
+
+export interface ServerParts {
+  gateway: Gateway;
+  store: Store;
+  redactor: Redactor;
+  logger: Logger;
+}
+
+export async function buildServer({ gateway, store, redactor, logger }: ServerParts): Promise<FastifyInstance> {
+  const config = gateway.config;
+  const app = Fastify({
+    loggerInstance: logger,
+    disableRequestLogging: true,
+    bodyLimit: config.maxBodyBytes,
+    genReqId: () => randomUUID(),
+    requestIdHeader: false,
+    trustProxy: config.trustProxy,
+    return503OnClosing: true,
+    clientErrorHandler,
+    ajv: { customOptions: { coerceTypes: false, removeAdditional: false } },
+  }) as unknown as FastifyInstance;
+
+  installErrorHandling(app, config.insecureDebug, redactor);
+  installRequestInput(app, config.maxBodyBytes);
+  app.addHook('onRequest', async (request, reply) => {
+    reply.header('x-proxygpt-request-id', request.id);
+  });
+  app.addHook('onResponse', async (request, reply) => {
+    const usage = request.usage;
+    if (usage === null) return;
+    const path = (request.raw.url ?? '/').split('?')[0]!;
+    gateway.recorder.record({
+      ts: Date.now(),
+      requestId: request.id,
+      principal: usage.principal,
+      method: request.method,
+      path,
+      model: usage.model,
+      status: reply.statusCode,
+      durationMs: Math.round(reply.elapsedTime),
+      stream: usage.stream,
+    });
+    request.log.info(
+      { method: request.method, path, status: reply.statusCode, ms: Math.round(reply.elapsedTime), key: usage.principal, model: usage.model },
+      'proxied',
+    );
+  });
+
+  if (config.corsOrigins.length > 0) {
+    await app.register(cors, {
+      origin: config.corsOrigins.includes('*') ? '*' : config.corsOrigins,
+      exposedHeaders: ['x-ratelimit-limit-requests', 'x-ratelimit-remaining-requests', 'x-ratelimit-reset-requests', 'retry-after', 'x-proxygpt-request-id'],
+    });
+  }
+
+  await registerOpenApi(app, VERSION);
+  registerV1Routes(app, gateway);
+  registerLegacyRoute(app, gateway);
+  registerRateLimitRoute(app, gateway);
+  registerHealthRoutes(app, store);
+  await registerDocsPages(app);
+  return app;
+}

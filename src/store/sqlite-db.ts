@@ -1,0 +1,19 @@
+/**
+ * Opens the embedded SQLite database the way every module here expects it: WAL journal (readers
+ * never block the writer, several worker processes share one file), NORMAL sync (no fsync per
+ * commit; durable at checkpoints), and a busy timeout so BEGIN IMMEDIATE waits instead of failing.
+ */
+import Database from 'better-sqlite3';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+
+export type SqliteDatabase = Database.Database;
+
+export function openSqlite(path: string): SqliteDatabase {
+  if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+  const db = new Database(path);
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = NORMAL');
+  db.pragma('busy_timeout = 10000');
+  return db;
+}
