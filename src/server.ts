@@ -3,7 +3,7 @@
  * Fastify needs them. One access-log line and one usage record per proxied call are written in
  * the onResponse hook, after the response has gone out.
  */
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import cors from '@fastify/cors';
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
@@ -30,7 +30,7 @@ export async function buildServer({ gateway, store, redactor, logger }: ServerPa
   const config = gateway.config;
   const app = Fastify({
     loggerInstance: logger,
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: config.maxBodyBytes,
     genReqId: () => randomUUID(),
     requestIdHeader: false,
