@@ -51,7 +51,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
   const upstream = new Upstream(config.openaiBaseUrl, config.openaiApiKey, config.upstreamTimeoutMs);
   const recorder = new UsageRecorder(store, (err) => logger.error({ err }, 'writing usage records failed'));
   const gateway = new Gateway(config, new KeyRing(config.proxyKeys), new Policy(config.allowedEndpoints, config.allowedModels), limiter, upstream, recorder);
-  const server = await buildServer({ gateway, store, redactor, logger });
+  const server = await buildServer({ gateway, store, redactor, logger, clock });
 
   const retention = options.usageRetentionMs ?? 90 * DAY_MS;
   const prune = async () => {

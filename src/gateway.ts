@@ -63,10 +63,12 @@ export class Gateway {
   async admit(): Promise<Admission> {
     if (this.rules.length === 0) return { reservation: null, headers: {} };
     const decision = await this.limiter.reserve(this.rules, { cost: 1, hold: this.config.countMode === 'success' });
-    const headers = rateLimitHeaders(decision.states);
-    if (decision.admitted) return { reservation: decision.reservation ?? null, headers };
+    if (decision.admitted) return { reservation: decision.reservation ?? null, headers: rateLimitHeaders(decision.states) };
 
+    // A refusal describes the rule that refused, so x-ratelimit-reset-requests and Retry-After
+    // speak of the same window (with both rules full, the tightest by remaining could be the other).
     const blocked = decision.states.find((s) => s.name === decision.blockedBy) ?? decision.states[0]!;
+    const headers = rateLimitHeaders([blocked]);
     const retryMs = decision.retryAfterMs ?? blocked.windowMs;
     const retrySeconds = Math.max(1, Math.ceil(retryMs / 1000));
     throw new ApiError(

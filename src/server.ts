@@ -24,9 +24,10 @@ export interface ServerParts {
   store: Store;
   redactor: Redactor;
   logger: Logger;
+  clock: () => number;
 }
 
-export async function buildServer({ gateway, store, redactor, logger }: ServerParts): Promise<FastifyInstance> {
+export async function buildServer({ gateway, store, redactor, logger, clock }: ServerParts): Promise<FastifyInstance> {
   const config = gateway.config;
   const app = Fastify({
     loggerInstance: logger,
@@ -50,7 +51,7 @@ export async function buildServer({ gateway, store, redactor, logger }: ServerPa
     if (usage === null) return;
     const path = (request.raw.url ?? '/').split('?')[0]!;
     gateway.recorder.record({
-      ts: Date.now(),
+      ts: clock(),
       requestId: request.id,
       principal: usage.principal,
       method: request.method,
@@ -69,7 +70,14 @@ export async function buildServer({ gateway, store, redactor, logger }: ServerPa
   if (config.corsOrigins.length > 0) {
     await app.register(cors, {
       origin: config.corsOrigins.includes('*') ? '*' : config.corsOrigins,
-      exposedHeaders: ['x-ratelimit-limit-requests', 'x-ratelimit-remaining-requests', 'x-ratelimit-reset-requests', 'retry-after', 'x-proxygpt-request-id'],
+      exposedHeaders: [
+        'x-ratelimit-limit-requests',
+        'x-ratelimit-remaining-requests',
+        'x-ratelimit-reset-requests',
+        'retry-after',
+        'retry-after-ms',
+        'x-proxygpt-request-id',
+      ],
     });
   }
 

@@ -64,6 +64,7 @@ export class SqliteLimiter implements Limiter {
   private readonly commitTx;
   private readonly releaseTx;
   private readonly pruneTx;
+  private readonly peekTx;
 
   constructor(
     private readonly db: SqliteDatabase,
@@ -113,6 +114,9 @@ export class SqliteLimiter implements Limiter {
     this.releaseTx = db.transaction((reservation: Reservation) => {
       for (const hold of this.stmt.takeHolds.all(reservation.id)) this.stmt.addHeld.run(-hold.amount, hold.series);
     });
+    this.peekTx = db.transaction((rules: readonly LimitRule[], now: number) =>
+      rules.map((rule) => this.evaluate(rule, this.seriesRow(rule.series), now, 0).state),
+    );
     this.pruneTx = db.transaction((now: number, horizonMs: number) => {
       let removed = 0;
       for (const hold of this.stmt.takeExpiredHolds.all(now)) {
@@ -204,10 +208,15 @@ export class SqliteLimiter implements Limiter {
         this.append(series, options.cost, now);
       }
     }
-    for (const state of states) {
+    for (const [i, state] of states.entries()) {
       state.used += options.cost;
       state.remaining = Math.max(0, state.limit - state.used);
-      if (state.resetMs === 0 && !options.hold) state.resetMs = state.windowMs;
+      // A counted event in an empty window is the oldest: it leaves one window after its time
+      // (its time is `now` unless an earlier event of the series carries a later timestamp).
+      if (state.resetMs === 0 && !options.hold && options.cost > 0) {
+        const ts = Math.max(now, rows.get(rules[i]!.series)!.lastTs);
+        state.resetMs = ts + state.windowMs - now;
+      }
     }
     return { admitted: true, states, reservation };
   }
@@ -226,8 +235,7 @@ export class SqliteLimiter implements Limiter {
   }
 
   async peek(rules: readonly LimitRule[]): Promise<RuleState[]> {
-    const now = this.clock();
-    return this.db.transaction(() => rules.map((rule) => this.evaluate(rule, this.seriesRow(rule.series), now, 0).state))();
+    return this.peekTx(rules, this.clock());
   }
 
   async prune(horizonMs: number): Promise<number> {
