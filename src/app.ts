@@ -50,7 +50,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
   const limiter = new SqliteLimiter(db, clock, config.upstreamTimeoutMs + 60_000);
   const upstream = new Upstream(config.openaiBaseUrl, config.openaiApiKey, config.upstreamTimeoutMs);
   const recorder = new UsageRecorder(store, (err) => logger.error({ err }, 'writing usage records failed'));
-  const gateway = new Gateway(config, new KeyRing(config.proxyKeys), new Policy(config.allowedEndpoints, config.allowedModels), limiter, upstream, recorder);
+  const gateway = new Gateway(config, new KeyRing(config.proxyKeys), new Policy(config.allowedEndpoints, config.allowedModels), limiter, upstream, recorder, redactor);
   const server = await buildServer({ gateway, store, redactor, logger, clock });
 
   const retention = options.usageRetentionMs ?? 90 * DAY_MS;

@@ -60,10 +60,11 @@ export const MIN_PROXY_KEY_LENGTH = 16;
 
 type Env = Record<string, string | undefined>;
 
+/** The variable's value without surrounding spaces and quotes; undefined when unset or empty (`""` too). */
 function raw(env: Env, name: string): string | undefined {
   const value = env[name];
   if (value === undefined) return undefined;
-  const trimmed = value.trim();
+  const trimmed = unquote(value);
   return trimmed === '' ? undefined : trimmed;
 }
 
@@ -151,6 +152,27 @@ export function parseEndpoints(text: string, name = 'PROXYGPT_ALLOWED_ENDPOINTS'
   return rules;
 }
 
+/**
+ * Browser origins as browsers send them (`https://app.example.com`, no path): a trailing slash is
+ * dropped and the host lower-cased, anything else that is not an origin is an error, since it
+ * would never match and CORS would fail without a clue.
+ */
+function corsOrigins(env: Env): string[] {
+  return list(env, 'PROXYGPT_CORS_ORIGINS').map((item) => {
+    if (item === '*') return item;
+    let url: URL | null = null;
+    try {
+      url = new URL(item);
+    } catch {
+      url = null;
+    }
+    if (url === null || (url.protocol !== 'http:' && url.protocol !== 'https:') || url.pathname !== '/' || url.search || url.hash || url.username) {
+      throw new ConfigError('PROXYGPT_CORS_ORIGINS', `entry ${JSON.stringify(item)} must be an origin like https://app.example.com (or *)`);
+    }
+    return url.origin;
+  });
+}
+
 function databasePath(env: Env): string {
   const value = unquote(raw(env, 'PROXYGPT_DATABASE_URL') ?? './data/proxygpt.db');
   if (/^postgres(ql)?:\/\//i.test(value)) {
@@ -174,15 +196,25 @@ export function loadConfig(env: Env = process.env): LoadedConfig {
   const openaiApiKey = raw(env, 'OPENAI_API_KEY');
   if (openaiApiKey === undefined) throw new ConfigError('OPENAI_API_KEY', 'is required (the upstream API key)');
 
-  const proxyKeys = [...new Set([...list(env, 'PROXYGPT_API_KEY'), ...list(env, 'PROXYGPT_API_KEYS')])];
+  const keySources = new Map<string, string>();
+  for (const name of ['PROXYGPT_API_KEY', 'PROXYGPT_API_KEYS']) {
+    for (const key of list(env, name)) if (!keySources.has(key)) keySources.set(key, name);
+  }
+  const proxyKeys = [...keySources.keys()];
   if (proxyKeys.length === 0) {
     throw new ConfigError('PROXYGPT_API_KEY', 'set PROXYGPT_API_KEY or PROXYGPT_API_KEYS to at least one proxy key');
   }
   proxyKeys.forEach((key, i) => {
+    const name = keySources.get(key)!;
+    // A client sends the key as `Authorization: Bearer <key>`: a key with spaces, control or
+    // non-ASCII characters could never match, and would lock its users out without a word.
+    if (!/^[\x21-\x7e]+$/.test(key)) {
+      throw new ConfigError(name, `proxy key #${i + 1} may only contain printable ASCII characters without spaces`);
+    }
     if (key.length < MIN_PROXY_KEY_LENGTH) {
       warnings.push(`proxy key #${i + 1} is shorter than ${MIN_PROXY_KEY_LENGTH} characters and easy to guess; use a long random key`);
     }
-    if (key === unquote(openaiApiKey)) throw new ConfigError('PROXYGPT_API_KEY', 'a proxy key must not equal OPENAI_API_KEY');
+    if (key === openaiApiKey) throw new ConfigError(name, 'a proxy key must not equal OPENAI_API_KEY');
   });
 
   const countMode = unquote(raw(env, 'PROXYGPT_RATE_LIMIT_COUNT') ?? 'all').toLowerCase();
@@ -214,7 +246,7 @@ export function loadConfig(env: Env = process.env): LoadedConfig {
     adminKey: adminKey === undefined ? null : unquote(adminKey),
     allowedEndpoints: parseEndpoints(raw(env, 'PROXYGPT_ALLOWED_ENDPOINTS') ?? 'POST /v1/chat/completions'),
     allowedModels: allowedModels.length === 0 || allowedModels.includes('*') ? null : allowedModels,
-    corsOrigins: list(env, 'PROXYGPT_CORS_ORIGINS'),
+    corsOrigins: corsOrigins(env),
     workers: int(env, 'PROXYGPT_WORKERS', 1, z.coerce.number().int().min(1).max(256)),
     logLevel: logLevel as Config['logLevel'],
     maxBodyBytes: int(env, 'PROXYGPT_MAX_BODY_BYTES', 10 * 1024 * 1024),

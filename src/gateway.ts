@@ -9,6 +9,7 @@ import type { Policy } from './policy/policy.js';
 import { formatResetDuration, tightest, type LimitRule, type Limiter, type Reservation, type RuleState } from './limits/limiter.js';
 import type { Upstream } from './proxy/forward.js';
 import type { UsageRecorder } from './store/recorder.js';
+import type { Redactor } from './redact.js';
 
 export const HOUR_MS = 3_600_000;
 export const DAY_MS = 86_400_000;
@@ -50,6 +51,7 @@ export class Gateway {
     readonly limiter: Limiter,
     readonly upstream: Upstream,
     readonly recorder: UsageRecorder,
+    readonly redactor: Redactor,
   ) {
     this.rules = globalRules(config);
   }

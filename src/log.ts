@@ -1,13 +1,14 @@
 /**
  * The logger: pino with every secret removed before a line is written. Known secrets (upstream
  * key, proxy keys, admin key) and anything shaped like a bearer token are replaced in messages and
- * in every string of the logged object; authorization headers are censored by path as well.
+ * in every string of the logged object and of child-logger bindings; authorization headers are
+ * censored by path as well.
  */
 import pino, { type DestinationStream, type Logger } from 'pino';
 import type { Redactor } from './redact.js';
 
 export function createLogger(level: string, redactor: Redactor, destination?: DestinationStream): Logger {
-  return pino(
+  const logger = pino(
     {
       level,
       base: { pid: process.pid },
@@ -26,4 +27,12 @@ export function createLogger(level: string, redactor: Redactor, destination?: De
     },
     destination,
   );
+  // Child-logger bindings pass neither through the logMethod hook nor through formatters.bindings
+  // (pino resets it for children): redact them on the way in. Children are created with the root
+  // as prototype, so every descendant inherits this `child`.
+  const child = logger.child;
+  logger.child = function redactedChild(this: Logger, bindings, options) {
+    return child.call(this, redactor.value(bindings) as typeof bindings, options);
+  } as Logger['child'];
+  return logger;
 }

@@ -5,6 +5,8 @@
  */
 
 const REDACTED = '[REDACTED]';
+const TRUNCATED = '[Truncated]';
+const MAX_DEPTH = 8;
 const TOKEN_PATTERNS = [/\bBearer\s+[^\s"',;]+/gi, /\bsk-[A-Za-z0-9_-]{6,}/g, /\bpgpt-[A-Za-z0-9_-]{6,}/g];
 
 export class Redactor {
@@ -26,12 +28,26 @@ export class Redactor {
     return out;
   }
 
-  /** Deep copy of a JSON-like value with every string redacted. */
+  /**
+   * Deep copy of a JSON-like value with every string redacted. Nesting deeper than the copy goes
+   * is cut off (`[Truncated]`), never passed on unredacted.
+   */
   value(input: unknown, depth = 0): unknown {
     if (typeof input === 'string') return this.text(input);
-    if (input === null || typeof input !== 'object' || depth > 8) return input;
+    if (input === null || typeof input !== 'object') return input;
+    if (depth > MAX_DEPTH) return TRUNCATED;
     if (input instanceof Error) {
-      return { type: input.name, message: this.text(input.message), stack: input.stack ? this.text(input.stack) : undefined };
+      const { code, cause } = input as Error & { code?: unknown };
+      const copy: Record<string, unknown> = {
+        type: input.name,
+        message: this.text(input.message),
+        ...(code === undefined ? {} : { code: this.value(code, depth + 1) }),
+        stack: input.stack ? this.text(input.stack) : undefined,
+        ...(cause === undefined ? {} : { cause: this.value(cause, depth + 1) }),
+      };
+      // pino's error serializer names the type after `constructor` (else every copy is an "Object").
+      Object.defineProperty(copy, 'constructor', { value: input.constructor, enumerable: false });
+      return copy;
     }
     if (Array.isArray(input)) return input.map((v) => this.value(v, depth + 1));
     const out: Record<string, unknown> = {};

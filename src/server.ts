@@ -10,7 +10,7 @@ import type { Logger } from 'pino';
 import type { Gateway } from './gateway.js';
 import type { Store } from './store/store.js';
 import type { Redactor } from './redact.js';
-import { clientErrorHandler, installErrorHandling } from './http/error-handler.js';
+import { clientErrorHandler, frameworkErrorHandler, installErrorHandling } from './http/error-handler.js';
 import { installRequestInput } from './http/request-input.js';
 import { registerDocsPages, registerOpenApi } from './routes/docs.js';
 import { registerV1Routes } from './routes/v1.js';
@@ -38,6 +38,7 @@ export async function buildServer({ gateway, store, redactor, logger, clock }: S
     trustProxy: config.trustProxy,
     return503OnClosing: true,
     clientErrorHandler,
+    frameworkErrors: frameworkErrorHandler(config.insecureDebug, redactor),
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false } },
   }) as unknown as FastifyInstance;
 

@@ -4,7 +4,7 @@
  * anything unexpected (500, generic message plus request id; details only with INSECURE_DEBUG,
  * and then with every secret redacted). Also answers malformed HTTP at the socket level.
  */
-import type { FastifyError, FastifyInstance } from 'fastify';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Socket } from 'node:net';
 import { ApiError, errorBody } from '../errors.js';
 import type { Redactor } from '../redact.js';
@@ -18,6 +18,7 @@ const FRAMEWORK_ERRORS: Record<string, [number, string, string]> = {
   FST_ERR_CTP_INVALID_JSON_BODY: [400, 'invalid_json', 'The request body is not valid JSON.'],
   FST_ERR_BAD_URL: [400, 'invalid_url', 'The request URL is malformed.'],
   FST_ERR_ASYNC_CONSTRAINT: [400, 'invalid_request', 'The request could not be routed.'],
+  FST_ERR_MAX_PARAM_LENGTH: [414, 'invalid_url', 'A segment of the request path is too long.'],
 };
 
 export function toApiError(err: FastifyError | Error, insecureDebug: boolean, redactor: Redactor, requestId: string): ApiError {
@@ -44,11 +45,29 @@ export function toApiError(err: FastifyError | Error, insecureDebug: boolean, re
   return new ApiError(500, message, 'server_error', 'internal_error');
 }
 
+/**
+ * For Fastify's `frameworkErrors` option: errors raised before routing (a malformed URL such as
+ * `/v1/%zz`, an over-long path parameter), which never reach setErrorHandler. Without it Fastify
+ * answers them in its own shape, not OpenAI's.
+ */
+export function frameworkErrorHandler(insecureDebug: boolean, redactor: Redactor) {
+  return (err: FastifyError, request: FastifyRequest, reply: FastifyReply): void => {
+    const apiError = toApiError(err, insecureDebug, redactor, request.id);
+    reply
+      .code(apiError.statusCode)
+      .headers(apiError.headers)
+      .header('x-proxygpt-request-id', request.id)
+      .type('application/json; charset=utf-8')
+      .send(apiError.toBody());
+  };
+}
+
 export function installErrorHandling(app: FastifyInstance, insecureDebug: boolean, redactor: Redactor): void {
   app.setErrorHandler((err: FastifyError | Error, request, reply) => {
     const apiError = toApiError(err, insecureDebug, redactor, request.id);
     if (apiError.statusCode >= 500) {
-      request.log.error({ err: redactor.value(err), status: apiError.statusCode }, 'request failed');
+      // The logger redacts every logged value (src/log.ts); a copy made here would lose the error's type.
+      request.log.error({ err, status: apiError.statusCode }, 'request failed');
     }
     reply.code(apiError.statusCode).headers(apiError.headers).type('application/json; charset=utf-8');
     return reply.send(apiError.toBody());
@@ -60,16 +79,21 @@ export function installErrorHandling(app: FastifyInstance, insecureDebug: boolea
   });
 }
 
-/** Answer for requests Node's HTTP parser rejects (junk headers, oversized headers). */
+const CLIENT_ERRORS: Record<string, [number, string, string, string]> = {
+  HPE_HEADER_OVERFLOW: [431, 'Request Header Fields Too Large', 'headers_too_large', 'Request headers are too large.'],
+  ERR_HTTP_REQUEST_TIMEOUT: [408, 'Request Timeout', 'request_timeout', 'The request was not received in time.'],
+};
+const MALFORMED: [number, string, string, string] = [400, 'Bad Request', 'bad_request', 'Malformed HTTP request.'];
+
+/** Answer for requests Node's HTTP parser rejects (junk headers, oversized headers, timeouts). */
 export function clientErrorHandler(err: Error & { code?: string }, socket: Socket): void {
-  if (!socket.writable) return void socket.destroy();
-  const tooLarge = err.code === 'HPE_HEADER_OVERFLOW';
-  const status = tooLarge ? 431 : 400;
-  const body = JSON.stringify(
-    errorBody(tooLarge ? 'Request headers are too large.' : 'Malformed HTTP request.', 'invalid_request_error', tooLarge ? 'headers_too_large' : 'bad_request'),
-  );
+  // Nothing can be written once a response on this connection has started: just close it.
+  const inFlight = (socket as Socket & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+  if (err.code === 'ECONNRESET' || !socket.writable || inFlight?.headersSent) return void socket.destroy();
+  const [status, reason, code, message] = (err.code ? CLIENT_ERRORS[err.code] : undefined) ?? MALFORMED;
+  const body = JSON.stringify(errorBody(message, 'invalid_request_error', code));
   socket.end(
-    `HTTP/1.1 ${status} ${tooLarge ? 'Request Header Fields Too Large' : 'Bad Request'}\r\n` +
+    `HTTP/1.1 ${status} ${reason}\r\n` +
       `Content-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
   );
 }

@@ -20,14 +20,16 @@ export function unsafePathReason(url: string): string | null {
   const path = q === -1 ? url : url.slice(0, q);
   if (!path.startsWith('/')) return 'the path must start with /';
   let decoded = path;
-  // Decode repeatedly so that double-encoded dots (%252e) are caught too.
-  for (let i = 0; i < 3 && decoded.includes('%'); i++) {
+  // Decode repeatedly so that double-encoded dots (%252e) are caught too; a path still encoded
+  // after that many rounds is no honest request (and could hide dots from this check).
+  for (let i = 0; i < 4 && decoded.includes('%'); i++) {
     try {
       decoded = decodeURIComponent(decoded);
     } catch {
       return 'the path has malformed percent-encoding';
     }
   }
+  if (decoded.includes('%')) return 'the path is percent-encoded too many times';
   if (decoded.includes('\0')) return 'the path contains a NUL byte';
   if (decoded.includes('\\')) return 'the path contains a backslash';
   if (decoded.includes('//')) return 'the path contains an empty segment';
@@ -51,7 +53,10 @@ export function installRequestInput(app: FastifyInstance, maxBodyBytes: number):
     try {
       done(null, JSON.parse(bytes.toString('utf8')));
     } catch (err) {
-      done(badRequest(`The request body is not valid JSON: ${(err as Error).message}`, 'invalid_json'), undefined);
+      // V8's message quotes the input; say where it broke without echoing the body back.
+      const position = /position (\d+)/.exec((err as Error).message)?.[1];
+      const where = position === undefined ? '' : ` (at position ${position})`;
+      done(badRequest(`The request body is not valid JSON${where}.`, 'invalid_json'), undefined);
     }
   });
   app.addContentTypeParser(['multipart/form-data'], { parseAs: 'buffer', bodyLimit: maxBodyBytes }, (request, body, done) => {

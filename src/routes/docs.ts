@@ -51,9 +51,20 @@ export async function registerOpenApi(app: FastifyInstance, version: string): Pr
 
 /** Registers the documentation pages; call after all routes are added. */
 export async function registerDocsPages(app: FastifyInstance): Promise<void> {
-  await app.register(swaggerUi, { routePrefix: '/docs', staticCSP: true });
+  await app.register(swaggerUi, {
+    routePrefix: '/docs',
+    staticCSP: true,
+    // The default policy says `upgrade-insecure-requests`, which makes browsers fetch the page's own
+    // assets over https: on a gateway served over plain http (a LAN address, no TLS proxy) /docs
+    // would load blank. Everything is same-origin anyway.
+    transformStaticCSP: (header: string) => header.replace(/\s*upgrade-insecure-requests;?/g, ''),
+  });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
-  app.get('/redoc', { schema: { hide: true } }, async (_request, reply) => reply.type('text/html; charset=utf-8').send(REDOC_PAGE));
+  // ReDoc's sidebar shows a "by Redocly" logo loaded from cdn.redoc.ly: keep images local so that
+  // reading the docs contacts no third party (the logo hides itself when it cannot load).
+  app.get('/redoc', { schema: { hide: true } }, async (_request, reply) =>
+    reply.type('text/html; charset=utf-8').header('content-security-policy', "img-src 'self' data:").send(REDOC_PAGE),
+  );
   let bundle: Buffer | null = null;
   app.get('/redoc/redoc.standalone.js', { schema: { hide: true } }, async (_request, reply) => {
     bundle ??= await readFile(require.resolve('redoc/bundles/redoc.standalone.js'));

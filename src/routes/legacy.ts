@@ -25,12 +25,24 @@ const messageSchema = {
   },
 } as const;
 
+/** A decimal number as it may appear in `?temperature=` (no exponent, hex, Infinity or blanks). */
+const DECIMAL = /^-?(\d+(\.\d*)?|\.\d+)$/;
+
 export function registerLegacyRoute(app: FastifyInstance, gateway: Gateway): void {
+  // Upstream error bodies are passed to the client: the gateway's redactor makes sure none of our
+  // secrets ride along.
+  const { redactor } = gateway;
   app.post<{ Body: LegacyMessage[]; Querystring: { temperature?: number } }>(
     '/api/openai/completions/gpt3',
     {
       onRequest: async (request: FastifyRequest) => {
         request.principal = gateway.authenticate(request.headers.authorization);
+      },
+      // Query strings are text and the server's validator does not coerce types: turn a decimal
+      // `?temperature=0.5` into a number here so that the schema (0..2) can check it.
+      preValidation: async (request: FastifyRequest) => {
+        const query = request.query as Record<string, unknown>;
+        if (typeof query.temperature === 'string' && DECIMAL.test(query.temperature)) query.temperature = Number(query.temperature);
       },
       schema: {
         tags: ['Legacy'],
@@ -83,7 +95,10 @@ export function registerLegacyRoute(app: FastifyInstance, gateway: Gateway): voi
       reply.headers(admission.headers);
       const text = await upstream.body.text();
       if (upstream.statusCode < 200 || upstream.statusCode >= 300) {
-        return reply.code(upstream.statusCode).type(String(upstream.headers['content-type'] ?? 'application/json')).send(text);
+        return reply
+          .code(upstream.statusCode)
+          .type(String(upstream.headers['content-type'] ?? 'application/json'))
+          .send(redactor.text(text));
       }
       let content: unknown;
       try {

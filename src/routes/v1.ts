@@ -18,6 +18,28 @@ declare module 'fastify' {
   }
 }
 
+/** What the policy needs from a body: the model (JSON field or multipart form field) and stream flag. */
+async function inspectBody(request: FastifyRequest): Promise<{ model: string | null; stream: boolean }> {
+  if (request.rawBody === null) return { model: null, stream: false };
+  const contentType = String(request.headers['content-type'] ?? '');
+  if (contentType.toLowerCase().startsWith('multipart/form-data')) {
+    let form: FormData;
+    try {
+      form = await new Response(request.rawBody, { headers: { 'content-type': contentType } }).formData();
+    } catch {
+      throw badRequest('The multipart body could not be parsed.');
+    }
+    const model = form.get('model');
+    if (model !== null && typeof model !== 'string') throw badRequest('The model field must be text.', 'invalid_request', 'model');
+    return { model, stream: form.get('stream') === 'true' };
+  }
+  const body = request.body;
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) throw badRequest('The request body must be a JSON object.');
+  const fields = body as { model?: unknown; stream?: unknown };
+  if (fields.model !== undefined && typeof fields.model !== 'string') throw badRequest('model must be a string.', 'invalid_request', 'model');
+  return { model: fields.model ?? null, stream: fields.stream === true };
+}
+
 const ALL_METHODS: HTTPMethods[] = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'];
 
 function pathOf(url: string): string {
@@ -51,16 +73,8 @@ export function registerV1Routes(app: FastifyInstance, gateway: Gateway): void {
   const proxy = async (request: FastifyRequest, reply: FastifyReply) => {
     const principal = request.principal!;
     const url = request.raw.url ?? '/';
-    let model: string | null = null;
-    let stream = false;
-    if (request.rawBody !== null && request.body !== null) {
-      const body = request.body;
-      if (typeof body !== 'object' || Array.isArray(body)) throw badRequest('The request body must be a JSON object.');
-      const fields = body as { model?: unknown; stream?: unknown };
-      gateway.policy.checkModel(fields.model);
-      model = typeof fields.model === 'string' ? fields.model : null;
-      stream = fields.stream === true;
-    }
+    const { model, stream } = await inspectBody(request);
+    gateway.policy.checkModel(model ?? undefined);
     request.usage = { principal: principal.id, model, stream };
 
     const admission = await gateway.admit();
@@ -85,8 +99,13 @@ export function registerV1Routes(app: FastifyInstance, gateway: Gateway): void {
       throw err instanceof ApiError ? err.withHeaders(admission.headers) : err;
     }
     await gateway.settle(admission, upstream.statusCode);
-    reply.code(upstream.statusCode).headers(clientResponseHeaders(upstream.headers)).headers(admission.headers);
-    return reply.send(upstream.body);
+    const headers = clientResponseHeaders(upstream.headers);
+    reply.code(upstream.statusCode).headers(headers).headers(admission.headers);
+    if (upstream.statusCode >= 200 && upstream.statusCode < 300) return reply.send(upstream.body);
+    // Error bodies are small: read them whole and make sure no secret of ours rides along.
+    const text = gateway.redactor.text(await upstream.body.text());
+    reply.removeHeader('content-length');
+    return reply.send(text);
   };
 
   const registered = new Set<string>();

@@ -1,0 +1,97 @@
+/**
+ * A tap on a server-sent-events stream: passes every event on as soon as it is complete, reads the
+ * usage the upstream reports (chat `usage` chunk, Responses `response.completed`), and can drop the
+ * usage-only chunk the gateway asked for on the client's behalf, so the client sees exactly the
+ * chunks it asked for. It parses JSON only for events that mention usage.
+ */
+import { Transform, type TransformCallback } from 'node:stream';
+import { parseUsage, type TokenUsage } from './usage.js';
+
+export interface SseTapOptions {
+  /** Drop chat chunks that carry usage and no choices (the client did not ask for them). */
+  stripUsageChunk: boolean;
+}
+
+const SEPARATOR = /\r?\n\r?\n/;
+const MAX_DELTA_BYTES = 4 * 1024 * 1024;
+
+export class SseTap extends Transform {
+  usage: TokenUsage | null = null;
+  private pending = '';
+  /** Raw delta payloads, parsed only if the stream ends without usage (to estimate it). */
+  private readonly deltas: string[] = [];
+  private deltaBytes = 0;
+  private readonly decoder = new TextDecoder();
+
+  constructor(private readonly options: SseTapOptions) {
+    super();
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
+    this.pending += this.decoder.decode(chunk, { stream: true });
+    let out = '';
+    for (;;) {
+      const match = SEPARATOR.exec(this.pending);
+      if (match === null) break;
+      const end = match.index + match[0].length;
+      const event = this.pending.slice(0, end);
+      this.pending = this.pending.slice(end);
+      if (this.inspect(event)) out += event;
+    }
+    if (out.length > 0) this.push(out);
+    done();
+  }
+
+  override _flush(done: TransformCallback): void {
+    const rest = this.pending + this.decoder.decode();
+    if (rest.length > 0 && this.inspect(rest)) this.push(rest);
+    done();
+  }
+
+  /** Reads one event; returns whether it goes on to the client. */
+  private inspect(event: string): boolean {
+    const data = dataOf(event);
+    if (data === null || data === '[DONE]') return true;
+    if (data.includes('"delta"') && this.deltaBytes < MAX_DELTA_BYTES) {
+      this.deltas.push(data);
+      this.deltaBytes += data.length;
+    }
+    if (!data.includes('"usage"')) return true;
+    let payload: Record<string, unknown>;
+    try {
+      payload = JSON.parse(data) as Record<string, unknown>;
+    } catch {
+      return true;
+    }
+    const usage = parseUsage(payload.usage) ?? parseUsage((payload.response as Record<string, unknown> | undefined)?.usage);
+    if (usage !== null) this.usage = usage;
+    const usageOnly = Array.isArray(payload.choices) && payload.choices.length === 0 && usage !== null;
+    return !(this.options.stripUsageChunk && usageOnly);
+  }
+
+  /** The text the stream delivered (chat deltas or Responses text deltas), for estimating usage. */
+  completionText(): string {
+    let text = '';
+    for (const data of this.deltas) {
+      try {
+        const payload = JSON.parse(data) as { choices?: { delta?: { content?: unknown } }[]; delta?: unknown };
+        const content = payload.choices?.[0]?.delta?.content ?? payload.delta;
+        if (typeof content === 'string') text += content;
+      } catch {
+        // not JSON: nothing to count
+      }
+    }
+    return text;
+  }
+}
+
+/** The joined `data:` lines of one SSE event, or null when it has none. */
+export function dataOf(event: string): string | null {
+  let data: string | null = null;
+  for (const line of event.split(/\r?\n/)) {
+    if (!line.startsWith('data:')) continue;
+    const value = line.slice(line[5] === ' ' ? 6 : 5);
+    data = data === null ? value : `${data}\n${value}`;
+  }
+  return data;
+}
