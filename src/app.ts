@@ -14,7 +14,11 @@ import { openSqlite } from './store/sqlite-db.js';
 import { SqliteStore } from './store/sqlite.js';
 import { UsageRecorder } from './store/recorder.js';
 import { Upstream } from './proxy/forward.js';
-import { DAY_MS, Gateway } from './gateway.js';
+import { Gateway } from './gateway.js';
+import { DAY_MS, horizonOf } from './limits/rules.js';
+import { Authenticator } from './auth/authenticator.js';
+import { KeyAccessCache } from './policy/key-access.js';
+import { PriceBook } from './metering/price-book.js';
 import { Redactor } from './redact.js';
 import { createLogger } from './log.js';
 import { buildServer } from './server.js';
@@ -50,14 +54,24 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
   const limiter = new SqliteLimiter(db, clock, config.upstreamTimeoutMs + 60_000);
   const upstream = new Upstream(config.openaiBaseUrl, config.openaiApiKey, config.upstreamTimeoutMs);
   const recorder = new UsageRecorder(store, (err) => logger.error({ err }, 'writing usage records failed'));
-  const gateway = new Gateway(config, new KeyRing(config.proxyKeys), new Policy(config.allowedEndpoints, config.allowedModels), limiter, upstream, recorder, redactor);
+  const gateway = new Gateway(
+    config,
+    new Authenticator(new KeyRing(config.proxyKeys), store, clock),
+    new Policy(config.allowedEndpoints, config.allowedModels),
+    new KeyAccessCache(),
+    limiter,
+    upstream,
+    recorder,
+    redactor,
+    new PriceBook(store, clock),
+  );
   const server = await buildServer({ gateway, store, redactor, logger, clock });
 
   const retention = options.usageRetentionMs ?? 90 * DAY_MS;
   const prune = async () => {
     try {
-      const horizon = Math.max(DAY_MS, ...gateway.rules.map((r) => r.windowMs));
-      const removed = (await limiter.prune(horizon)) + (await store.pruneUsage(clock() - retention));
+      const longest = Math.max(DAY_MS, ...gateway.globalRules.map((r) => r.windowMs));
+      const removed = (await limiter.prune((series) => horizonOf(series, longest))) + (await store.pruneUsage(clock() - retention));
       if (removed > 0) logger.debug({ removed }, 'pruned old events');
     } catch (err) {
       logger.warn({ err }, 'pruning old events failed');

@@ -36,6 +36,8 @@ export interface Config {
   upstreamTimeoutMs: number;
   legacyModel: string;
   trustProxy: boolean;
+  /** Completion budget assumed when a request names no max_tokens (token and spend reservations). */
+  defaultMaxTokens: number;
 }
 
 /** Raised for any invalid setting; `variable` is the environment variable at fault. */
@@ -201,8 +203,11 @@ export function loadConfig(env: Env = process.env): LoadedConfig {
     for (const key of list(env, name)) if (!keySources.has(key)) keySources.set(key, name);
   }
   const proxyKeys = [...keySources.keys()];
-  if (proxyKeys.length === 0) {
-    throw new ConfigError('PROXYGPT_API_KEY', 'set PROXYGPT_API_KEY or PROXYGPT_API_KEYS to at least one proxy key');
+  if (proxyKeys.length === 0 && raw(env, 'PROXYGPT_ADMIN_KEY') === undefined) {
+    throw new ConfigError(
+      'PROXYGPT_API_KEY',
+      'set PROXYGPT_API_KEY or PROXYGPT_API_KEYS to at least one proxy key (or PROXYGPT_ADMIN_KEY to create stored keys)',
+    );
   }
   proxyKeys.forEach((key, i) => {
     const name = keySources.get(key)!;
@@ -253,7 +258,13 @@ export function loadConfig(env: Env = process.env): LoadedConfig {
     upstreamTimeoutMs: int(env, 'PROXYGPT_UPSTREAM_TIMEOUT_MS', 600_000),
     legacyModel: unquote(raw(env, 'PROXYGPT_LEGACY_MODEL') ?? 'gpt-3.5-turbo'),
     trustProxy: bool(env, 'PROXYGPT_TRUST_PROXY', false),
+    defaultMaxTokens: int(env, 'PROXYGPT_DEFAULT_MAX_TOKENS', 1024),
   };
-  if (config.adminKey !== null) warnings.push('PROXYGPT_ADMIN_KEY is set, but the admin API is not available in this version yet');
+  if (config.adminKey !== null && config.adminKey.length < MIN_PROXY_KEY_LENGTH) {
+    warnings.push(`PROXYGPT_ADMIN_KEY is shorter than ${MIN_PROXY_KEY_LENGTH} characters and easy to guess; use a long random key`);
+  }
+  if (config.adminKey !== null && config.proxyKeys.includes(config.adminKey)) {
+    throw new ConfigError('PROXYGPT_ADMIN_KEY', 'must differ from every proxy key');
+  }
   return { config, warnings };
 }

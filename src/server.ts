@@ -17,6 +17,8 @@ import { registerV1Routes } from './routes/v1.js';
 import { registerLegacyRoute } from './routes/legacy.js';
 import { registerRateLimitRoute } from './routes/ratelimit.js';
 import { registerHealthRoutes } from './routes/health.js';
+import { registerAdminRoutes } from './routes/admin.js';
+import { KeyService } from './keys/service.js';
 import { VERSION } from './version.js';
 
 export interface ServerParts {
@@ -50,8 +52,10 @@ export async function buildServer({ gateway, store, redactor, logger, clock }: S
   app.addHook('onResponse', async (request, reply) => {
     const usage = request.usage;
     if (usage === null) return;
+    if (usage.done !== null) await usage.done;
     const path = (request.raw.url ?? '/').split('?')[0]!;
-    gateway.recorder.record({
+    const settlement = usage.settlement;
+    const record = {
       ts: clock(),
       requestId: request.id,
       principal: usage.principal,
@@ -61,9 +65,22 @@ export async function buildServer({ gateway, store, redactor, logger, clock }: S
       status: reply.statusCode,
       durationMs: Math.round(reply.elapsedTime),
       stream: usage.stream,
-    });
+      promptTokens: settlement?.usage.promptTokens ?? 0,
+      completionTokens: settlement?.usage.completionTokens ?? 0,
+      costMicroUsd: settlement?.costMicroUsd ?? 0,
+      estimated: settlement?.estimated ?? false,
+    };
+    gateway.recorder.record(record);
     request.log.info(
-      { method: request.method, path, status: reply.statusCode, ms: Math.round(reply.elapsedTime), key: usage.principal, model: usage.model },
+      {
+        method: record.method,
+        path,
+        status: record.status,
+        ms: record.durationMs,
+        key: record.principal,
+        model: record.model,
+        tokens: record.promptTokens + record.completionTokens,
+      },
       'proxied',
     );
   });
@@ -87,6 +104,7 @@ export async function buildServer({ gateway, store, redactor, logger, clock }: S
   registerLegacyRoute(app, gateway);
   registerRateLimitRoute(app, gateway);
   registerHealthRoutes(app, store);
+  registerAdminRoutes(app, config.adminKey, new KeyService(store, config, clock), gateway.prices, clock);
   await registerDocsPages(app);
   return app;
 }

@@ -1,16 +1,9 @@
 /**
- * Proxy key authentication: parses `Authorization: Bearer <key>` and matches it against the
- * configured keys in constant time (SHA-256 digests compared with timingSafeEqual, every key
- * checked, no early exit), so the response time reveals nothing about how close a guess was.
+ * Environment proxy keys (PROXYGPT_API_KEY / PROXYGPT_API_KEYS): matched in constant time
+ * (SHA-256 digests compared with timingSafeEqual, every key checked, no early exit), so the
+ * response time reveals nothing about how close a guess was. Also reads Bearer headers.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { unauthorized } from '../errors.js';
-
-/** Who made the request. `id` is safe to log and store; it never contains the key. */
-export interface Principal {
-  id: string;
-  source: 'env';
-}
 
 function digest(value: string): Buffer {
   return createHash('sha256').update(value, 'utf8').digest();
@@ -24,31 +17,25 @@ export function bearerToken(header: string | string[] | undefined): string | nul
   return match ? match[1]! : null;
 }
 
+/** True when `a` equals `b`, in time independent of where they differ. */
+export function constantTimeEqual(a: string, b: string): boolean {
+  return timingSafeEqual(digest(a), digest(b));
+}
+
 export class KeyRing {
-  private readonly entries: { digest: Buffer; principal: Principal }[];
+  private readonly entries: { digest: Buffer; id: string }[];
 
   constructor(keys: readonly string[]) {
-    this.entries = keys.map((key, i) => ({ digest: digest(key), principal: { id: `env-key-${i + 1}`, source: 'env' } }));
+    this.entries = keys.map((key, i) => ({ digest: digest(key), id: `env-key-${i + 1}` }));
   }
 
-  /** The principal for this key, or null. Runs in time independent of which key (if any) matched. */
-  match(token: string): Principal | null {
+  /** The id (`env-key-N`) of this key, or null. Runs in time independent of which key matched. */
+  match(token: string): { id: string } | null {
     const candidate = digest(token);
-    let found: Principal | null = null;
+    let found: { id: string } | null = null;
     for (const entry of this.entries) {
-      if (timingSafeEqual(candidate, entry.digest)) found = entry.principal;
+      if (timingSafeEqual(candidate, entry.digest)) found = { id: entry.id };
     }
     return found;
-  }
-
-  /** Authenticates a request's Authorization header or throws a 401 ApiError. */
-  authenticate(header: string | string[] | undefined): Principal {
-    const token = bearerToken(header);
-    if (token === null) {
-      throw unauthorized('Missing proxy key. Send it as "Authorization: Bearer <your ProxyGPT key>".');
-    }
-    const principal = this.match(token);
-    if (principal === null) throw unauthorized('Invalid proxy key. Check the key your ProxyGPT admin gave you.');
-    return principal;
   }
 }

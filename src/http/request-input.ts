@@ -49,7 +49,11 @@ export function installRequestInput(app: FastifyInstance, maxBodyBytes: number):
   app.addContentTypeParser(['application/json'], { parseAs: 'buffer', bodyLimit: maxBodyBytes }, (request, body, done) => {
     const bytes = body as Buffer;
     request.rawBody = bytes;
-    if (bytes.length === 0) return done(badRequest('The request body is empty; send a JSON object.', 'invalid_json'), undefined);
+    if (bytes.length === 0) {
+      // Admin actions (rotate, revoke) take no body; clients often still send the JSON content type.
+      if (request.url.startsWith('/admin/')) return done(null, undefined);
+      return done(badRequest('The request body is empty; send a JSON object.', 'invalid_json'), undefined);
+    }
     try {
       done(null, JSON.parse(bytes.toString('utf8')));
     } catch (err) {

@@ -18,8 +18,9 @@ import {
   type LimitRule,
   type Limiter,
   type Reservation,
-  type ReserveOptions,
   type RuleState,
+  type SeriesCost,
+  monthBounds,
 } from './limiter.js';
 
 interface SeriesRow {
@@ -102,13 +103,13 @@ export class SqliteLimiter implements Limiter {
       deleteEventsUpTo: db.prepare<[string, number]>('DELETE FROM limit_events WHERE series = ? AND cum <= ?'),
       setBase: db.prepare<[number, string]>('UPDATE limit_series SET base_cum = ? WHERE series = ?'),
     };
-    this.reserveTx = db.transaction((rules: readonly LimitRule[], options: ReserveOptions, now: number) =>
-      this.reserveNow(rules, options, now),
+    this.reserveTx = db.transaction((rules: readonly LimitRule[], costs: Readonly<Record<string, SeriesCost>>, now: number) =>
+      this.reserveNow(rules, costs, now),
     );
-    this.commitTx = db.transaction((reservation: Reservation, now: number) => {
+    this.commitTx = db.transaction((reservation: Reservation, actual: Readonly<Record<string, number>>, now: number) => {
       for (const hold of this.stmt.takeHolds.all(reservation.id)) {
         this.stmt.addHeld.run(-hold.amount, hold.series);
-        this.append(hold.series, hold.amount, now);
+        this.append(hold.series, actual[hold.series] ?? hold.amount, now);
       }
     });
     this.releaseTx = db.transaction((reservation: Reservation) => {
@@ -117,14 +118,14 @@ export class SqliteLimiter implements Limiter {
     this.peekTx = db.transaction((rules: readonly LimitRule[], now: number) =>
       rules.map((rule) => this.evaluate(rule, this.seriesRow(rule.series), now, 0).state),
     );
-    this.pruneTx = db.transaction((now: number, horizonMs: number) => {
+    this.pruneTx = db.transaction((now: number, horizonMs: (series: string) => number) => {
       let removed = 0;
       for (const hold of this.stmt.takeExpiredHolds.all(now)) {
         this.stmt.addHeld.run(-hold.amount, hold.series);
         removed++;
       }
       for (const { series } of this.stmt.allSeries.all()) {
-        const edge = this.stmt.cumAtOrBefore.get(series, now - horizonMs);
+        const edge = this.stmt.cumAtOrBefore.get(series, now - horizonMs(series));
         if (edge === undefined) continue;
         removed += this.stmt.deleteEventsUpTo.run(series, edge.cum).changes;
         this.stmt.setBase.run(edge.cum, series);
@@ -149,17 +150,23 @@ export class SqliteLimiter implements Limiter {
 
   /** State of one rule at `now`, and the wait until `cost` more would fit (undefined: never by expiry). */
   private evaluate(rule: LimitRule, row: SeriesRow, now: number, cost: number) {
-    const windowStartCum = this.stmt.cumAtOrBefore.get(rule.series, now - rule.windowMs)?.cum ?? row.baseCum;
+    // An event is outside the window when its time is at or before `outside`.
+    const month = rule.calendarMonth ? monthBounds(now) : null;
+    const outside = month ? month.start - 1 : now - rule.windowMs;
+    /** When an event stamped `ts` leaves the window. */
+    const leavesAt = (ts: number) => (month ? month.end : ts + rule.windowMs);
+    const windowStartCum = this.stmt.cumAtOrBefore.get(rule.series, outside)?.cum ?? row.baseCum;
     const counted = row.cum - windowStartCum;
     const used = counted + row.held;
     const oldestTs = counted > 0 ? this.stmt.tsOfFirstCumAtLeast.get(rule.series, windowStartCum + 1)?.ts : undefined;
     const state: RuleState = {
       name: rule.name,
+      unit: rule.unit,
       limit: rule.limit,
       used,
       remaining: Math.max(0, rule.limit - used),
       windowMs: rule.windowMs,
-      resetMs: oldestTs === undefined ? 0 : Math.max(0, oldestTs + rule.windowMs - now),
+      resetMs: oldestTs === undefined ? 0 : Math.max(0, leavesAt(oldestTs) - now),
     };
     const fits = used + cost <= rule.limit;
     let retryAfterMs: number | undefined;
@@ -168,25 +175,28 @@ export class SqliteLimiter implements Limiter {
       const needed = row.cum + row.held + cost - rule.limit;
       if (needed <= row.cum) {
         const ts = this.stmt.tsOfFirstCumAtLeast.get(rule.series, needed)?.ts;
-        if (ts !== undefined) retryAfterMs = Math.max(1, ts + rule.windowMs - now);
+        if (ts !== undefined) retryAfterMs = Math.max(1, leavesAt(ts) - now);
       } else {
         retryAfterMs = 1000; // only in-flight holds are in the way: they end with their requests
       }
     }
-    return { state, fits, retryAfterMs };
+    return { state, fits, retryAfterMs, leavesAt };
   }
 
-  private reserveNow(rules: readonly LimitRule[], options: ReserveOptions, now: number): Decision {
+  private reserveNow(rules: readonly LimitRule[], costs: Readonly<Record<string, SeriesCost>>, now: number): Decision {
     const rows = new Map<string, SeriesRow>();
+    for (const series of Object.keys(costs)) rows.set(series, this.seriesRow(series));
     for (const rule of rules) if (!rows.has(rule.series)) rows.set(rule.series, this.seriesRow(rule.series));
 
     const states: RuleState[] = [];
+    const leaves: ((ts: number) => number)[] = [];
     let blockedBy: string | undefined;
     let retryAfterMs: number | undefined;
     let never = false;
     for (const rule of rules) {
-      const result = this.evaluate(rule, rows.get(rule.series)!, now, options.cost);
+      const result = this.evaluate(rule, rows.get(rule.series)!, now, costs[rule.series]?.amount ?? 0);
       states.push(result.state);
+      leaves.push(result.leavesAt);
       if (!result.fits) {
         if (result.retryAfterMs === undefined) never = true;
         if (blockedBy === undefined || (result.retryAfterMs ?? 0) > (retryAfterMs ?? 0)) {
@@ -199,46 +209,57 @@ export class SqliteLimiter implements Limiter {
       return { admitted: false, states, blockedBy, retryAfterMs: never ? undefined : retryAfterMs };
     }
 
-    const reservation: Reservation = { id: randomUUID(), series: [...rows.keys()], cost: options.cost, held: options.hold };
-    for (const [series, row] of rows) {
-      if (options.hold) {
-        this.stmt.insertHold.run(reservation.id, series, options.cost, now + this.holdTtlMs);
-        this.stmt.saveSeries.run(series, row.cum, row.lastTs, row.held + options.cost);
+    const reservation: Reservation = { id: randomUUID(), held: {} };
+    for (const [series, cost] of Object.entries(costs)) {
+      if (cost.amount <= 0) continue;
+      const row = rows.get(series)!;
+      if (cost.hold) {
+        reservation.held[series] = cost.amount;
+        this.stmt.insertHold.run(reservation.id, series, cost.amount, now + this.holdTtlMs);
+        this.stmt.saveSeries.run(series, row.cum, row.lastTs, row.held + cost.amount);
       } else {
-        this.append(series, options.cost, now);
+        this.append(series, cost.amount, now);
       }
     }
     for (const [i, state] of states.entries()) {
-      state.used += options.cost;
+      const rule = rules[i]!;
+      const cost = costs[rule.series];
+      if (cost === undefined || cost.amount <= 0) continue;
+      state.used += cost.amount;
       state.remaining = Math.max(0, state.limit - state.used);
       // A counted event in an empty window is the oldest: it leaves one window after its time
       // (its time is `now` unless an earlier event of the series carries a later timestamp).
-      if (state.resetMs === 0 && !options.hold && options.cost > 0) {
-        const ts = Math.max(now, rows.get(rules[i]!.series)!.lastTs);
-        state.resetMs = ts + state.windowMs - now;
+      if (state.resetMs === 0 && !cost.hold) {
+        const ts = Math.max(now, rows.get(rule.series)!.lastTs);
+        state.resetMs = leaves[i]!(ts) - now;
       }
     }
     return { admitted: true, states, reservation };
   }
 
-  async reserve(rules: readonly LimitRule[], options: ReserveOptions): Promise<Decision> {
-    if (!Number.isInteger(options.cost) || options.cost < 0) throw new RangeError('cost must be a non-negative integer');
-    return this.reserveTx.immediate(rules, options, this.clock());
+  async reserve(rules: readonly LimitRule[], costs: Readonly<Record<string, SeriesCost>>): Promise<Decision> {
+    for (const cost of Object.values(costs)) {
+      if (!Number.isSafeInteger(cost.amount) || cost.amount < 0) throw new RangeError('cost must be a non-negative integer');
+    }
+    return this.reserveTx.immediate(rules, costs, this.clock());
   }
 
-  async commit(reservation: Reservation): Promise<void> {
-    if (reservation.held) this.commitTx.immediate(reservation, this.clock());
+  async commit(reservation: Reservation, actual: Readonly<Record<string, number>> = {}): Promise<void> {
+    for (const amount of Object.values(actual)) {
+      if (!Number.isSafeInteger(amount) || amount < 0) throw new RangeError('actual amounts must be non-negative integers');
+    }
+    if (Object.keys(reservation.held).length > 0) this.commitTx.immediate(reservation, actual, this.clock());
   }
 
   async release(reservation: Reservation): Promise<void> {
-    if (reservation.held) this.releaseTx.immediate(reservation);
+    if (Object.keys(reservation.held).length > 0) this.releaseTx.immediate(reservation);
   }
 
   async peek(rules: readonly LimitRule[]): Promise<RuleState[]> {
     return this.peekTx(rules, this.clock());
   }
 
-  async prune(horizonMs: number): Promise<number> {
+  async prune(horizonMs: (series: string) => number): Promise<number> {
     return this.pruneTx.immediate(this.clock(), horizonMs);
   }
 

@@ -16,7 +16,7 @@ const SEPARATOR = /\r?\n\r?\n/;
 const MAX_DELTA_BYTES = 4 * 1024 * 1024;
 
 export class SseTap extends Transform {
-  usage: TokenUsage | null = null;
+  private reported: TokenUsage | null = null;
   private pending = '';
   /** Raw delta payloads, parsed only if the stream ends without usage (to estimate it). */
   private readonly deltas: string[] = [];
@@ -64,9 +64,14 @@ export class SseTap extends Transform {
       return true;
     }
     const usage = parseUsage(payload.usage) ?? parseUsage((payload.response as Record<string, unknown> | undefined)?.usage);
-    if (usage !== null) this.usage = usage;
+    if (usage !== null) this.reported = usage;
     const usageOnly = Array.isArray(payload.choices) && payload.choices.length === 0 && usage !== null;
     return !(this.options.stripUsageChunk && usageOnly);
+  }
+
+  /** The usage the stream reported, or null. */
+  usage(): TokenUsage | null {
+    return this.reported;
   }
 
   /** The text the stream delivered (chat deltas or Responses text deltas), for estimating usage. */

@@ -1,6 +1,7 @@
 /**
- * Access policy: which endpoints and which models the gateway exposes. Endpoints are matched by
- * method and path (exact, or a prefix rule ending in `/*`); models by glob (`gpt-4o*`).
+ * Access policy: which endpoints and which models are exposed, globally (environment) and per
+ * stored key (on top of the global policy, never beyond it). Endpoints are matched by method and
+ * path (exact, or a prefix rule ending in `/*`); models by glob (`gpt-4o*`).
  */
 import picomatch from 'picomatch';
 import type { EndpointRule } from '../config.js';
@@ -10,13 +11,18 @@ export class Policy {
   private readonly modelMatchers: ((model: string) => boolean) | null;
 
   constructor(
-    readonly endpoints: readonly EndpointRule[],
+    /** null: every endpoint (used for keys without their own list). */
+    readonly endpoints: readonly EndpointRule[] | null,
+    /** null: every model. */
     readonly models: readonly string[] | null,
+    /** Who this policy belongs to, for error messages ("this gateway", "this key"). */
+    private readonly scope = 'this gateway',
   ) {
     this.modelMatchers = models === null ? null : picomatch([...models], { nocase: false, dot: true });
   }
 
   endpointAllowed(method: string, path: string): boolean {
+    if (this.endpoints === null) return true;
     return this.endpoints.some((rule) => {
       if (rule.method !== method) return false;
       if (rule.path.endsWith('/*')) return path.startsWith(rule.path.slice(0, -1));
@@ -31,7 +37,7 @@ export class Policy {
   /** Throws 403 unless the endpoint is allowed. */
   checkEndpoint(method: string, path: string): void {
     if (!this.endpointAllowed(method, path)) {
-      throw forbidden(`${method} ${path} is not enabled on this gateway.`, 'endpoint_not_allowed');
+      throw forbidden(`${method} ${path} is not enabled for ${this.scope}.`, 'endpoint_not_allowed');
     }
   }
 
@@ -39,7 +45,7 @@ export class Policy {
   checkModel(model: unknown): void {
     if (this.modelMatchers === null || model === undefined) return;
     if (typeof model !== 'string' || !this.modelAllowed(model)) {
-      throw forbidden(`The model ${JSON.stringify(model)} is not enabled on this gateway.`, 'model_not_allowed');
+      throw forbidden(`The model ${JSON.stringify(model)} is not enabled for ${this.scope}.`, 'model_not_allowed');
     }
   }
 }

@@ -38,12 +38,16 @@ export async function registerOpenApi(app: FastifyInstance, version: string): Pr
           'Point any OpenAI client at this server (base URL ending in /v1) and use your proxy key as the API key.',
       },
       components: {
-        securitySchemes: { proxyKey: { type: 'http', scheme: 'bearer', description: 'Your ProxyGPT proxy key' } },
+        securitySchemes: {
+          proxyKey: { type: 'http', scheme: 'bearer', description: 'Your ProxyGPT proxy key' },
+          adminKey: { type: 'http', scheme: 'bearer', description: 'The admin key (PROXYGPT_ADMIN_KEY)' },
+        },
       },
       tags: [
         { name: 'OpenAI-compatible', description: 'Passed through to the upstream API with the real key' },
         { name: 'Legacy', description: 'Routes of the original ProxyGPT' },
         { name: 'Gateway', description: 'Status of the gateway itself' },
+        { name: 'Admin', description: 'Key management, usage and prices (admin key; off when PROXYGPT_ADMIN_KEY is unset)' },
       ],
     },
   });

@@ -8,7 +8,13 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { ApiError } from '../errors.js';
 import type { Gateway } from '../gateway.js';
 import { ClientGoneError } from '../proxy/forward.js';
-import './usage-context.js';
+import { usageContext } from './usage-context.js';
+import { countUsage, estimateUsage } from '../metering/estimate.js';
+import { usageFromJson } from '../metering/usage.js';
+
+interface ChatAnswer {
+  choices?: { message?: { content?: unknown } }[];
+}
 
 interface LegacyMessage {
   role: string;
@@ -36,7 +42,8 @@ export function registerLegacyRoute(app: FastifyInstance, gateway: Gateway): voi
     '/api/openai/completions/gpt3',
     {
       onRequest: async (request: FastifyRequest) => {
-        request.principal = gateway.authenticate(request.headers.authorization);
+        request.principal = await gateway.authenticate(request.headers.authorization);
+        gateway.authorize(request.principal, 'POST', '/v1/chat/completions', request.ip);
       },
       // Query strings are text and the server's validator does not coerce types: turn a decimal
       // `?temperature=0.5` into a number here so that the schema (0..2) can check it.
@@ -66,12 +73,13 @@ export function registerLegacyRoute(app: FastifyInstance, gateway: Gateway): voi
     async (request, reply) => {
       const principal = request.principal!;
       const model = gateway.config.legacyModel;
-      gateway.policy.checkModel(model);
-      request.usage = { principal: principal.id, model, stream: false };
-      const admission = await gateway.admit();
-
+      gateway.checkModel(principal, model);
+      request.usage = usageContext(principal.id, model, false);
       const payload: Record<string, unknown> = { model, messages: request.body };
       if (request.query.temperature !== undefined) payload.temperature = request.query.temperature;
+      const estimate = gateway.meters(principal) ? estimateUsage(payload, gateway.config.defaultMaxTokens) : null;
+      const admission = await gateway.admit(principal, model, estimate);
+
       const abort = new AbortController();
       reply.raw.once('close', () => {
         if (!reply.raw.writableFinished) abort.abort();
@@ -87,25 +95,38 @@ export function registerLegacyRoute(app: FastifyInstance, gateway: Gateway): voi
           signal: abort.signal,
         });
       } catch (err) {
-        await gateway.settle(admission, null);
+        await gateway.settle(admission, null, null);
         if (err instanceof ClientGoneError) return reply.code(499).send();
         throw err instanceof ApiError ? err.withHeaders(admission.headers) : err;
       }
-      await gateway.settle(admission, upstream.statusCode);
       reply.headers(admission.headers);
-      const text = await upstream.body.text();
-      if (upstream.statusCode < 200 || upstream.statusCode >= 300) {
+      const status = upstream.statusCode;
+      let text: string;
+      try {
+        text = await upstream.body.text();
+      } catch (err) {
+        // The client left (or the upstream broke) mid-body: bill what the prompt cost.
+        const settlement = await gateway.settle(admission, status, await countUsage(payload, ''));
+        request.usage.settlement = { ...settlement, estimated: true };
+        throw err;
+      }
+      let parsed: ChatAnswer | null = null;
+      try {
+        parsed = JSON.parse(text) as ChatAnswer;
+      } catch {
+        parsed = null;
+      }
+      const ok = status >= 200 && status < 300;
+      const usage = ok ? (usageFromJson(parsed) ?? (await countUsage(payload, ''))) : usageFromJson(parsed);
+      const settlement = await gateway.settle(admission, status, usage);
+      request.usage.settlement = { ...settlement, estimated: ok && usageFromJson(parsed) === null };
+      if (!ok) {
         return reply
-          .code(upstream.statusCode)
+          .code(status)
           .type(String(upstream.headers['content-type'] ?? 'application/json'))
           .send(redactor.text(text));
       }
-      let content: unknown;
-      try {
-        content = (JSON.parse(text) as { choices?: { message?: { content?: unknown } }[] }).choices?.[0]?.message?.content;
-      } catch {
-        content = undefined;
-      }
+      const content = parsed?.choices?.[0]?.message?.content;
       if (typeof content !== 'string') {
         throw new ApiError(502, 'The upstream answer had no assistant message.', 'api_error', 'bad_upstream_response').withHeaders(admission.headers);
       }

@@ -18,12 +18,14 @@ export function registerRateLimitRoute(app: FastifyInstance, gateway: Gateway): 
     '/ratelimit',
     {
       onRequest: async (request) => {
-        request.principal = gateway.authenticate(request.headers.authorization);
+        request.principal = await gateway.authenticate(request.headers.authorization);
       },
       schema: {
         tags: ['Gateway'],
         summary: 'Current rate-limit usage',
-        description: 'Global limits of this gateway. Needs a proxy key; never counted against any limit.',
+        description:
+          'Global limits of this gateway (the original fields) and, for a stored key, its own limits under `key`. ' +
+          'Needs a proxy key; never counted against any limit. Shows nothing about other keys.',
         security: [{ proxyKey: [] }],
         response: {
           200: {
@@ -31,22 +33,42 @@ export function registerRateLimitRoute(app: FastifyInstance, gateway: Gateway): 
             properties: {
               ...limitProperties('hourly'),
               ...limitProperties('daily'),
+              key: {
+                type: 'object',
+                additionalProperties: true,
+                description: 'The calling stored key: id, name, expires_at and its limits (limit, used, remaining, reset_seconds; USD in dollars)',
+              },
               error: { type: 'string', description: 'Present when no limit is enabled (the original ProxyGPT answer)' },
             },
           },
         },
       },
     },
-    async () => {
-      const states = await gateway.status();
-      if (states.length === 0) return { error: 'Rate limit is not enabled.' };
-      const body: Record<string, number> = {};
-      for (const state of states) {
+    async (request) => {
+      const principal = request.principal!;
+      const { global, key } = await gateway.status(principal);
+      const body: Record<string, unknown> = {};
+      for (const state of global) {
         body[`${state.name}_rate_limit`] = state.limit;
         body[`${state.name}_api_usage`] = state.used;
         body[`${state.name}_remaining`] = state.remaining;
         body[`${state.name}_reset_seconds`] = Math.ceil(state.resetMs / 1000);
       }
+      if (principal.source === 'stored') {
+        const limits: Record<string, Record<string, number>> = {};
+        for (const state of key) {
+          const scale = state.unit === 'usd' ? 1e6 : 1;
+          limits[state.name.replace(/^key_/, '')] = {
+            limit: state.limit / scale,
+            used: state.used / scale,
+            remaining: state.remaining / scale,
+            reset_seconds: Math.ceil(state.resetMs / 1000),
+          };
+        }
+        const stored = await gateway.describeKey(principal);
+        body.key = { id: principal.id, name: principal.name, expires_at: stored?.expiresAt ?? null, limits };
+      }
+      if (global.length === 0 && key.length === 0) return { ...body, error: 'Rate limit is not enabled.' };
       return body;
     },
   );

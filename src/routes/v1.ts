@@ -1,43 +1,22 @@
 /**
  * OpenAI-compatible pass-through under /v1: each allowed endpoint is a route (so the docs list
  * it), and a catch-all answers every other /v1 path with 403 after authentication. The handler is
- * the request path in order: auth → policy → reserve → forward → settle; recording happens in the
- * onResponse hook once the last byte is out.
+ * the request path in order: auth → policy → reserve → forward → meter and settle (relay.ts) →
+ * record (onResponse hook).
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest, HTTPMethods } from 'fastify';
 import { ApiError, badRequest } from '../errors.js';
 import type { Gateway } from '../gateway.js';
+import type { Principal } from '../auth/authenticator.js';
 import { ClientGoneError } from '../proxy/forward.js';
-import { clientResponseHeaders } from '../proxy/headers.js';
-import type { Principal } from '../auth/keys.js';
-import './usage-context.js';
+import { relay } from '../proxy/relay.js';
+import { estimateUsage } from '../metering/estimate.js';
+import { usageContext } from './usage-context.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
     principal: Principal | null;
   }
-}
-
-/** What the policy needs from a body: the model (JSON field or multipart form field) and stream flag. */
-async function inspectBody(request: FastifyRequest): Promise<{ model: string | null; stream: boolean }> {
-  if (request.rawBody === null) return { model: null, stream: false };
-  const contentType = String(request.headers['content-type'] ?? '');
-  if (contentType.toLowerCase().startsWith('multipart/form-data')) {
-    let form: FormData;
-    try {
-      form = await new Response(request.rawBody, { headers: { 'content-type': contentType } }).formData();
-    } catch {
-      throw badRequest('The multipart body could not be parsed.');
-    }
-    const model = form.get('model');
-    if (model !== null && typeof model !== 'string') throw badRequest('The model field must be text.', 'invalid_request', 'model');
-    return { model, stream: form.get('stream') === 'true' };
-  }
-  const body = request.body;
-  if (body === null || typeof body !== 'object' || Array.isArray(body)) throw badRequest('The request body must be a JSON object.');
-  const fields = body as { model?: unknown; stream?: unknown };
-  if (fields.model !== undefined && typeof fields.model !== 'string') throw badRequest('model must be a string.', 'invalid_request', 'model');
-  return { model: fields.model ?? null, stream: fields.stream === true };
 }
 
 const ALL_METHODS: HTTPMethods[] = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'];
@@ -50,6 +29,50 @@ function pathOf(url: string): string {
 function searchOf(url: string): string {
   const q = url.indexOf('?');
   return q === -1 ? '' : url.slice(q);
+}
+
+interface InspectedBody {
+  model: string | null;
+  stream: boolean;
+  /** The parsed JSON object, or null for bodiless and multipart requests. */
+  json: Record<string, unknown> | null;
+}
+
+/** What the policy needs from a body: the model (JSON field or multipart form field) and stream flag. */
+async function inspectBody(request: FastifyRequest): Promise<InspectedBody> {
+  if (request.rawBody === null) return { model: null, stream: false, json: null };
+  const contentType = String(request.headers['content-type'] ?? '');
+  if (contentType.toLowerCase().startsWith('multipart/form-data')) {
+    let form: FormData;
+    try {
+      form = await new Response(request.rawBody, { headers: { 'content-type': contentType } }).formData();
+    } catch {
+      throw badRequest('The multipart body could not be parsed.');
+    }
+    const model = form.get('model');
+    if (model !== null && typeof model !== 'string') throw badRequest('The model field must be text.', 'invalid_request', 'model');
+    return { model, stream: form.get('stream') === 'true', json: null };
+  }
+  const body = request.body;
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) throw badRequest('The request body must be a JSON object.');
+  const json = body as Record<string, unknown>;
+  if (json.model !== undefined && typeof json.model !== 'string') throw badRequest('model must be a string.', 'invalid_request', 'model');
+  return { model: (json.model as string | undefined) ?? null, stream: json.stream === true, json };
+}
+
+/**
+ * For a streamed chat completion the gateway asks the upstream for the usage chunk; returns the
+ * body to send and whether that chunk must be hidden from a client that did not ask for it.
+ */
+function withStreamUsage(path: string, inspected: InspectedBody, raw: Buffer | null): { body: Buffer | null; strip: boolean } {
+  const json = inspected.json;
+  if (json === null || !inspected.stream || path !== '/v1/chat/completions') return { body: raw, strip: false };
+  const options = json.stream_options;
+  if (options !== null && typeof options === 'object' && (options as { include_usage?: unknown }).include_usage === true) {
+    return { body: raw, strip: false };
+  }
+  const streamOptions = options !== null && typeof options === 'object' ? { ...options, include_usage: true } : { include_usage: true };
+  return { body: Buffer.from(JSON.stringify({ ...json, stream_options: streamOptions })), strip: true };
 }
 
 const ENDPOINT_DOCS: Record<string, string> = {
@@ -66,19 +89,22 @@ export function registerV1Routes(app: FastifyInstance, gateway: Gateway): void {
 
   /** Auth and endpoint policy run before the body is read: strangers cannot make us parse 10 MB. */
   const authorize = async (request: FastifyRequest): Promise<void> => {
-    request.principal = gateway.authenticate(request.headers.authorization);
-    gateway.policy.checkEndpoint(request.method, pathOf(request.raw.url ?? '/'));
+    request.principal = await gateway.authenticate(request.headers.authorization);
+    gateway.authorize(request.principal, request.method, pathOf(request.raw.url ?? '/'), request.ip);
   };
 
   const proxy = async (request: FastifyRequest, reply: FastifyReply) => {
     const principal = request.principal!;
     const url = request.raw.url ?? '/';
-    const { model, stream } = await inspectBody(request);
-    gateway.policy.checkModel(model ?? undefined);
-    request.usage = { principal: principal.id, model, stream };
+    const path = pathOf(url);
+    const inspected = await inspectBody(request);
+    gateway.checkModel(principal, inspected.model);
+    request.usage = usageContext(principal.id, inspected.model, inspected.stream);
 
-    const admission = await gateway.admit();
+    const estimate = inspected.json !== null && gateway.meters(principal) ? estimateUsage(inspected.json, gateway.config.defaultMaxTokens) : null;
+    const admission = await gateway.admit(principal, inspected.model, estimate);
 
+    const { body, strip } = withStreamUsage(path, inspected, request.rawBody);
     const abort = new AbortController();
     reply.raw.once('close', () => {
       if (!reply.raw.writableFinished) abort.abort();
@@ -87,25 +113,18 @@ export function registerV1Routes(app: FastifyInstance, gateway: Gateway): void {
     try {
       upstream = await gateway.upstream.send({
         method: request.method,
-        path: pathOf(url).slice('/v1'.length),
+        path: path.slice('/v1'.length),
         search: searchOf(url),
         headers: request.headers,
-        body: request.rawBody,
+        body,
         signal: abort.signal,
       });
     } catch (err) {
-      await gateway.settle(admission, null);
+      await gateway.settle(admission, null, null);
       if (err instanceof ClientGoneError) return reply.code(499).send();
       throw err instanceof ApiError ? err.withHeaders(admission.headers) : err;
     }
-    await gateway.settle(admission, upstream.statusCode);
-    const headers = clientResponseHeaders(upstream.headers);
-    reply.code(upstream.statusCode).headers(headers).headers(admission.headers);
-    if (upstream.statusCode >= 200 && upstream.statusCode < 300) return reply.send(upstream.body);
-    // Error bodies are small: read them whole and make sure no secret of ours rides along.
-    const text = gateway.redactor.text(await upstream.body.text());
-    reply.removeHeader('content-length');
-    return reply.send(text);
+    return relay(gateway, request, reply, admission, upstream, { requestBody: inspected.json, stripUsageChunk: strip });
   };
 
   const registered = new Set<string>();

@@ -1,8 +1,10 @@
 /**
- * SQLite store: usage records in the embedded database file (see sqlite-db.ts for how it is opened).
+ * SQLite store: stored keys (hash only), usage records and price overrides in the embedded
+ * database file (see sqlite-db.ts for how it is opened).
  */
 import type { SqliteDatabase } from './sqlite-db.js';
-import type { Store, UsageRecord, UsageSummary } from './store.js';
+import type { ModelPrice } from '../metering/prices.js';
+import type { KeyPatch, KeyPolicy, NewKey, Store, StoredKey, UsageQuery, UsageRecord, UsageTotals } from './store.js';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS usage_events (
@@ -15,56 +17,188 @@ CREATE TABLE IF NOT EXISTS usage_events (
   model TEXT,
   status INTEGER NOT NULL,
   duration_ms INTEGER NOT NULL,
-  stream INTEGER NOT NULL
+  stream INTEGER NOT NULL,
+  prompt_tokens INTEGER NOT NULL DEFAULT 0,
+  completion_tokens INTEGER NOT NULL DEFAULT 0,
+  cost_micro_usd INTEGER NOT NULL DEFAULT 0,
+  estimated INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS usage_events_by_time ON usage_events (ts);
 CREATE INDEX IF NOT EXISTS usage_events_by_principal ON usage_events (principal, ts);
+CREATE TABLE IF NOT EXISTS api_keys (
+  id TEXT PRIMARY KEY,
+  name TEXT NOT NULL UNIQUE,
+  notes TEXT NOT NULL DEFAULT '',
+  hash TEXT NOT NULL UNIQUE,
+  prefix TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  expires_at INTEGER,
+  disabled INTEGER NOT NULL DEFAULT 0,
+  policy TEXT NOT NULL DEFAULT '{}'
+);
+CREATE TABLE IF NOT EXISTS model_prices (
+  model TEXT PRIMARY KEY,
+  input REAL NOT NULL,
+  cached_input REAL NOT NULL,
+  output REAL NOT NULL
+);
 `;
+
+interface KeyRow {
+  id: string;
+  name: string;
+  notes: string;
+  prefix: string;
+  created_at: number;
+  updated_at: number;
+  expires_at: number | null;
+  disabled: number;
+  policy: string;
+}
+
+const KEY_COLUMNS = 'id, name, notes, prefix, created_at, updated_at, expires_at, disabled, policy';
+
+function toKey(row: KeyRow | undefined): StoredKey | null {
+  if (row === undefined) return null;
+  return {
+    id: row.id,
+    name: row.name,
+    notes: row.notes,
+    prefix: row.prefix,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+    expiresAt: row.expires_at,
+    disabled: row.disabled === 1,
+    policy: JSON.parse(row.policy) as KeyPolicy,
+  };
+}
+
+const emptyTotals = (): UsageTotals => ({ requests: 0, promptTokens: 0, completionTokens: 0, usd: 0, byStatus: {} });
 
 export function migrateSqliteStore(db: SqliteDatabase): void {
   db.exec(SCHEMA);
 }
 
 export class SqliteStore implements Store {
-  private readonly insert;
+  private readonly stmt;
   private readonly insertMany;
 
   constructor(private readonly db: SqliteDatabase) {
     migrateSqliteStore(db);
-    this.insert = db.prepare(
-      `INSERT INTO usage_events (ts, request_id, principal, method, path, model, status, duration_ms, stream)
-       VALUES (@ts, @requestId, @principal, @method, @path, @model, @status, @durationMs, @stream)`,
-    );
+    this.stmt = {
+      insertUsage: db.prepare(
+        `INSERT INTO usage_events (ts, request_id, principal, method, path, model, status, duration_ms, stream,
+           prompt_tokens, completion_tokens, cost_micro_usd, estimated)
+         VALUES (@ts, @requestId, @principal, @method, @path, @model, @status, @durationMs, @stream,
+           @promptTokens, @completionTokens, @costMicroUsd, @estimated)`,
+      ),
+      keyByHash: db.prepare<[string], KeyRow>(`SELECT ${KEY_COLUMNS} FROM api_keys WHERE hash = ?`),
+      keyByIdOrName: db.prepare<[string, string, string], KeyRow>(
+        `SELECT ${KEY_COLUMNS} FROM api_keys WHERE id = ? OR name = ? ORDER BY id = ? DESC LIMIT 1`,
+      ),
+      keyById: db.prepare<[string], KeyRow>(`SELECT ${KEY_COLUMNS} FROM api_keys WHERE id = ?`),
+      listKeys: db.prepare<[], KeyRow>(`SELECT ${KEY_COLUMNS} FROM api_keys ORDER BY created_at, id`),
+      insertKey: db.prepare(
+        `INSERT INTO api_keys (id, name, notes, hash, prefix, created_at, updated_at, expires_at, disabled, policy)
+         VALUES (@id, @name, @notes, @hash, @prefix, @now, @now, @expiresAt, 0, @policy)`,
+      ),
+      setSecret: db.prepare<[string, string, number, string]>('UPDATE api_keys SET hash = ?, prefix = ?, updated_at = ? WHERE id = ?'),
+      deleteKey: db.prepare<[string]>('DELETE FROM api_keys WHERE id = ?'),
+      usage: db.prepare<[number, number], { principal: string; status: number; n: number; p: number; c: number; cost: number }>(
+        `SELECT principal, status, count(*) AS n, sum(prompt_tokens) AS p, sum(completion_tokens) AS c, sum(cost_micro_usd) AS cost
+         FROM usage_events WHERE ts >= ? AND ts < ? GROUP BY principal, status`,
+      ),
+      prices: db.prepare<[], { model: string; input: number; cached_input: number; output: number }>('SELECT * FROM model_prices'),
+      setPrice: db.prepare(
+        `INSERT INTO model_prices (model, input, cached_input, output) VALUES (@model, @input, @cachedInput, @output)
+         ON CONFLICT (model) DO UPDATE SET input = excluded.input, cached_input = excluded.cached_input, output = excluded.output`,
+      ),
+      deletePrice: db.prepare<[string]>('DELETE FROM model_prices WHERE model = ?'),
+      pruneUsage: db.prepare<[number]>('DELETE FROM usage_events WHERE ts < ?'),
+      ping: db.prepare('SELECT 1'),
+    };
     this.insertMany = db.transaction((records: readonly UsageRecord[]) => {
-      for (const r of records) this.insert.run({ ...r, stream: r.stream ? 1 : 0 });
+      for (const r of records) this.stmt.insertUsage.run({ ...r, stream: r.stream ? 1 : 0, estimated: r.estimated ? 1 : 0 });
     });
+  }
+
+  async createKey(key: NewKey): Promise<StoredKey> {
+    this.stmt.insertKey.run({ ...key, policy: JSON.stringify(key.policy) });
+    return toKey(this.stmt.keyById.get(key.id))!;
+  }
+
+  async findKeyByHash(hash: string): Promise<StoredKey | null> {
+    return toKey(this.stmt.keyByHash.get(hash));
+  }
+
+  async getKey(idOrName: string): Promise<StoredKey | null> {
+    return toKey(this.stmt.keyByIdOrName.get(idOrName, idOrName, idOrName));
+  }
+
+  async listKeys(): Promise<StoredKey[]> {
+    return this.stmt.listKeys.all().map((row) => toKey(row)!);
+  }
+
+  async updateKey(id: string, patch: KeyPatch, now: number): Promise<StoredKey | null> {
+    const sets: string[] = ['updated_at = @now'];
+    const params: Record<string, unknown> = { id, now };
+    if (patch.name !== undefined) (sets.push('name = @name'), (params.name = patch.name));
+    if (patch.notes !== undefined) (sets.push('notes = @notes'), (params.notes = patch.notes));
+    if (patch.expiresAt !== undefined) (sets.push('expires_at = @expiresAt'), (params.expiresAt = patch.expiresAt));
+    if (patch.disabled !== undefined) (sets.push('disabled = @disabled'), (params.disabled = patch.disabled ? 1 : 0));
+    if (patch.policy !== undefined) (sets.push('policy = @policy'), (params.policy = JSON.stringify(patch.policy)));
+    this.db.prepare(`UPDATE api_keys SET ${sets.join(', ')} WHERE id = @id`).run(params);
+    return toKey(this.stmt.keyById.get(id));
+  }
+
+  async setKeySecret(id: string, hash: string, prefix: string, now: number): Promise<StoredKey | null> {
+    this.stmt.setSecret.run(hash, prefix, now, id);
+    return toKey(this.stmt.keyById.get(id));
+  }
+
+  async deleteKey(id: string): Promise<boolean> {
+    return this.stmt.deleteKey.run(id).changes > 0;
   }
 
   async recordUsage(records: readonly UsageRecord[]): Promise<void> {
     if (records.length > 0) this.insertMany.immediate(records);
   }
 
-  async usageSummary(sinceMs: number, principal?: string): Promise<UsageSummary> {
-    const rows = this.db
-      .prepare<unknown[], { status: number; n: number }>(
-        `SELECT status, count(*) AS n FROM usage_events WHERE ts >= ? ${principal ? 'AND principal = ?' : ''} GROUP BY status`,
-      )
-      .all(...(principal ? [sinceMs, principal] : [sinceMs]));
-    const byStatus: Record<string, number> = {};
-    let requests = 0;
-    for (const row of rows) {
-      byStatus[String(row.status)] = row.n;
-      requests += row.n;
+  async usage(query: UsageQuery): Promise<{ total: UsageTotals; byPrincipal: Record<string, UsageTotals> }> {
+    const total = emptyTotals();
+    const byPrincipal: Record<string, UsageTotals> = {};
+    for (const row of this.stmt.usage.all(query.sinceMs, query.untilMs)) {
+      if (query.principal !== undefined && row.principal !== query.principal) continue;
+      const own = (byPrincipal[row.principal] ??= emptyTotals());
+      for (const t of [total, own]) {
+        t.requests += row.n;
+        t.promptTokens += row.p;
+        t.completionTokens += row.c;
+        t.usd += row.cost / 1e6;
+        t.byStatus[String(row.status)] = (t.byStatus[String(row.status)] ?? 0) + row.n;
+      }
     }
-    return { requests, byStatus };
+    return { total, byPrincipal };
   }
 
   async pruneUsage(beforeMs: number): Promise<number> {
-    return this.db.prepare('DELETE FROM usage_events WHERE ts < ?').run(beforeMs).changes;
+    return this.stmt.pruneUsage.run(beforeMs).changes;
+  }
+
+  async priceOverrides(): Promise<Record<string, ModelPrice>> {
+    const out: Record<string, ModelPrice> = {};
+    for (const row of this.stmt.prices.all()) out[row.model] = { input: row.input, cachedInput: row.cached_input, output: row.output };
+    return out;
+  }
+
+  async setPriceOverride(model: string, price: ModelPrice | null): Promise<void> {
+    if (price === null) this.stmt.deletePrice.run(model);
+    else this.stmt.setPrice.run({ model, ...price });
   }
 
   async ping(): Promise<void> {
-    this.db.prepare('SELECT 1').get();
+    this.stmt.ping.get();
   }
 
   async close(): Promise<void> {

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import type { Statement } from 'better-sqlite3';
 import { openSqlite, type SqliteDatabase } from '../../src/store/sqlite-db.js';
 import { SqliteLimiter } from '../../src/limits/sqlite.js';
-import type { LimitRule, Reservation, RuleState } from '../../src/limits/limiter.js';
+import type { LimitRule, Reservation, RuleState, SeriesCost } from '../../src/limits/limiter.js';
 import { tempDir } from '../helpers.js';
 
 const HOUR = 3_600_000;
@@ -22,11 +22,14 @@ let now: number;
 const clock = () => now;
 let limiter: SqliteLimiter;
 
-const hourly = (limit: number, series = 's'): LimitRule => ({ name: 'hourly', series, windowMs: HOUR, limit });
-const daily = (limit: number, series = 's'): LimitRule => ({ name: 'daily', series, windowMs: DAY, limit });
+const hourly = (limit: number, series = 's'): LimitRule => ({ name: 'hourly', series, unit: 'requests', windowMs: HOUR, limit });
+const daily = (limit: number, series = 's'): LimitRule => ({ name: 'daily', series, unit: 'requests', windowMs: DAY, limit });
 
-const take = (rules: LimitRule[], cost = 1) => limiter.reserve(rules, { cost, hold: false });
-const hold = (rules: LimitRule[], cost = 1) => limiter.reserve(rules, { cost, hold: true });
+/** The same cost in every series the rules name. */
+const costs = (rules: LimitRule[], amount: number, held: boolean): Record<string, SeriesCost> =>
+  Object.fromEntries(rules.map((r) => [r.series, { amount, hold: held }]));
+const take = (rules: LimitRule[], cost = 1) => limiter.reserve(rules, costs(rules, cost, false));
+const hold = (rules: LimitRule[], cost = 1) => limiter.reserve(rules, costs(rules, cost, true));
 const byName = (states: RuleState[], name: string) => states.find((s) => s.name === name)!;
 
 /** Reserve one at each of these times (ms after T0), expecting admission. */
@@ -113,7 +116,7 @@ describe('exact retry and state values', () => {
     expect(decision.admitted).toBe(false);
     expect(decision.blockedBy).toBe('hourly');
     expect(decision.retryAfterMs).toBe(HOUR - 30_000);
-    expect(decision.states).toEqual([{ name: 'hourly', limit: 3, used: 3, remaining: 0, windowMs: HOUR, resetMs: HOUR - 30_000 }]);
+    expect(decision.states).toEqual([{ name: 'hourly', unit: 'requests', limit: 3, used: 3, remaining: 0, windowMs: HOUR, resetMs: HOUR - 30_000 }]);
 
     // At that exact moment the first event has left and one request fits again, no more.
     now += HOUR - 30_000;
@@ -169,14 +172,14 @@ describe('exact retry and state values', () => {
     now = T0;
     const first = await take(rules);
     expect(first.states).toEqual([
-      { name: 'hourly', limit: 4, used: 1, remaining: 3, windowMs: HOUR, resetMs: HOUR },
-      { name: 'daily', limit: 10, used: 1, remaining: 9, windowMs: DAY, resetMs: DAY },
+      { name: 'hourly', unit: 'requests', limit: 4, used: 1, remaining: 3, windowMs: HOUR, resetMs: HOUR },
+      { name: 'daily', unit: 'requests', limit: 10, used: 1, remaining: 9, windowMs: DAY, resetMs: DAY },
     ]);
     now = T0 + 60_000;
     const second = await take(rules);
     expect(second.states).toEqual([
-      { name: 'hourly', limit: 4, used: 2, remaining: 2, windowMs: HOUR, resetMs: HOUR - 60_000 },
-      { name: 'daily', limit: 10, used: 2, remaining: 8, windowMs: DAY, resetMs: DAY - 60_000 },
+      { name: 'hourly', unit: 'requests', limit: 4, used: 2, remaining: 2, windowMs: HOUR, resetMs: HOUR - 60_000 },
+      { name: 'daily', unit: 'requests', limit: 10, used: 2, remaining: 8, windowMs: DAY, resetMs: DAY - 60_000 },
     ]);
     expect(await limiter.peek(rules)).toEqual(second.states);
   });
@@ -195,7 +198,7 @@ describe('hold mode', () => {
     now = T0;
     const decision = await hold(rules);
     expect(decision.admitted).toBe(true);
-    expect(decision.reservation?.held).toBe(true);
+    expect(decision.reservation?.held).toEqual({ s: 1 });
     expect(decision.states[0]).toMatchObject({ used: 1, remaining: 1 });
     expect((await limiter.peek(rules))[0]).toMatchObject({ used: 1, remaining: 1, resetMs: 0 });
 
@@ -231,7 +234,7 @@ describe('hold mode', () => {
   it('commit and release are no-ops for unheld reservations', async () => {
     const rules = [hourly(5)];
     const decision = await take(rules);
-    expect(decision.reservation?.held).toBe(false);
+    expect(decision.reservation?.held).toEqual({});
     await limiter.release(decision.reservation!);
     await limiter.commit(decision.reservation!);
     expect((await limiter.peek(rules))[0]!.used).toBe(1);
@@ -303,7 +306,7 @@ describe('prune', () => {
       now = T0 + at;
       const before = await limiter.peek(rules);
       const ids = eventTimes();
-      const removed = await limiter.prune(DAY);
+      const removed = await limiter.prune(() => DAY);
       const expectedKept = ids.filter((t) => t > at - DAY);
       expect(eventTimes()).toEqual(expectedKept);
       expect(removed).toBe(ids.length - expectedKept.length);
@@ -317,13 +320,13 @@ describe('prune', () => {
     const rules = [hourly(3)];
     await fillAt(rules, [0, 10, 20]);
     now = T0 + 2 * HOUR;
-    expect(await limiter.prune(HOUR)).toBe(3);
+    expect(await limiter.prune(() => HOUR)).toBe(3);
     await fillAt(rules, [2 * HOUR, 2 * HOUR + 10, 2 * HOUR + 20]);
     now = T0 + 2 * HOUR + 30;
     const decision = await take(rules);
     expect(decision.admitted).toBe(false);
     expect(decision.retryAfterMs).toBe(HOUR - 30);
-    expect(await limiter.prune(HOUR)).toBe(0);
+    expect(await limiter.prune(() => HOUR)).toBe(0);
     expect((await limiter.peek(rules))[0]!.used).toBe(3);
   });
 
@@ -337,11 +340,11 @@ describe('prune', () => {
     expect((await take(rules)).admitted).toBe(false);
 
     now = T0 + 59_999;
-    expect(await limiter.prune(DAY)).toBe(0);
+    expect(await limiter.prune(() => DAY)).toBe(0);
     expect((await limiter.peek(rules))[0]!.used).toBe(2);
 
     now = T0 + 60_000;
-    expect(await limiter.prune(DAY)).toBe(1);
+    expect(await limiter.prune(() => DAY)).toBe(1);
     expect((await limiter.peek(rules))[0]!.used).toBe(1);
     // The swept hold is gone for good: settling it later does not go negative or double count.
     await limiter.release(first.reservation!);
@@ -454,10 +457,10 @@ describe('two connections to one file', () => {
       const reservations: Reservation[] = [];
       for (let i = 0; i < 30; i++) {
         now = T0 + i * 1000;
-        const d = await (i % 2 === 0 ? limiter : other).reserve(rules, { cost: 1, hold: i % 3 === 0 });
+        const d = await (i % 2 === 0 ? limiter : other).reserve(rules, costs(rules, 1, i % 3 === 0));
         if (d.admitted) {
           admitted++;
-          if (d.reservation!.held) reservations.push(d.reservation!);
+          if (Object.keys(d.reservation!.held).length > 0) reservations.push(d.reservation!);
         }
       }
       expect(admitted).toBe(10);

@@ -1,0 +1,46 @@
+/**
+ * Who is calling: a proxy key from the environment (constant-time match, see keys.ts) or a stored
+ * key (looked up by hash on every request, so revoking, disabling or expiring a key takes effect
+ * on the very next request in every worker, with no cache to go stale).
+ */
+import { unauthorized } from '../errors.js';
+import type { KeyPolicy, Store, StoredKey } from '../store/store.js';
+import { bearerToken, type KeyRing } from './keys.js';
+import { hashSecret, KEY_PREFIX } from './secrets.js';
+
+export interface Principal {
+  /** Safe to log and store; never contains the key. */
+  id: string;
+  name: string;
+  source: 'env' | 'stored';
+  /** Per-key policy of a stored key; null for environment keys (global policy only). */
+  policy: KeyPolicy | null;
+  /** Changes whenever the stored key changes (cache key for compiled policies). */
+  version: number;
+  expiresAt: number | null;
+}
+
+export class Authenticator {
+  constructor(
+    private readonly envKeys: KeyRing,
+    private readonly store: Store,
+    private readonly clock: () => number,
+  ) {}
+
+  async authenticate(header: string | string[] | undefined): Promise<Principal> {
+    const token = bearerToken(header);
+    if (token === null) throw unauthorized('Missing proxy key. Send it as "Authorization: Bearer <your ProxyGPT key>".');
+    const envPrincipal = this.envKeys.match(token);
+    if (envPrincipal !== null) return { id: envPrincipal.id, name: envPrincipal.id, source: 'env', policy: null, version: 0, expiresAt: null };
+    if (!token.startsWith(KEY_PREFIX)) throw unauthorized('Invalid proxy key. Check the key your ProxyGPT admin gave you.');
+    const key = await this.store.findKeyByHash(hashSecret(token));
+    if (key === null) throw unauthorized('Invalid proxy key. Check the key your ProxyGPT admin gave you.');
+    this.assertUsable(key);
+    return { id: key.id, name: key.name, source: 'stored', policy: key.policy, version: key.updatedAt, expiresAt: key.expiresAt };
+  }
+
+  private assertUsable(key: StoredKey): void {
+    if (key.disabled) throw unauthorized('This proxy key has been disabled by the admin.');
+    if (key.expiresAt !== null && key.expiresAt <= this.clock()) throw unauthorized('This proxy key has expired.');
+  }
+}

@@ -1,0 +1,31 @@
+/**
+ * Stored proxy key secrets: high-entropy random keys with a recognisable prefix (`pgpt-`), kept
+ * only as a SHA-256 hash. A lookup by hash leaks nothing useful through timing: the attacker does
+ * not control the hash of a guess.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+
+export const KEY_PREFIX = 'pgpt-';
+
+/** A new secret: `pgpt-` + 32 base64url characters (192 random bits). */
+export function generateSecret(): string {
+  return KEY_PREFIX + randomBytes(24).toString('base64url');
+}
+
+export function hashSecret(secret: string): string {
+  return createHash('sha256').update(secret, 'utf8').digest('hex');
+}
+
+/** What may be shown of a secret: its first characters, enough to tell keys apart. */
+export function displayPrefix(secret: string): string {
+  return `${secret.slice(0, KEY_PREFIX.length + 4)}…`;
+}
+
+/** A short public id for a key (`key_` + 12 base32 characters). */
+export function generateKeyId(): string {
+  const alphabet = 'abcdefghijklmnopqrstuvwxyz234567';
+  const bytes = randomBytes(12);
+  let id = 'key_';
+  for (const b of bytes) id += alphabet[b & 31];
+  return id;
+}
