@@ -1,7 +1,6 @@
 /**
- * Builds the HTTP app: input rules, error shape, CORS, docs, and the route modules, in the order
- * Fastify needs them. One access-log line and one usage record per proxied call are written in
- * the onResponse hook, after the response has gone out.
+ * Builds the HTTP app: input rules, error shape, call recording, CORS, docs, and the route
+ * modules, in the order Fastify needs them.
  */
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import cors from '@fastify/cors';
@@ -12,6 +11,7 @@ import type { Store } from './store/store.js';
 import type { Redactor } from './redact.js';
 import { clientErrorHandler, frameworkErrorHandler, installErrorHandling } from './http/error-handler.js';
 import { installRequestInput } from './http/request-input.js';
+import { installCallRecording } from './http/call-record.js';
 import { registerDocsPages, registerOpenApi } from './routes/docs.js';
 import { registerV1Routes } from './routes/v1.js';
 import { registerLegacyRoute } from './routes/legacy.js';
@@ -49,41 +49,7 @@ export async function buildServer({ gateway, store, redactor, logger, clock }: S
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-proxygpt-request-id', request.id);
   });
-  app.addHook('onResponse', async (request, reply) => {
-    const usage = request.usage;
-    if (usage === null) return;
-    if (usage.done !== null) await usage.done;
-    const path = (request.raw.url ?? '/').split('?')[0]!;
-    const settlement = usage.settlement;
-    const record = {
-      ts: clock(),
-      requestId: request.id,
-      principal: usage.principal,
-      method: request.method,
-      path,
-      model: usage.model,
-      status: reply.statusCode,
-      durationMs: Math.round(reply.elapsedTime),
-      stream: usage.stream,
-      promptTokens: settlement?.usage.promptTokens ?? 0,
-      completionTokens: settlement?.usage.completionTokens ?? 0,
-      costMicroUsd: settlement?.costMicroUsd ?? 0,
-      estimated: settlement?.estimated ?? false,
-    };
-    gateway.recorder.record(record);
-    request.log.info(
-      {
-        method: record.method,
-        path,
-        status: record.status,
-        ms: record.durationMs,
-        key: record.principal,
-        model: record.model,
-        tokens: record.promptTokens + record.completionTokens,
-      },
-      'proxied',
-    );
-  });
+  installCallRecording(app, gateway.recorder, clock);
 
   if (config.corsOrigins.length > 0) {
     await app.register(cors, {
