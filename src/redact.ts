@@ -9,17 +9,24 @@ const TRUNCATED = '[Truncated]';
 const MAX_DEPTH = 8;
 const TOKEN_PATTERNS = [/\bBearer\s+[^\s"',;]+/gi, /\bsk-[A-Za-z0-9_-]{6,}/g, /\bpgpt-[A-Za-z0-9_-]{6,}/g];
 
+const escapeRegExp = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
 export class Redactor {
   private readonly secrets: string[];
+  /** One scan that finds whether a string needs any redaction at all (the common answer is no). */
+  private readonly anything: RegExp;
 
   constructor(secrets: Iterable<string | null | undefined>) {
     // Longest first, so a secret that contains another is removed whole.
     this.secrets = [...new Set([...secrets].filter((s): s is string => typeof s === 'string' && s.length > 0))].sort(
       (a, b) => b.length - a.length,
     );
+    const alternatives = [...this.secrets.map(escapeRegExp), ...TOKEN_PATTERNS.map((p) => p.source)];
+    this.anything = new RegExp(alternatives.join('|'), 'i');
   }
 
   text(input: string): string {
+    if (!this.anything.test(input)) return input;
     let out = input;
     for (const secret of this.secrets) if (out.includes(secret)) out = out.split(secret).join(REDACTED);
     for (const pattern of TOKEN_PATTERNS) {

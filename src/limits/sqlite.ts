@@ -139,9 +139,8 @@ export class SqliteLimiter implements Limiter {
   }
 
   /** Appends a counted event; timestamps never go backwards within a series. */
-  private append(series: string, amount: number, now: number): void {
+  private append(series: string, amount: number, now: number, row: SeriesRow = this.seriesRow(series)): void {
     if (amount <= 0) return;
-    const row = this.seriesRow(series);
     const ts = Math.max(now, row.lastTs);
     const cum = row.cum + amount;
     this.stmt.insertEvent.run(series, cum, ts);
@@ -218,7 +217,7 @@ export class SqliteLimiter implements Limiter {
         this.stmt.insertHold.run(reservation.id, series, cost.amount, now + this.holdTtlMs);
         this.stmt.saveSeries.run(series, row.cum, row.lastTs, row.held + cost.amount);
       } else {
-        this.append(series, cost.amount, now);
+        this.append(series, cost.amount, now, row);
       }
     }
     for (const [i, state] of states.entries()) {
