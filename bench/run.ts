@@ -1,106 +1,186 @@
 /**
- * `npm run bench` (first cut): added latency of one proxied call, sequential, gateway vs direct to
- * the mock upstream, interleaved round by round so machine noise hits both alike. The mock and the
- * gateway run as separate processes, as in production (limits on, usage recorded).
- * The full benchmark suite (throughput, streaming, limiter, memory, workers, peer) is issue #4.
+ * `npm run bench`: what the gateway costs, side by side with the direct call to the mock upstream
+ * and (when it can be installed) a peer gateway, Portkey 1.15.2, in one run. See bench/README.md.
+ *
+ * Flags: --no-peer (or BENCH_PEER=0) skips the peer; --build rebuilds dist/ even when up to date;
+ * --quick uses small round counts (a smoke run of a few seconds per part). Every count and
+ * duration can be set by an environment variable (BENCH_*, listed in `settings` below).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir, cpus } from 'node:os';
+import { cpus, loadavg, release, tmpdir, type } from 'node:os';
 import { join } from 'node:path';
-import { createServer } from 'node:net';
-import { Pool } from 'undici';
+import { buildIfStale, ROOT, startGateway, startMock } from './lib/services.js';
+import { guardChildren, openFilesLimit, rssMb, stopAll, stopChild } from './lib/procs.js';
+import { directTarget, gatewayTarget, type Target } from './lib/targets.js';
+import { firstByteLatency, sequentialLatency } from './lib/latency.js';
+import { throughput } from './lib/load.js';
+import { abortProbe, chunkTiming, openStreams } from './lib/stream.js';
+import { limiterCost } from './lib/limiter-bench.js';
+import { installPeer, PEER_VERSION, startPeer, type Peer } from './lib/peer.js';
+import { evaluateGoals, renderText, writeResults, type BenchResults } from './lib/report.js';
 
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3000);
-const WARMUP = 300;
-const BODY = JSON.stringify({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hello bench' }] });
+const args = new Set(process.argv.slice(2));
+const quick = args.has('--quick') || process.env.BENCH_QUICK === '1';
+const num = (name: string, full: number, small: number) => Number(process.env[name] ?? (quick ? small : full));
+const list = (name: string, full: string) => (process.env[name] ?? full).split(',').map((s) => Number(s.trim())).filter((n) => n > 0);
 
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const srv = createServer().listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
+const settings = {
+  sequentialRounds: num('BENCH_ROUNDS', 2000, 200),
+  sequentialWarmup: num('BENCH_WARMUP', 300, 50),
+  firstByteRounds: num('BENCH_TTFB_ROUNDS', 300, 50),
+  connections: list('BENCH_CONNECTIONS', '1,32,256').join('/'),
+  loadSeconds: num('BENCH_LOAD_SECONDS', 3, 1),
+  loadRounds: num('BENCH_LOAD_ROUNDS', 3, 1),
+  loadWarmupSeconds: num('BENCH_LOAD_WARMUP_SECONDS', 1, 0.5),
+  streamRounds: num('BENCH_STREAM_ROUNDS', 3, 1),
+  openStreams: num('BENCH_STREAMS', 1000, 200),
+  abortedStreams: num('BENCH_ABORTED_STREAMS', 5, 2),
+  abortWatchSeconds: num('BENCH_ABORT_WATCH_S', 8, 4),
+  limiterEvents: list('BENCH_LIMITER_EVENTS', '10,10000,1000000').join('/'),
+  limiterReserves: num('BENCH_LIMITER_RESERVES', 20000, 2000),
+  gatewayLogLevel: process.env.BENCH_LOG_LEVEL ?? 'warn',
+  limits: 'hourly + daily on (1e9 each), count=all, usage recorded',
+  peer: !(args.has('--no-peer') || process.env.BENCH_PEER === '0'),
+  deadlineSeconds: num('BENCH_DEADLINE_S', 330, 120),
+};
+const connectionCounts = settings.connections.split('/').map(Number);
 
-async function waitFor(url: string): Promise<void> {
-  for (let i = 0; i < 200; i++) {
-    try {
-      if ((await fetch(url)).status < 500) return;
-    } catch {}
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`timed out waiting for ${url}`);
-}
-
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
-}
-
-async function timeCall(pool: Pool, path: string, headers: Record<string, string>): Promise<number> {
-  const start = process.hrtime.bigint();
-  const res = await pool.request({ method: 'POST', path, headers, body: BODY });
-  await res.body.text();
-  if (res.statusCode !== 200) throw new Error(`status ${res.statusCode}`);
-  return Number(process.hrtime.bigint() - start) / 1e6;
-}
-
-async function main() {
-  const dir = mkdtempSync(join(tmpdir(), 'proxygpt-bench-'));
-  const children: ChildProcess[] = [];
+function gitRevision(): string {
   try {
-    const mockPort = await freePort();
-    const mock = spawn(process.execPath, ['--import', 'tsx', '-e', `import('./test/fixtures/mock-openai.ts').then(m => m.startMockOpenAI(${mockPort}))`], { stdio: 'inherit' });
-    children.push(mock);
-    await waitFor(`http://127.0.0.1:${mockPort}/v1/models`);
-
-    const port = await freePort();
-    const gateway = spawn(process.execPath, ['dist/main.js'], {
-      stdio: 'inherit',
-      env: {
-        ...process.env,
-        OPENAI_API_KEY: 'sk-bench-upstream-key-000000',
-        OPENAI_BASE_URL: `http://127.0.0.1:${mockPort}/v1`,
-        PROXYGPT_API_KEY: 'pgpt-bench-key-0123456789abcdef',
-        USE_HOURLY_RATE_LIMIT: 'true',
-        PROXYGPT_HOURLY_RATE_LIMIT: '100000000',
-        USE_DAILY_RATE_LIMIT: 'true',
-        PROXYGPT_DAILY_RATE_LIMIT: '100000000',
-        PROXYGPT_DATABASE_URL: join(dir, 'bench.db'),
-        PORT: String(port),
-        LOG_LEVEL: 'warn',
-      },
-    });
-    children.push(gateway);
-    await waitFor(`http://127.0.0.1:${port}/healthz`);
-
-    const direct = new Pool(`http://127.0.0.1:${mockPort}`, { connections: 1 });
-    const viaGateway = new Pool(`http://127.0.0.1:${port}`, { connections: 1 });
-    const headers = { 'content-type': 'application/json', authorization: 'Bearer pgpt-bench-key-0123456789abcdef' };
-    const directMs: number[] = [];
-    const gatewayMs: number[] = [];
-    for (let i = 0; i < WARMUP + ROUNDS; i++) {
-      const d = await timeCall(direct, '/v1/chat/completions', headers);
-      const g = await timeCall(viaGateway, '/v1/chat/completions', headers);
-      if (i >= WARMUP) {
-        directMs.push(d);
-        gatewayMs.push(g);
-      }
-    }
-    const added = gatewayMs.map((g, i) => g - directMs[i]!).sort((a, b) => a - b);
-    directMs.sort((a, b) => a - b);
-    gatewayMs.sort((a, b) => a - b);
-    console.log(`\nProxyGPT bench — ${cpus().length} CPUs, Node ${process.version}, ${ROUNDS} sequential rounds`);
-    console.log(`direct to mock:   median ${percentile(directMs, 50).toFixed(3)} ms, p99 ${percentile(directMs, 99).toFixed(3)} ms`);
-    console.log(`through gateway:  median ${percentile(gatewayMs, 50).toFixed(3)} ms, p99 ${percentile(gatewayMs, 99).toFixed(3)} ms`);
-    console.log(`added by gateway: median ${percentile(added, 50).toFixed(3)} ms, p99 ${percentile(added, 99).toFixed(3)} ms`);
-    await direct.close();
-    await viaGateway.close();
-  } finally {
-    for (const child of children) child.kill('SIGTERM');
-    rmSync(dir, { recursive: true, force: true });
+    const rev = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8' }).trim();
+    const dirty = execFileSync('git', ['status', '--porcelain', '--', 'src'], { cwd: ROOT, encoding: 'utf8' }).trim() !== '';
+    return dirty ? `${rev} + uncommitted changes in src/` : rev;
+  } catch {
+    return 'unknown';
   }
 }
 
-await main();
+const startedAt = Date.now();
+const results: BenchResults = {
+  meta: {
+    date: new Date().toISOString(),
+    node: process.version,
+    cpus: cpus().length,
+    cpuModel: cpus()[0]?.model.trim() ?? 'unknown',
+    os: `${type()} ${release()}`,
+    revision: gitRevision(),
+    loadAvgStart: loadavg(),
+    settings,
+    notes: [],
+  },
+  limiter: [],
+  throughput: [],
+  memory: { idleFreshMb: null, idleAfterLoadMb: null },
+  workers: [],
+  goals: [],
+};
+const note = (text: string) => {
+  results.meta.notes.push(text);
+  console.error(`bench: ${text}`);
+};
+const step = (text: string) => console.error(`bench: [${((Date.now() - startedAt) / 1000).toFixed(0)} s] ${text}`);
+let peerNote = 'peer skipped (--no-peer)';
+
+function finish(): string[] {
+  results.meta.loadAvgEnd = loadavg();
+  results.meta.durationSeconds = (Date.now() - startedAt) / 1000;
+  results.goals = evaluateGoals(results, peerNote);
+  console.log(`\n${renderText(results)}\n`);
+  return writeResults(join(ROOT, 'bench', 'results'), results);
+}
+
+const dir = mkdtempSync(join(tmpdir(), 'proxygpt-bench-'));
+guardChildren(settings.deadlineSeconds * 1000, (reason) => {
+  note(`ABORTED: ${reason}; figures below are partial`);
+  try {
+    finish();
+  } catch {
+    // best effort
+  }
+  rmSync(dir, { recursive: true, force: true });
+});
+
+async function main(): Promise<void> {
+  const fdLimit = openFilesLimit();
+  if (fdLimit !== null && fdLimit < settings.openStreams * 3 + 200) note(`open-files limit ${fdLimit} may be too low for ${settings.openStreams} streams`);
+  if (settings.gatewayLogLevel !== 'info') note(`gateway runs with LOG_LEVEL=${settings.gatewayLogLevel} (the default is info; BENCH_LOG_LEVEL changes it)`);
+  note('load generator, mock, gateway and peer share this machine\'s CPUs; compare ratios, not absolute figures');
+
+  step(buildIfStale(args.has('--build')));
+
+  for (const events of settings.limiterEvents.split('/').map(Number)) {
+    step(`limiter: ${events.toLocaleString('en-US')} events in the window`);
+    results.limiter.push(await limiterCost(dir, events, settings.limiterReserves));
+  }
+
+  step('starting the mock upstream and the gateway (1 worker)');
+  const mock = await startMock(dir);
+  const gw = await startGateway(mock.port, dir, { workers: 1, logLevel: settings.gatewayLogLevel, name: 'gateway-1w' });
+  results.memory.idleFreshMb = rssMb(gw.child.proc.pid);
+  const direct = directTarget(mock.port);
+  const gateway = gatewayTarget(gw.port);
+
+  let peer: Peer | null = null;
+  if (settings.peer) {
+    try {
+      step(`peer: Portkey ${PEER_VERSION}: ${await installPeer()}`);
+      peer = await startPeer(mock.port, dir);
+      peerNote = 'peer measured';
+    } catch (err) {
+      peerNote = `Portkey unavailable: ${(err as Error).message.split('\n')[0]}`;
+      note(peerNote);
+    }
+  }
+  const all: Target[] = [direct, gateway, ...(peer ? [peer.target] : [])];
+
+  step(`sequential latency: ${settings.sequentialRounds} rounds`);
+  results.sequential = await sequentialLatency(all, settings.sequentialRounds, settings.sequentialWarmup);
+  step(`streaming time to first byte: ${settings.firstByteRounds} rounds`);
+  results.firstByte = await firstByteLatency(all, settings.firstByteRounds, Math.min(50, settings.firstByteRounds));
+  step(`streaming chunk spacing: ${settings.streamRounds} streams of 200 chunks per target`);
+  results.chunkTiming = await chunkTiming(all, settings.streamRounds);
+
+  for (const connections of connectionCounts) {
+    const targets = connections === 32 ? all : [direct, gateway];
+    step(`throughput at ${connections} connections: ${targets.map((t) => t.name).join(', ')}`);
+    results.throughput.push(...(await throughput(targets, connections, settings.loadRounds, settings.loadSeconds, settings.loadWarmupSeconds)));
+  }
+
+  results.memory.idleAfterLoadMb = rssMb(gw.child.proc.pid);
+  step(`memory: ${settings.openStreams} open streams through the gateway`);
+  const streamOptions = { holdMs: 2000, waitMs: 10_000, finish: () => mock.child.proc.send?.('finish-streams') };
+  results.memory.gateway = await openStreams(gateway, gw.child.proc.pid, settings.openStreams, streamOptions);
+  if (peer) {
+    step(`memory: ${settings.openStreams} open streams through Portkey`);
+    results.memory.peer = await openStreams(peer.target, peer.child.proc.pid, settings.openStreams, streamOptions);
+    await stopChild(peer.child);
+  }
+
+  step('workers: starting a gateway with PROXYGPT_WORKERS=2');
+  const gw2 = await startGateway(mock.port, dir, { workers: 2, logLevel: settings.gatewayLogLevel, name: 'gateway-2w' });
+  const two = gatewayTarget(gw2.port, 'gateway-2w');
+  step('workers: 1 vs 2 at 32 connections');
+  results.workers = await throughput([gatewayTarget(gw.port, 'gateway-1w'), two], 32, settings.loadRounds, settings.loadSeconds, settings.loadWarmupSeconds);
+
+  if (settings.abortedStreams > 0) {
+    step(`clients leaving mid-stream: ${settings.abortedStreams} aborted streams, then one call`);
+    results.memory.abortProbe = await abortProbe(gateway, gw.child.proc.pid, settings.abortedStreams, settings.abortWatchSeconds * 1000);
+  }
+
+  await stopAll();
+  const written = finish();
+  console.log(`Written: ${written.map((p) => p.slice(ROOT.length + 1)).join(', ')}`);
+}
+
+try {
+  await main();
+} catch (err) {
+  note(`FAILED: ${(err as Error).stack ?? String(err)}`);
+  await stopAll();
+  finish();
+  process.exitCode = 1;
+} finally {
+  await stopAll();
+  rmSync(dir, { recursive: true, force: true });
+}

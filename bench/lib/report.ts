@@ -1,0 +1,208 @@
+/**
+ * The report: the figures as tables (aligned text for the terminal, Markdown for the file), every
+ * goal of issue 4 with PASS/MISS, and all raw figures as JSON. Files go to bench/results/ as
+ * <timestamp>.md/.json plus latest.md/latest.json.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { LatencyResult } from './latency.js';
+import type { LoadFigures } from './load.js';
+import type { AbortProbe, ChunkTiming, OpenStreams } from './stream.js';
+import type { LimiterFigures } from './limiter-bench.js';
+
+export interface Meta {
+  date: string;
+  node: string;
+  cpus: number;
+  cpuModel: string;
+  os: string;
+  /** Git revision of the gateway measured. */
+  revision: string;
+  loadAvgStart: number[];
+  loadAvgEnd?: number[];
+  durationSeconds?: number;
+  settings: Record<string, string | number | boolean>;
+  notes: string[];
+}
+
+export interface BenchResults {
+  meta: Meta;
+  limiter: LimiterFigures[];
+  sequential?: LatencyResult;
+  firstByte?: LatencyResult;
+  chunkTiming?: ChunkTiming[];
+  throughput: LoadFigures[];
+  memory: { idleFreshMb: number | null; idleAfterLoadMb: number | null; gateway?: OpenStreams; peer?: OpenStreams; abortProbe?: AbortProbe };
+  workers: LoadFigures[];
+  goals: Goal[];
+}
+
+export interface Goal {
+  goal: string;
+  figure: string;
+  status: 'PASS' | 'MISS' | 'n/a';
+}
+
+type Table = { title: string; head: string[]; rows: string[][]; note?: string };
+
+const f = (value: number | null | undefined, digits = 2) => (value === null || value === undefined || !Number.isFinite(value) ? '–' : value.toFixed(digits));
+const x = (value: number | null | undefined) => (value === null || value === undefined || !Number.isFinite(value) ? '–' : `${value.toFixed(2)}×`);
+const ratio = (a: number | null | undefined, b: number | null | undefined) => (a == null || b == null || b === 0 ? null : a / b);
+
+function load(all: LoadFigures[], target: string, connections: number): LoadFigures | undefined {
+  return all.find((l) => l.target === target && l.connections === connections);
+}
+
+export function evaluateGoals(r: BenchResults, peerNote: string): Goal[] {
+  const goal = (name: string, value: number | null | undefined, ok: (v: number) => boolean, figure: (v: number) => string, missing = 'not measured'): Goal =>
+    value === null || value === undefined || !Number.isFinite(value)
+      ? { goal: name, figure: missing, status: 'n/a' }
+      : { goal: name, figure: figure(value), status: ok(value) ? 'PASS' : 'MISS' };
+  const added = r.sequential?.added.gateway?.median;
+  const g32 = load(r.throughput, 'gateway', 32)?.rps;
+  const d32 = load(r.throughput, 'direct', 32)?.rps;
+  const p32 = load(r.throughput, 'portkey', 32)?.rps;
+  const l10 = r.limiter.find((l) => l.events === 10)?.reserveUs.median;
+  const l1m = r.limiter.find((l) => l.events === 1_000_000)?.reserveUs.median;
+  const open = r.memory.gateway;
+  const w1 = load(r.workers, 'gateway-1w', 32)?.rps;
+  const w2 = load(r.workers, 'gateway-2w', 32)?.rps;
+  return [
+    goal('added median latency ≤ 0.3 ms (sequential)', added, (v) => v <= 0.3, (v) => `${v.toFixed(3)} ms`),
+    goal('throughput ≥ 6× Portkey at 32 connections', ratio(g32, p32), (v) => v >= 6, (v) => `${v.toFixed(2)}× (${f(g32, 0)} vs ${f(p32, 0)} req/s)`, peerNote),
+    goal('throughput ≥ 0.3× direct at 32 connections', ratio(g32, d32), (v) => v >= 0.3, (v) => `${v.toFixed(2)}× (${f(g32, 0)} vs ${f(d32, 0)} req/s)`),
+    goal('limiter flat within 1.5× from 10 to 1,000,000 events', ratio(l1m, l10), (v) => v <= 1.5, (v) => `${v.toFixed(2)}× (${f(l10, 1)} → ${f(l1m, 1)} µs)`),
+    goal(
+      `RSS ≤ 150 MB with ${open?.requested ?? 1000} open streams`,
+      open?.openRssMb,
+      (v) => v <= 150 && open !== undefined && open.flowing === open.requested,
+      (v) => `${v.toFixed(0)} MB (${open?.flowing}/${open?.requested} streams flowing)`,
+    ),
+    goal('2 workers ≥ 1.3× one (32 connections)', ratio(w2, w1), (v) => v >= 1.3, (v) => `${v.toFixed(2)}× (${f(w2, 0)} vs ${f(w1, 0)} req/s)`),
+  ];
+}
+
+function tables(r: BenchResults): Table[] {
+  const out: Table[] = [];
+  out.push({ title: 'Goals (issue 4)', head: ['goal', 'figure', 'status'], rows: r.goals.map((g) => [g.goal, g.figure, g.status]) });
+  if (r.sequential) {
+    const s = r.sequential;
+    out.push({
+      title: `Sequential latency, one call at a time (${s.rounds} interleaved rounds), ms`,
+      head: ['target', 'median', 'p99', 'added median', 'added p99'],
+      rows: Object.entries(s.perTarget).map(([name, v]) => [name, f(v.median, 3), f(v.p99, 3), f(s.added[name]?.median, 3), f(s.added[name]?.p99, 3)]),
+    });
+  }
+  if (r.throughput.length > 0) {
+    out.push({
+      title: 'Throughput (autocannon, POST chat completion, interleaved rounds)',
+      head: ['connections', 'target', 'req/s', 'p50 ms', 'p99 ms', '× direct', 'gateway × this', 'non-2xx/errors'],
+      rows: r.throughput.map((l) => {
+        const direct = load(r.throughput, 'direct', l.connections);
+        const gateway = load(r.throughput, 'gateway', l.connections);
+        return [
+          String(l.connections),
+          l.target,
+          f(l.rps, 0),
+          f(l.p50, 2),
+          f(l.p99, 2),
+          l.target === 'direct' ? '' : x(ratio(l.rps, direct?.rps)),
+          l.target === 'gateway' ? '' : x(ratio(gateway?.rps, l.rps)),
+          `${l.non2xx}/${l.errors + l.timeouts}`,
+        ];
+      }),
+    });
+  }
+  if (r.firstByte || r.chunkTiming) {
+    out.push({
+      title: 'Streaming: time to first byte (ms) and chunk spacing (200 chunks sent 5 ms apart)',
+      head: ['target', 'TTFB median', 'added TTFB median', 'added TTFB p99', 'gap median', 'gap p99', 'bursts (< 1 ms)'],
+      rows: (r.chunkTiming ?? []).map((c) => {
+        const t = r.firstByte?.perTarget[c.target];
+        const a = r.firstByte?.added[c.target];
+        const short = c.gapCount < c.streams * 200 ? ` (only ${c.events} events arrived)` : '';
+        return [c.target, f(t?.median, 3), f(a?.median, 3), f(a?.p99, 3), f(c.gaps.median, 2), f(c.gaps.p99, 2), `${c.bursts}/${c.gapCount}${short}`];
+      }),
+    });
+  }
+  if (r.limiter.length > 0) {
+    const base = r.limiter[0]!.reserveUs.median;
+    out.push({
+      title: 'Limiter alone: one check-and-reserve (SqliteLimiter, file DB, hourly + daily rules)',
+      head: ['events in window', 'median µs', 'p99 µs', `× ${r.limiter[0]!.events} events`, 'reserves timed'],
+      rows: r.limiter.map((l) => [l.events.toLocaleString('en-US'), f(l.reserveUs.median, 1), f(l.reserveUs.p99, 1), x(l.reserveUs.median / base), String(l.reserves)]),
+    });
+  }
+  const m = r.memory;
+  const memRows: string[][] = [
+    ['gateway idle (fresh)', f(m.idleFreshMb, 1), ''],
+    ['gateway idle (after the load runs)', f(m.idleAfterLoadMb, 1), ''],
+  ];
+  for (const o of [m.gateway, m.peer]) {
+    if (o) memRows.push([`${o.target}, ${o.requested} open streams`, f(o.openRssMb, 1), `${o.flowing} flowing when read (${o.settleSeconds.toFixed(1)} s after opening), ${o.completed} ended normally, ${o.failed} failed; idle before: ${f(o.idleRssMb, 1)} MB`]);
+  }
+  const p = m.abortProbe;
+  if (p) {
+    memRows.push([
+      `gateway after ${p.aborted} clients left mid-stream`,
+      f(p.rssPeakMb, 1),
+      `peak over the ${p.watchedSeconds.toFixed(0)} s after (before: ${f(p.rssBeforeMb, 1)} MB); meanwhile the slowest of ${p.calls} calls took ${f(p.longestCallSeconds, 2)} s, ${p.failedCalls} failed`,
+    ]);
+  }
+  out.push({ title: 'Memory (VmRSS of the serving process)', head: ['state', 'RSS MB', 'detail'], rows: memRows });
+  if (r.workers.length > 0) {
+    const one = load(r.workers, 'gateway-1w', 32);
+    out.push({
+      title: 'Workers: PROXYGPT_WORKERS=1 vs 2 at 32 connections',
+      head: ['gateway', 'req/s', 'p50 ms', 'p99 ms', '× 1 worker'],
+      rows: r.workers.map((l) => [l.target, f(l.rps, 0), f(l.p50, 2), f(l.p99, 2), x(ratio(l.rps, one?.rps))]),
+    });
+  }
+  return out;
+}
+
+function textTable(t: Table): string {
+  const widths = t.head.map((h, i) => Math.max(h.length, ...t.rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
+  return [t.title, line(t.head), widths.map((w) => '-'.repeat(w)).join('  '), ...t.rows.map(line)].join('\n');
+}
+
+function mdTable(t: Table): string {
+  const esc = (c: string) => c.replace(/\|/g, '\\|');
+  return [`### ${t.title}`, '', `| ${t.head.map(esc).join(' | ')} |`, `|${t.head.map(() => '---').join('|')}|`, ...t.rows.map((r) => `| ${r.map(esc).join(' | ')} |`)].join('\n');
+}
+
+function header(meta: Meta): string[] {
+  const settings = Object.entries(meta.settings).map(([k, v]) => `${k}=${v}`).join(', ');
+  return [
+    `ProxyGPT bench — ${meta.date}`,
+    `Machine: ${meta.cpus} × ${meta.cpuModel}, ${meta.os}; Node ${meta.node}; load average at start ${meta.loadAvgStart.map((l) => l.toFixed(2)).join(' ')}` +
+      (meta.loadAvgEnd ? `, at end ${meta.loadAvgEnd.map((l) => l.toFixed(2)).join(' ')}` : '') +
+      (meta.durationSeconds ? `; run took ${meta.durationSeconds.toFixed(0)} s` : ''),
+    `Gateway revision: ${meta.revision}`,
+    `Settings: ${settings}`,
+    ...meta.notes.map((n) => `Note: ${n}`),
+  ];
+}
+
+export function renderText(r: BenchResults): string {
+  return [...header(r.meta), '', ...tables(r).map(textTable).join('\n\n').split('\n')].join('\n');
+}
+
+export function renderMarkdown(r: BenchResults): string {
+  return [`# ${header(r.meta)[0]}`, '', ...header(r.meta).slice(1).map((l) => `- ${l}`), '', tables(r).map(mdTable).join('\n\n'), ''].join('\n');
+}
+
+/** Writes <stamp>.md/.json and latest.md/.json; returns the paths written. */
+export function writeResults(dir: string, r: BenchResults): string[] {
+  mkdirSync(dir, { recursive: true });
+  const stamp = r.meta.date.replace(/[:.]/g, '-');
+  const md = renderMarkdown(r);
+  const json = `${JSON.stringify(r, null, 2)}\n`;
+  const paths = [join(dir, `${stamp}.md`), join(dir, `${stamp}.json`), join(dir, 'latest.md'), join(dir, 'latest.json')];
+  writeFileSync(paths[0]!, md);
+  writeFileSync(paths[1]!, json);
+  writeFileSync(paths[2]!, md);
+  writeFileSync(paths[3]!, json);
+  return paths;
+}

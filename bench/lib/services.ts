@@ -1,0 +1,91 @@
+/**
+ * The processes under test: the mock upstream (bench/mock-server.ts under tsx) and the gateway
+ * (dist/main.js, built first when dist is missing or older than src), configured as in production:
+ * hourly and daily limits on (huge, so nothing is refused), usage recorded, SQLite file in a temp dir.
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { CHAT_PATH, PROXY_KEY, UPSTREAM_KEY, chatBody } from './targets.js';
+import { freePort, httpProbe, startChild, waitReady, type Child } from './procs.js';
+
+export const ROOT = new URL('../..', import.meta.url).pathname.replace(/\/$/, '');
+
+function newestMtime(dir: string): number {
+  let newest = 0;
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    newest = Math.max(newest, entry.isDirectory() ? newestMtime(path) : statSync(path).mtimeMs);
+  }
+  return newest;
+}
+
+/** Builds dist/ when forced, missing, or older than anything under src/. Returns what it did. */
+export function buildIfStale(force: boolean): string {
+  const main = join(ROOT, 'dist', 'main.js');
+  const stale = !existsSync(main) || statSync(main).mtimeMs < newestMtime(join(ROOT, 'src'));
+  if (!force && !stale) return 'dist/ up to date (not rebuilt)';
+  const started = Date.now();
+  execFileSync('npm', ['run', '--silent', 'build'], { cwd: ROOT, stdio: 'inherit' });
+  return `built dist/ (${((Date.now() - started) / 1000).toFixed(1)} s)`;
+}
+
+export interface Service {
+  child: Child;
+  port: number;
+}
+
+export async function startMock(logDir: string): Promise<Service> {
+  const port = await freePort();
+  const child = startChild('mock', process.execPath, ['--import', 'tsx', join(ROOT, 'bench', 'mock-server.ts'), String(port)], join(logDir, 'mock.log'), {
+    cwd: ROOT,
+    ipc: true,
+  });
+  await waitReady(child, httpProbe(`http://127.0.0.1:${port}/v1/models`));
+  return { child, port };
+}
+
+export interface GatewayOptions {
+  workers: number;
+  logLevel: string;
+  /** Extra node flags, e.g. --cpu-prof. */
+  nodeFlags?: string[];
+  name?: string;
+}
+
+export function gatewayEnv(mockPort: number, port: number, dbPath: string, options: GatewayOptions): NodeJS.ProcessEnv {
+  return {
+    PATH: process.env.PATH,
+    HOME: process.env.HOME,
+    NODE_ENV: 'production',
+    OPENAI_API_KEY: UPSTREAM_KEY,
+    OPENAI_BASE_URL: `http://127.0.0.1:${mockPort}/v1`,
+    PROXYGPT_API_KEY: PROXY_KEY,
+    USE_HOURLY_RATE_LIMIT: 'true',
+    PROXYGPT_HOURLY_RATE_LIMIT: '1000000000',
+    USE_DAILY_RATE_LIMIT: 'true',
+    PROXYGPT_DAILY_RATE_LIMIT: '1000000000',
+    PROXYGPT_DATABASE_URL: dbPath,
+    PROXYGPT_WORKERS: String(options.workers),
+    HOST: '127.0.0.1',
+    PORT: String(port),
+    LOG_LEVEL: options.logLevel,
+  };
+}
+
+/** Starts dist/main.js (cwd: a temp dir, so no project .env is read) and waits for one 200. */
+export async function startGateway(mockPort: number, dir: string, options: GatewayOptions): Promise<Service> {
+  const name = options.name ?? `gateway-${options.workers}w`;
+  const port = await freePort();
+  const env = gatewayEnv(mockPort, port, join(dir, `${name}.db`), options);
+  const child = startChild(name, process.execPath, [...(options.nodeFlags ?? []), join(ROOT, 'dist', 'main.js')], join(dir, `${name}.log`), { cwd: dir, env });
+  await waitReady(child, httpProbe(`http://127.0.0.1:${port}/healthz`));
+  const res = await fetch(`http://127.0.0.1:${port}${CHAT_PATH}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${PROXY_KEY}` },
+    body: chatBody(),
+  });
+  const text = await res.text();
+  if (res.status !== 200) throw new Error(`${name} answered ${res.status} to a chat call: ${text.slice(0, 300)}`);
+  return { child, port };
+}

@@ -1,0 +1,50 @@
+/**
+ * CPU profile of the gateway under load: `npx tsx bench/profile.ts [seconds]`.
+ * Starts the mock and the gateway (dist/main.js under `node --cpu-prof`, same settings as the
+ * bench), runs autocannon at 32 connections (BENCH_PROFILE_CONNECTIONS) for the given seconds
+ * (default 10), stops the gateway gracefully so V8 writes the profile, and prints the top self
+ * time by function and by module group. The .cpuprofile is kept in bench/results/ (git-ignored);
+ * open it in Chrome DevTools or speedscope for a flame graph.
+ */
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { buildIfStale, ROOT, startGateway, startMock } from './lib/services.js';
+import { guardChildren, stopAll, stopChild } from './lib/procs.js';
+import { gatewayTarget } from './lib/targets.js';
+import { cannon } from './lib/load.js';
+import { renderProfile, summariseProfile } from './lib/cpuprofile.js';
+
+const seconds = Number(process.argv[2] ?? process.env.BENCH_PROFILE_SECONDS ?? 10);
+const connections = Number(process.env.BENCH_PROFILE_CONNECTIONS ?? 32);
+const logLevel = process.env.BENCH_LOG_LEVEL ?? 'warn';
+const dir = mkdtempSync(join(tmpdir(), 'proxygpt-profile-'));
+guardChildren((seconds + 120) * 1000, (reason) => console.error(`profile: ABORTED: ${reason}`));
+
+try {
+  console.error(`profile: ${buildIfStale(process.argv.includes('--build'))}`);
+  const mock = await startMock(dir);
+  const profDir = join(dir, 'prof');
+  const gw = await startGateway(mock.port, dir, { workers: 1, logLevel, nodeFlags: ['--cpu-prof', `--cpu-prof-dir=${profDir}`], name: 'gateway-profiled' });
+  const target = gatewayTarget(gw.port);
+  await cannon(target, connections, 1, false);
+  console.error(`profile: ${connections} connections for ${seconds} s (LOG_LEVEL=${logLevel})`);
+  const fromUs = Number(process.hrtime.bigint() / 1000n);
+  const outcome = await cannon(target, connections, seconds, false);
+  const toUs = Number(process.hrtime.bigint() / 1000n);
+  console.error(`profile: ${(outcome.ok / outcome.seconds).toFixed(0)} req/s under the profiler, ${outcome.non2xx} non-2xx, ${outcome.errors} errors`);
+  await stopChild(gw.child, 15_000);
+  const file = readdirSync(profDir).find((f) => f.endsWith('.cpuprofile'));
+  if (!file) throw new Error('the gateway wrote no .cpuprofile (did it exit gracefully?)');
+  const summary = renderProfile(summariseProfile(join(profDir, file), ROOT, 25, { fromUs, toUs }));
+  console.log(summary);
+  const out = join(ROOT, 'bench', 'results');
+  mkdirSync(out, { recursive: true });
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+  copyFileSync(join(profDir, file), join(out, `gateway-${stamp}.cpuprofile`));
+  writeFileSync(join(out, `profile-${stamp}.txt`), `${summary}\n`);
+  console.error(`profile: kept bench/results/gateway-${stamp}.cpuprofile and profile-${stamp}.txt`);
+} finally {
+  await stopAll();
+  rmSync(dir, { recursive: true, force: true });
+}
