@@ -268,3 +268,25 @@ export function loadConfig(env: Env = process.env): LoadedConfig {
   }
   return { config, warnings };
 }
+
+/** What the CLI's direct mode needs to manage stored keys: no upstream key, no proxy keys. */
+export interface AdminConfig {
+  databasePath: string;
+  allowedEndpoints: EndpointRule[];
+  allowedModels: string[] | null;
+}
+
+/**
+ * Reads only the settings that key administration on the database itself depends on (the
+ * database path and the gateway's own endpoint and model lists, which bound every key's policy),
+ * with the same rules as loadConfig. Throws ConfigError on the first problem; OPENAI_API_KEY and
+ * the proxy keys are not required.
+ */
+export function loadAdminConfig(env: Env = process.env): AdminConfig {
+  const allowedModels = list(env, 'PROXYGPT_ALLOWED_MODELS');
+  return {
+    databasePath: databasePath(env),
+    allowedEndpoints: parseEndpoints(raw(env, 'PROXYGPT_ALLOWED_ENDPOINTS') ?? 'POST /v1/chat/completions'),
+    allowedModels: allowedModels.length === 0 || allowedModels.includes('*') ? null : allowedModels,
+  };
+}

@@ -1,10 +1,16 @@
 /**
- * Entry point: reads `.env` and the environment, validates the configuration (exit 1 with the
+ * Entry point: reads `.env` and the environment, validates the configuration (exit 2 with the
  * variable named on any problem), then serves. With PROXYGPT_WORKERS > 1 this process becomes a
  * cluster primary that prepares the database once and forks workers sharing one port and one
  * SQLite file; limits stay exact across them (BEGIN IMMEDIATE serialises the limiter).
+ *
+ * `node dist/main.js` starts at once; `proxygpt serve` imports this module and calls start(). A
+ * cluster worker re-runs whichever script the primary was started with (this one, or the CLI with
+ * the same `serve` arguments), so both entries reach start() again in every worker.
  */
 import cluster from 'node:cluster';
+import { realpathSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import dotenv from 'dotenv';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { createApp } from './app.js';
@@ -71,10 +77,45 @@ function runPrimary(config: Config): void {
   console.log(`proxygpt: primary ${process.pid} started ${config.workers} workers on ${config.host}:${config.port}`);
 }
 
-const config = readConfig();
-if (config.workers > 1 && cluster.isPrimary) runPrimary(config);
-else
-  serve(config).catch((err: unknown) => {
+/**
+ * Starts the gateway from `.env` and the environment, exactly as `npm start` does: a cluster
+ * primary when PROXYGPT_WORKERS > 1 (resolves once the workers are forked), else one server
+ * (resolves once it listens). Exits the process with 2 on invalid configuration and 1 when the
+ * server cannot start.
+ */
+export async function start(): Promise<void> {
+  const config = readConfig();
+  if (config.workers > 1 && cluster.isPrimary) {
+    runPrimary(config);
+    return;
+  }
+  try {
+    await serve(config);
+  } catch (err) {
     console.error(`proxygpt: could not start: ${err instanceof Error ? err.message : String(err)}`);
     process.exit(1);
-  });
+  }
+}
+
+/** True when Node was started with this file as its script (`node dist/main.js`, `tsx src/main.ts`). */
+function isEntryScript(): boolean {
+  const script = process.argv[1];
+  if (script === undefined) return false;
+  let self: string;
+  try {
+    self = realpathSync(fileURLToPath(import.meta.url));
+  } catch {
+    return false;
+  }
+  // `node dist/main` resolves the extension itself.
+  for (const candidate of [script, `${script}.js`, `${script}.ts`]) {
+    try {
+      if (realpathSync(candidate) === self) return true;
+    } catch {
+      // no such file: try the next spelling
+    }
+  }
+  return false;
+}
+
+if (isEntryScript()) void start();
