@@ -8,7 +8,7 @@ import type { DestinationStream, Logger } from 'pino';
 import type { Config } from './config.js';
 import { KeyRing } from './auth/keys.js';
 import { Policy } from './policy/policy.js';
-import { SqliteLimiter } from './limits/sqlite.js';
+import { migrateSqliteLimiter, SqliteLimiter } from './limits/sqlite.js';
 import { systemClock, type Clock, type Limiter } from './limits/limiter.js';
 import { openSqlite } from './store/sqlite-db.js';
 import { SqliteStore } from './store/sqlite.js';
@@ -51,7 +51,10 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
 
   const db = openSqlite(config.databasePath);
   const store = new SqliteStore(db);
-  const limiter = new SqliteLimiter(db, clock, config.upstreamTimeoutMs + 60_000);
+  migrateSqliteLimiter(db);
+  // The limiter gets its own connection that never sleeps inside SQLite on a busy lock (see run()).
+  const limiterDb = openSqlite(config.databasePath, 0);
+  const limiter = new SqliteLimiter(limiterDb, clock, config.upstreamTimeoutMs + 60_000);
   const upstream = new Upstream(config.openaiBaseUrl, config.openaiApiKey, config.upstreamTimeoutMs);
   const recorder = new UsageRecorder(store, (err) => logger.error({ err }, 'writing usage records failed'));
   const gateway = new Gateway(
@@ -91,6 +94,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       await recorder.close();
       await upstream.close();
       await limiter.close();
+      limiterDb.close();
       await store.close();
     },
   };

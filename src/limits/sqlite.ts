@@ -55,6 +55,9 @@ CREATE TABLE IF NOT EXISTS limit_holds (
 CREATE INDEX IF NOT EXISTS limit_holds_by_expiry ON limit_holds (expires_at);
 `;
 
+/** After this long waiting for another worker's lock, give up (the request fails with 500). */
+const BUSY_GIVE_UP_MS = 10_000;
+
 export function migrateSqliteLimiter(db: SqliteDatabase): void {
   db.exec(SCHEMA);
 }
@@ -73,7 +76,8 @@ export class SqliteLimiter implements Limiter {
     /** A hold older than this (a crashed worker's) is dropped by `prune`. */
     private readonly holdTtlMs = 15 * 60_000,
   ) {
-    migrateSqliteLimiter(db);
+    const migrated = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'limit_holds'").get() !== undefined;
+    if (!migrated) migrateSqliteLimiter(db);
     this.stmt = {
       series: db.prepare<[string], SeriesRow>(
         'SELECT cum, last_ts AS lastTs, held, base_cum AS baseCum FROM limit_series WHERE series = ?',
@@ -236,30 +240,48 @@ export class SqliteLimiter implements Limiter {
     return { admitted: true, states, reservation };
   }
 
+  /**
+   * Runs one transaction, retrying while another connection (another worker) holds the write
+   * lock. The wait yields to the event loop instead of sleeping inside SQLite, so other requests
+   * of this worker go on, and the retry comes microseconds after the lock is free rather than a
+   * millisecond or more later. The time is read on each attempt, so a retried check is exact too.
+   */
+  private async run<T>(step: (now: number) => T): Promise<T> {
+    const started = Date.now();
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return step(this.clock());
+      } catch (err) {
+        if ((err as { code?: string }).code !== 'SQLITE_BUSY' || Date.now() - started > BUSY_GIVE_UP_MS) throw err;
+        await (attempt < 50 ? new Promise((resolve) => setImmediate(resolve)) : new Promise((resolve) => setTimeout(resolve, 1)));
+      }
+    }
+  }
+
   async reserve(rules: readonly LimitRule[], costs: Readonly<Record<string, SeriesCost>>): Promise<Decision> {
     for (const cost of Object.values(costs)) {
       if (!Number.isSafeInteger(cost.amount) || cost.amount < 0) throw new RangeError('cost must be a non-negative integer');
     }
-    return this.reserveTx.immediate(rules, costs, this.clock());
+    return this.run((now) => this.reserveTx.immediate(rules, costs, now));
   }
 
   async commit(reservation: Reservation, actual: Readonly<Record<string, number>> = {}): Promise<void> {
     for (const amount of Object.values(actual)) {
       if (!Number.isSafeInteger(amount) || amount < 0) throw new RangeError('actual amounts must be non-negative integers');
     }
-    if (Object.keys(reservation.held).length > 0) this.commitTx.immediate(reservation, actual, this.clock());
+    if (Object.keys(reservation.held).length > 0) await this.run((now) => this.commitTx.immediate(reservation, actual, now));
   }
 
   async release(reservation: Reservation): Promise<void> {
-    if (Object.keys(reservation.held).length > 0) this.releaseTx.immediate(reservation);
+    if (Object.keys(reservation.held).length > 0) await this.run(() => this.releaseTx.immediate(reservation));
   }
 
   async peek(rules: readonly LimitRule[]): Promise<RuleState[]> {
-    return this.peekTx(rules, this.clock());
+    return this.run((now) => this.peekTx(rules, now));
   }
 
   async prune(horizonMs: (series: string) => number): Promise<number> {
-    return this.pruneTx.immediate(this.clock(), horizonMs);
+    return this.run((now) => this.pruneTx.immediate(now, horizonMs));
   }
 
   async close(): Promise<void> {

@@ -40,7 +40,8 @@ export class Upstream {
     baseUrl: URL,
     private readonly apiKey: string,
     timeoutMs: number,
-    connections = 256,
+    /** Most connections to the upstream at once; null = as many as there are calls in flight. */
+    connections: number | null = null,
   ) {
     this.basePath = baseUrl.pathname === '/' ? '' : baseUrl.pathname;
     this.pool = new Pool(baseUrl.origin, {

@@ -11,7 +11,7 @@ import type { Admission, Gateway } from '../gateway.js';
 import { countUsage } from '../metering/estimate.js';
 import { JsonTap } from '../metering/json-tap.js';
 import { SseTap } from '../metering/sse-tap.js';
-import type { TokenUsage } from '../metering/usage.js';
+import { usageFromJson, type TokenUsage } from '../metering/usage.js';
 import type { UpstreamResponse } from './forward.js';
 import { clientResponseHeaders } from './headers.js';
 import '../routes/usage-context.js';
@@ -21,6 +21,68 @@ export interface RelayOptions {
   requestBody: unknown;
   /** Drop the usage-only chunk the gateway asked for on the client's behalf. */
   stripUsageChunk: boolean;
+}
+
+/** The assistant text of a chat completion (or text completion) body. */
+function completionTextOf(body: unknown): string {
+  const choices = (body as { choices?: { message?: { content?: unknown }; text?: unknown }[] } | null)?.choices;
+  if (!Array.isArray(choices)) return '';
+  return choices.map((c) => (typeof c.message?.content === 'string' ? c.message.content : typeof c.text === 'string' ? c.text : '')).join('');
+}
+
+/** JSON answers up to this size (nearly all) are read whole and sent with their length. */
+const WHOLE_BODY_MAX_BYTES = 1024 * 1024;
+
+/** Meters a whole JSON body: one read, one parse, sent as it came; settles after sending. */
+async function relayWholeJson(
+  gateway: Gateway,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  admission: Admission,
+  upstream: UpstreamResponse,
+  options: RelayOptions,
+): Promise<FastifyReply> {
+  const context = request.usage!;
+  const status = upstream.statusCode;
+  let body: Buffer;
+  try {
+    body = Buffer.from(await upstream.body.arrayBuffer());
+  } catch (err) {
+    // The client left (or the upstream broke) mid-body: bill the prompt.
+    context.done = settleWith(gateway, admission, status, null, options.requestBody, '', context);
+    throw err;
+  }
+  let usage: TokenUsage | null = null;
+  let text = '';
+  try {
+    const parsed: unknown = JSON.parse(body.toString('utf8'));
+    usage = usageFromJson(parsed);
+    if (usage === null) text = completionTextOf(parsed);
+  } catch {
+    // not JSON after all: nothing to read
+  }
+  context.done = settleWith(gateway, admission, status, usage, options.requestBody, text, context);
+  return reply.send(body);
+}
+
+/** Settles with the reported usage, or with a tokenizer count of what was asked and delivered. */
+async function settleWith(
+  gateway: Gateway,
+  admission: Admission,
+  status: number,
+  reported: TokenUsage | null,
+  requestBody: unknown,
+  deliveredText: string,
+  context: NonNullable<FastifyRequest['usage']>,
+): Promise<void> {
+  let usage = reported;
+  let estimated = false;
+  if (usage === null && requestBody !== null) {
+    usage = await countUsage(requestBody, deliveredText);
+    estimated = true;
+  }
+  const settlement = await gateway.settle(admission, status, usage);
+  context.settlement = { ...settlement, estimated };
 }
 
 export async function relay(
@@ -45,6 +107,8 @@ export async function relay(
   }
 
   const contentType = String(upstream.headers['content-type'] ?? '');
+  const length = Number(upstream.headers['content-length'] ?? NaN);
+  if (contentType.includes('json') && length <= WHOLE_BODY_MAX_BYTES) return relayWholeJson(gateway, request, reply, admission, upstream, options);
   const tap = contentType.includes('text/event-stream')
     ? new SseTap({ stripUsageChunk: options.stripUsageChunk })
     : contentType.includes('json')
@@ -62,16 +126,7 @@ export async function relay(
       () => true,
       () => false,
     )
-    .then(async () => {
-      let usage: TokenUsage | null = tap.usage();
-      let estimated = false;
-      if (usage === null && options.requestBody !== null) {
-        usage = await countUsage(options.requestBody, tap.completionText());
-        estimated = true;
-      }
-      const settlement = await gateway.settle(admission, status, usage);
-      context.settlement = { ...settlement, estimated };
-    })
+    .then(() => settleWith(gateway, admission, status, tap.usage(), options.requestBody, tap.completionText(), context))
     .catch((err: unknown) => request.log.error({ err }, 'settling a call failed'));
   return reply.send(tap);
 }

@@ -9,11 +9,16 @@ import { dirname } from 'node:path';
 
 export type SqliteDatabase = Database.Database;
 
-export function openSqlite(path: string): SqliteDatabase {
+/**
+ * `busyTimeoutMs` is how long a write waits for another connection's lock inside SQLite (blocking
+ * the event loop, in sleeps of a millisecond or more). The limiter opens its own connection with 0
+ * and retries without blocking instead (see limits/sqlite.ts).
+ */
+export function openSqlite(path: string, busyTimeoutMs = 10_000): SqliteDatabase {
   if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
   const db = new Database(path);
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = NORMAL');
-  db.pragma('busy_timeout = 10000');
+  db.pragma(`busy_timeout = ${Math.max(0, Math.floor(busyTimeoutMs))}`);
   return db;
 }
