@@ -55,6 +55,13 @@ CREATE TABLE IF NOT EXISTS limit_holds (
 CREATE INDEX IF NOT EXISTS limit_holds_by_expiry ON limit_holds (expires_at);
 `;
 
+interface PendingReserve {
+  rules: readonly LimitRule[];
+  costs: Readonly<Record<string, SeriesCost>>;
+  resolve: (decision: Decision) => void;
+  reject: (err: unknown) => void;
+}
+
 /** After this long waiting for another worker's lock, give up (the request fails with 500). */
 const BUSY_GIVE_UP_MS = 10_000;
 
@@ -65,6 +72,7 @@ export function migrateSqliteLimiter(db: SqliteDatabase): void {
 export class SqliteLimiter implements Limiter {
   private readonly stmt;
   private readonly reserveTx;
+  private pending: PendingReserve[] = [];
   private readonly commitTx;
   private readonly releaseTx;
   private readonly pruneTx;
@@ -107,8 +115,8 @@ export class SqliteLimiter implements Limiter {
       deleteEventsUpTo: db.prepare<[string, number]>('DELETE FROM limit_events WHERE series = ? AND cum <= ?'),
       setBase: db.prepare<[number, string]>('UPDATE limit_series SET base_cum = ? WHERE series = ?'),
     };
-    this.reserveTx = db.transaction((rules: readonly LimitRule[], costs: Readonly<Record<string, SeriesCost>>, now: number) =>
-      this.reserveNow(rules, costs, now),
+    this.reserveTx = db.transaction((batch: readonly PendingReserve[], now: number) =>
+      batch.map((item) => this.reserveNow(item.rules, item.costs, now)),
     );
     this.commitTx = db.transaction((reservation: Reservation, actual: Readonly<Record<string, number>>, now: number) => {
       for (const hold of this.stmt.takeHolds.all(reservation.id)) {
@@ -258,11 +266,30 @@ export class SqliteLimiter implements Limiter {
     }
   }
 
-  async reserve(rules: readonly LimitRule[], costs: Readonly<Record<string, SeriesCost>>): Promise<Decision> {
+  /**
+   * Reservations that arrive in the same turn of the event loop share one transaction (one lock,
+   * one WAL commit). Inside it each is checked and reserved in arrival order against the counts
+   * the earlier ones left, exactly as if each had its own transaction.
+   */
+  reserve(rules: readonly LimitRule[], costs: Readonly<Record<string, SeriesCost>>): Promise<Decision> {
     for (const cost of Object.values(costs)) {
-      if (!Number.isSafeInteger(cost.amount) || cost.amount < 0) throw new RangeError('cost must be a non-negative integer');
+      if (!Number.isSafeInteger(cost.amount) || cost.amount < 0) return Promise.reject(new RangeError('cost must be a non-negative integer'));
     }
-    return this.run((now) => this.reserveTx.immediate(rules, costs, now));
+    return new Promise((resolve, reject) => {
+      this.pending.push({ rules, costs, resolve, reject });
+      if (this.pending.length === 1) setImmediate(() => void this.flushReserves());
+    });
+  }
+
+  private async flushReserves(): Promise<void> {
+    const batch = this.pending;
+    this.pending = [];
+    try {
+      const decisions = await this.run((now) => this.reserveTx.immediate(batch, now));
+      decisions.forEach((decision, i) => batch[i]!.resolve(decision));
+    } catch (err) {
+      for (const item of batch) item.reject(err);
+    }
   }
 
   async commit(reservation: Reservation, actual: Readonly<Record<string, number>> = {}): Promise<void> {
