@@ -12,6 +12,7 @@ import { Policy } from '../policy/policy.js';
 import type { KeyPolicy } from '../store/store.js';
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._@:+-]{0,63}$/;
+const RESERVED_NAME = /^(key_[a-z2-7]{12}|env-key-\d+)$/;
 const DURATION = /^(\d+)\s*(m|min|h|d|w)$/i;
 const UNIT_MS: Record<string, number> = { m: 60_000, min: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
 
@@ -28,7 +29,12 @@ const dollars = z.number().positive().max(1e9).nullable();
 const list = z.array(z.string().min(1).max(200)).max(200).nullable();
 
 const fields = {
-  name: z.string().regex(NAME, 'names are 1-64 letters, digits and . _ @ : + - (starting with a letter or digit)'),
+  name: z
+    .string()
+    .regex(NAME, 'names are 1-64 letters, digits and . _ @ : + - (starting with a letter or digit)')
+    // Keys are found by id or by name, and usage by principal: a name that looks like a key id or
+    // an environment key's id (env-key-N) would make `show`, `delete` or `usage` pick another key.
+    .refine((name) => !RESERVED_NAME.test(name), 'names of the form key_… (12 characters) and env-key-N are reserved for ids'),
   notes: z.string().max(2000),
   expires_at: z.union([z.iso.datetime({ offset: true }), z.number().int().positive()]).nullable(),
   expires_in: z.string().refine((v) => parseDuration(v) !== null, 'use a duration like 30d, 12h, 90m or 2w'),
@@ -54,7 +60,9 @@ export function parseInput<T>(schema: z.ZodType<T>, value: unknown): T {
   const result = schema.safeParse(value);
   if (!result.success) {
     const issue = result.error.issues[0]!;
-    const param = issue.path.join('.') || null;
+    // An unknown field is reported at its parent's path: name the field itself.
+    const path = issue.code === 'unrecognized_keys' ? [...issue.path, issue.keys[0]!] : issue.path;
+    const param = path.join('.') || null;
     throw badRequest(`${param ? `${param}: ` : ''}${issue.message}`, 'invalid_request', param);
   }
   return result.data;

@@ -1,28 +1,39 @@
 /**
- * Token estimates. Before a call: a fast upper-bound estimate of what it may cost (prompt text at
- * 3 bytes per token, which over-counts English and CJK alike, plus the completion budget), used to
- * reserve token and spend limits. After a call that reported no usage (an aborted stream, an
- * upstream that does not report it): a real count with the tokenizer (js-tiktoken, o200k_base).
+ * Token estimates. Before a call: a fast estimate of what it may cost, meant as an upper bound,
+ * used to reserve token and spend limits: the prompt is cut into the pieces a BPE tokenizer never
+ * merges across (letter runs, digit groups of up to three, punctuation, whitespace), each piece
+ * counted generously, and non-ASCII text at one token per two UTF-8 bytes; plus the completion
+ * budget. It stays above the real count of cl100k_base and o200k_base for prose, CJK, code, JSON,
+ * CSV and numbers (3 bytes per token, the earlier rule, was not: digits, dense code and Chinese
+ * under cl100k all need more tokens than that). After a call that reported no usage (an aborted
+ * stream, an upstream that does not report it): a real count with the tokenizer (js-tiktoken,
+ * o200k_base).
  */
 import type { Tiktoken } from 'js-tiktoken';
 import type { TokenUsage } from './usage.js';
 
-const BYTES_PER_TOKEN_BOUND = 3;
 const TOKENS_PER_IMAGE = 1_000;
+/** What the chat format adds per message (3, plus the role; the estimate adds one for a `name`). */
 const TOKENS_PER_MESSAGE = 4;
+const ESTIMATED_TOKENS_PER_MESSAGE = 5;
+/** The tokens that prime the assistant's reply, once per chat. */
+const REPLY_PRIMING = 3;
+/** Letters per token assumed for a run of ASCII letters (English words average 1.3 tokens for ~5.7 bytes). */
+const LETTERS_PER_TOKEN = 4;
 
 interface TextCount {
-  bytes: number;
   images: number;
   messages: number;
   text: string[];
 }
 
+/** The keys under which a request body carries prompt text (messages, parts, tool calls, inputs). */
+const TEXT_KEYS = ['content', 'text', 'input', 'prompt', 'instructions', 'arguments', 'output', 'name', 'tool_calls', 'function', 'refusal'] as const;
+
 /** Collects the prompt text of a chat, responses, completions or embeddings body. */
 function collect(value: unknown, into: TextCount, depth = 0): void {
-  if (depth > 6 || value === null || value === undefined) return;
+  if (depth > 8 || value === null || value === undefined) return;
   if (typeof value === 'string') {
-    into.bytes += Buffer.byteLength(value, 'utf8');
     into.text.push(value);
     return;
   }
@@ -37,20 +48,86 @@ function collect(value: unknown, into: TextCount, depth = 0): void {
     return;
   }
   if ('role' in part) into.messages++;
-  for (const key of ['content', 'text', 'input', 'prompt', 'instructions', 'arguments', 'output'] as const) {
+  for (const key of TEXT_KEYS) {
     if (key in part) collect(part[key], into, depth + 1);
   }
 }
 
 function promptText(body: Record<string, unknown>): TextCount {
-  const count: TextCount = { bytes: 0, images: 0, messages: 0, text: [] };
+  const count: TextCount = { images: 0, messages: 0, text: [] };
   for (const key of ['messages', 'input', 'prompt', 'instructions', 'system']) collect(body[key], count);
-  if (body.tools !== undefined) {
-    const tools = JSON.stringify(body.tools);
-    count.bytes += Buffer.byteLength(tools);
-    count.text.push(tools);
-  }
+  if (body.tools !== undefined) count.text.push(JSON.stringify(body.tools));
+  if (body.functions !== undefined) count.text.push(JSON.stringify(body.functions));
   return count;
+}
+
+const LETTER = 1;
+const DIGIT = 2;
+const SPACE = 3;
+const SYMBOL = 4;
+/** Character class of each ASCII code. */
+const ASCII_CLASS = new Uint8Array(128).map((_, c) =>
+  (c >= 97 && c <= 122) || (c >= 65 && c <= 90) ? LETTER : c >= 48 && c <= 57 ? DIGIT : c === 32 || (c >= 9 && c <= 13) ? SPACE : SYMBOL,
+);
+
+/**
+ * An upper-bound token count of `text` without a tokenizer, in one pass. BPE tokenizers first
+ * split text into pieces (a letter run with at most one leading space or symbol, up to three
+ * digits, a punctuation run, a whitespace run) and never merge across them, so every piece is at
+ * least one token; a piece is counted as one token per 4 letters (at least one), a punctuation
+ * run as one token per character, and non-ASCII text at one token per 2 UTF-8 bytes.
+ */
+export function estimateTextTokens(text: string): number {
+  let tokens = 0;
+  let i = 0;
+  const n = text.length;
+  while (i < n) {
+    const c = text.charCodeAt(i);
+    if (c >= 0x80) {
+      let bytes = 0;
+      for (; i < n; i++) {
+        const d = text.charCodeAt(i);
+        if (d < 0x80) break;
+        // UTF-8 length: 2 bytes below U+0800, 4 for a surrogate pair (counted at its high half), else 3.
+        bytes += d < 0x800 ? 2 : d >= 0xdc00 && d <= 0xdfff ? 0 : d >= 0xd800 && d <= 0xdbff ? 4 : 3;
+      }
+      tokens += (bytes + 1) >> 1;
+      continue;
+    }
+    const kind = ASCII_CLASS[c]!;
+    const next = i + 1 < n ? text.charCodeAt(i + 1) : 0x80;
+    if (kind === LETTER || (kind !== DIGIT && c !== 10 && c !== 13 && next < 0x80 && ASCII_CLASS[next] === LETTER)) {
+      // A letter run, with its one leading space or symbol counted as a letter.
+      let letters = 1;
+      for (i++; i < n; i++) {
+        const d = text.charCodeAt(i);
+        if (d >= 0x80 || ASCII_CLASS[d] !== LETTER) break;
+        letters++;
+      }
+      tokens += Math.ceil(letters / LETTERS_PER_TOKEN);
+    } else if (kind === DIGIT) {
+      let digits = 0;
+      for (; i < n; i++) {
+        const d = text.charCodeAt(i);
+        if (d >= 0x80 || ASCII_CLASS[d] !== DIGIT) break;
+        digits++;
+      }
+      tokens += Math.ceil(digits / 3);
+    } else if (kind === SPACE) {
+      for (; i < n; i++) {
+        const d = text.charCodeAt(i);
+        if (d >= 0x80 || ASCII_CLASS[d] !== SPACE) break;
+      }
+      tokens += 1;
+    } else {
+      for (; i < n; i++) {
+        const d = text.charCodeAt(i);
+        if (d >= 0x80 || ASCII_CLASS[d] !== SYMBOL) break;
+        tokens++;
+      }
+    }
+  }
+  return tokens;
 }
 
 /** The completion budget the request names, or `fallback`; times `n` choices. */
@@ -67,7 +144,9 @@ export function estimateUsage(body: unknown, defaultMaxTokens: number): TokenUsa
   if (body === null || typeof body !== 'object' || Array.isArray(body)) return { promptTokens: 0, completionTokens: 0, cachedTokens: 0 };
   const record = body as Record<string, unknown>;
   const text = promptText(record);
-  const promptTokens = Math.ceil(text.bytes / BYTES_PER_TOKEN_BOUND) + text.images * TOKENS_PER_IMAGE + text.messages * TOKENS_PER_MESSAGE;
+  let promptTokens = text.images * TOKENS_PER_IMAGE;
+  for (const part of text.text) promptTokens += estimateTextTokens(part);
+  if (text.messages > 0) promptTokens += text.messages * ESTIMATED_TOKENS_PER_MESSAGE + REPLY_PRIMING;
   return { promptTokens, completionTokens: completionBudget(record, defaultMaxTokens), cachedTokens: 0 };
 }
 
@@ -91,7 +170,8 @@ export async function countUsage(body: unknown, completionText: string): Promise
   let promptTokens = 0;
   if (body !== null && typeof body === 'object' && !Array.isArray(body)) {
     const text = promptText(body as Record<string, unknown>);
-    promptTokens = (await countTokens(text.text.join('\n'))) + text.images * TOKENS_PER_IMAGE + text.messages * TOKENS_PER_MESSAGE;
+    promptTokens = (await countTokens(text.text.join('\n'))) + text.images * TOKENS_PER_IMAGE;
+    if (text.messages > 0) promptTokens += text.messages * TOKENS_PER_MESSAGE + REPLY_PRIMING;
   }
   return { promptTokens, completionTokens: await countTokens(completionText), cachedTokens: 0 };
 }

@@ -62,11 +62,15 @@ export class PriceTable {
     return { price: this.fallback, known: false };
   }
 
-  /** Cost in micro-dollars (integer, 1e-6 USD), the unit the limiter counts USD in. */
+  /**
+   * Cost in micro-dollars (integer, 1e-6 USD), the unit the limiter counts USD in, rounded up.
+   * Prices are per million tokens, so tokens × price is already micro-dollars; it is rounded to
+   * 1e-6 first so that floating-point noise (205 × 0.6 = 123.00000000000001) does not add one.
+   */
   costMicroUsd(model: string | null, usage: TokenUsage): number {
     const { price } = this.priceOf(model);
     const cached = Math.min(usage.cachedTokens, usage.promptTokens);
-    const usd = ((usage.promptTokens - cached) * price.input + cached * price.cachedInput + usage.completionTokens * price.output) / 1e6;
-    return Math.ceil(usd * 1e6);
+    const micro = (usage.promptTokens - cached) * price.input + cached * price.cachedInput + usage.completionTokens * price.output;
+    return Math.ceil(Math.round(micro * 1e6) / 1e6);
   }
 }

@@ -2,7 +2,8 @@
  * A tap on a server-sent-events stream: passes every event on as soon as it is complete, reads the
  * usage the upstream reports (chat `usage` chunk, Responses `response.completed`), and can drop the
  * usage-only chunk the gateway asked for on the client's behalf, so the client sees exactly the
- * chunks it asked for. It parses JSON only for events that mention usage.
+ * chunks it asked for (also without the `"usage":null` field OpenAI then adds to every chunk). It
+ * parses JSON only for events that carry a usage object.
  */
 import { Transform, type TransformCallback } from 'node:stream';
 import { parseUsage, type TokenUsage } from './usage.js';
@@ -14,6 +15,15 @@ export interface SseTapOptions {
 
 const SEPARATOR = /\r?\n\r?\n/;
 const MAX_DELTA_BYTES = 4 * 1024 * 1024;
+/** `"usage":null`, which OpenAI puts on every chunk but the usage one when include_usage is on. */
+const NULL_USAGE = /"usage"\s*:\s*null/;
+const NULL_USAGE_FIELD = [/,\s*"usage"\s*:\s*null(?=\s*[,}])/, /"usage"\s*:\s*null\s*,\s*/];
+
+/** The event without its `"usage":null` field (as the client would have had it without include_usage). */
+function withoutNullUsage(event: string): string {
+  for (const pattern of NULL_USAGE_FIELD) if (pattern.test(event)) return event.replace(pattern, '');
+  return event;
+}
 
 export class SseTap extends Transform {
   private reported: TokenUsage | null = null;
@@ -36,7 +46,7 @@ export class SseTap extends Transform {
       const end = match.index + match[0].length;
       const event = this.pending.slice(0, end);
       this.pending = this.pending.slice(end);
-      if (this.inspect(event)) out += event;
+      out += this.inspect(event);
     }
     if (out.length > 0) this.push(out);
     done();
@@ -44,29 +54,37 @@ export class SseTap extends Transform {
 
   override _flush(done: TransformCallback): void {
     const rest = this.pending + this.decoder.decode();
-    if (rest.length > 0 && this.inspect(rest)) this.push(rest);
+    const last = rest.length > 0 ? this.inspect(rest) : '';
+    if (last.length > 0) this.push(last);
     done();
   }
 
-  /** Reads one event; returns whether it goes on to the client. */
-  private inspect(event: string): boolean {
+  /** Reads one event; returns what goes on to the client ('' for nothing). */
+  private inspect(event: string): string {
     const data = dataOf(event);
-    if (data === null || data === '[DONE]') return true;
+    if (data === null || data === '[DONE]') return event;
     if (data.includes('"delta"') && this.deltaBytes < MAX_DELTA_BYTES) {
       this.deltas.push(data);
       this.deltaBytes += data.length;
     }
-    if (!data.includes('"usage"')) return true;
+    const at = data.indexOf('"usage"');
+    if (at === -1) return event;
+    // A chunk whose only usage is `"usage":null` (every chat chunk of an OpenAI stream with
+    // include_usage; Responses' response.created): nothing to read, no JSON to parse. A chat
+    // client that did not ask for usage would not have had that field, so it goes without it.
+    if (at === data.lastIndexOf('"usage"') && NULL_USAGE.test(data)) {
+      return this.options.stripUsageChunk && data.includes('"choices"') ? withoutNullUsage(event) : event;
+    }
     let payload: Record<string, unknown>;
     try {
       payload = JSON.parse(data) as Record<string, unknown>;
     } catch {
-      return true;
+      return event;
     }
     const usage = parseUsage(payload.usage) ?? parseUsage((payload.response as Record<string, unknown> | undefined)?.usage);
     if (usage !== null) this.reported = usage;
     const usageOnly = Array.isArray(payload.choices) && payload.choices.length === 0 && usage !== null;
-    return !(this.options.stripUsageChunk && usageOnly);
+    return this.options.stripUsageChunk && usageOnly ? '' : event;
   }
 
   /** The usage the stream reported, or null. */

@@ -12,7 +12,9 @@ import { Policy } from './policy.js';
 
 /** Parses `10.0.0.0/8`, `2001:db8::/32` or a single address; null when invalid. */
 export function parseCidr(entry: string): { address: string; prefix: number; family: 'ipv4' | 'ipv6' } | null {
-  const [address, prefixText] = entry.trim().split('/');
+  const parts = entry.trim().split('/');
+  if (parts.length > 2) return null;
+  const [address, prefixText] = parts;
   const version = isIP(address ?? '');
   if (version === 0) return null;
   const max = version === 4 ? 32 : 128;
