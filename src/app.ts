@@ -19,6 +19,7 @@ import { DAY_MS, horizonOf } from './limits/rules.js';
 import { Authenticator } from './auth/authenticator.js';
 import { KeyAccessCache } from './policy/key-access.js';
 import { PriceBook } from './metering/price-book.js';
+import { stopTokenizer } from './metering/tokenizer.js';
 import { Redactor } from './redact.js';
 import { createLogger } from './log.js';
 import { buildServer } from './server.js';
@@ -30,6 +31,8 @@ export interface AppOptions {
   /** Usage records older than this are deleted by the scheduled prune. */
   usageRetentionMs?: number;
   pruneIntervalMs?: number;
+  /** How long close() lets calls in flight finish before cutting their connections. */
+  shutdownGraceMs?: number;
 }
 
 export interface App {
@@ -90,8 +93,15 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     logger,
     async close() {
       clearInterval(pruneTimer);
-      await server.close();
+      // Stop accepting; give calls in flight a grace period, then cut what is left (a connection
+      // that never sends a request would otherwise hold the close until the headers timeout).
+      const closing = server.close();
+      const cut = setTimeout(() => server.server.closeAllConnections(), options.shutdownGraceMs ?? 5_000);
+      cut.unref();
+      await closing;
+      clearTimeout(cut);
       await recorder.close();
+      await stopTokenizer();
       await upstream.close();
       await limiter.close();
       limiterDb.close();

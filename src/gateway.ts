@@ -143,7 +143,7 @@ export class Gateway {
       throw new ApiError(
         429,
         `This request alone needs more than the limit of ${describeLimit(blocked)} (estimated from its prompt and max tokens). Lower max_tokens or ask your admin for a higher limit.`,
-        blocked.unit === 'requests' ? 'requests' : 'tokens',
+        blocked.unit,
         'rate_limit_exceeded',
         headers,
       );
@@ -153,7 +153,7 @@ export class Gateway {
     throw new ApiError(
       429,
       `Rate limit reached: ${describeLimit(blocked)}. Try again in ${retrySeconds}s. See GET /ratelimit for the current usage.`,
-      blocked.unit === 'requests' ? 'requests' : 'tokens',
+      blocked.unit,
       'rate_limit_exceeded',
       { ...headers, 'retry-after': String(retrySeconds), 'retry-after-ms': String(Math.ceil(retryMs)) },
     );

@@ -13,6 +13,9 @@ async function recordCall(request: FastifyRequest, reply: FastifyReply, recorder
   if (usage === null) return;
   const status = reply.raw.writableFinished ? reply.statusCode : 499;
   const durationMs = Math.round(reply.elapsedTime);
+  // A client that left early also aborts the upstream call; the route learns of it from the same
+  // 'close' event and then starts settling (usage.done): let it get there first.
+  await new Promise((resolve) => setImmediate(resolve));
   if (usage.done !== null) await usage.done;
   const path = (request.raw.url ?? '/').split('?')[0]!;
   const settlement = usage.settlement;

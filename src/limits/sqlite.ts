@@ -238,9 +238,10 @@ export class SqliteLimiter implements Limiter {
       if (cost === undefined || cost.amount <= 0) continue;
       state.used += cost.amount;
       state.remaining = Math.max(0, state.limit - state.used);
-      // A counted event in an empty window is the oldest: it leaves one window after its time
-      // (its time is `now` unless an earlier event of the series carries a later timestamp).
-      if (state.resetMs === 0 && !cost.hold) {
+      // In an empty window this call's amount (counted now, or held until it settles) is the
+      // oldest: room comes back one window later at most (its time is `now` unless an earlier
+      // event of the series carries a later timestamp).
+      if (state.resetMs === 0) {
         const ts = Math.max(now, rows.get(rule.series)!.lastTs);
         state.resetMs = leaves[i]!(ts) - now;
       }

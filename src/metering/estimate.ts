@@ -6,10 +6,10 @@
  * budget. It stays above the real count of cl100k_base and o200k_base for prose, CJK, code, JSON,
  * CSV and numbers (3 bytes per token, the earlier rule, was not: digits, dense code and Chinese
  * under cl100k all need more tokens than that). After a call that reported no usage (an aborted
- * stream, an upstream that does not report it): a real count with the tokenizer (js-tiktoken,
+ * stream, an upstream that does not report it): a real count with the tokenizer (gpt-tokenizer in a worker thread,
  * o200k_base).
  */
-import type { Tiktoken } from 'js-tiktoken';
+import { countTokensOf } from './tokenizer.js';
 import type { TokenUsage } from './usage.js';
 
 const TOKENS_PER_IMAGE = 1_000;
@@ -150,28 +150,17 @@ export function estimateUsage(body: unknown, defaultMaxTokens: number): TokenUsa
   return { promptTokens, completionTokens: completionBudget(record, defaultMaxTokens), cachedTokens: 0 };
 }
 
-let encoder: Tiktoken | null = null;
-async function tokenizer(): Promise<Tiktoken> {
-  if (encoder === null) {
-    const { getEncoding } = await import('js-tiktoken');
-    encoder = getEncoding('o200k_base');
-  }
-  return encoder;
-}
-
 /** Counts tokens of `text` with the real tokenizer. */
 export async function countTokens(text: string): Promise<number> {
-  if (text.length === 0) return 0;
-  return (await tokenizer()).encode(text).length;
+  return (await countTokensOf([text]))[0]!;
 }
 
 /** Usage counted with the tokenizer: the request's prompt and the completion text delivered. */
 export async function countUsage(body: unknown, completionText: string): Promise<TokenUsage> {
-  let promptTokens = 0;
-  if (body !== null && typeof body === 'object' && !Array.isArray(body)) {
-    const text = promptText(body as Record<string, unknown>);
-    promptTokens = (await countTokens(text.text.join('\n'))) + text.images * TOKENS_PER_IMAGE;
-    if (text.messages > 0) promptTokens += text.messages * TOKENS_PER_MESSAGE + REPLY_PRIMING;
-  }
-  return { promptTokens, completionTokens: await countTokens(completionText), cachedTokens: 0 };
+  let prompt = { text: [] as string[], images: 0, messages: 0 };
+  if (body !== null && typeof body === 'object' && !Array.isArray(body)) prompt = promptText(body as Record<string, unknown>);
+  const [promptCount, completionTokens] = await countTokensOf([prompt.text.join('\n'), completionText]);
+  let promptTokens = promptCount! + prompt.images * TOKENS_PER_IMAGE;
+  if (prompt.messages > 0) promptTokens += prompt.messages * TOKENS_PER_MESSAGE + REPLY_PRIMING;
+  return { promptTokens, completionTokens: completionTokens!, cachedTokens: 0 };
 }

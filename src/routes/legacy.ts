@@ -77,7 +77,10 @@ export function registerLegacyRoute(app: FastifyInstance, gateway: Gateway): voi
       request.usage = usageContext(principal.id, model, false);
       const payload: Record<string, unknown> = { model, messages: request.body };
       if (request.query.temperature !== undefined) payload.temperature = request.query.temperature;
-      const estimate = gateway.meters(principal) ? estimateUsage(payload, gateway.config.defaultMaxTokens) : null;
+      const metered = gateway.meters(principal);
+      const estimate = metered ? estimateUsage(payload, gateway.config.defaultMaxTokens) : null;
+      // A key with token or spend limits never gets more completion than it reserved.
+      if (metered) payload.max_tokens = gateway.config.defaultMaxTokens;
       const admission = await gateway.admit(principal, model, estimate);
 
       const abort = new AbortController();

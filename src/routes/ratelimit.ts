@@ -19,6 +19,7 @@ export function registerRateLimitRoute(app: FastifyInstance, gateway: Gateway): 
     {
       onRequest: async (request) => {
         request.principal = await gateway.authenticate(request.headers.authorization);
+        gateway.keyAccess.get(request.principal)?.checkIp(request.ip);
       },
       schema: {
         tags: ['Gateway'],

@@ -6,11 +6,11 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest, HTTPMethods } from 'fastify';
 import { ApiError, badRequest } from '../errors.js';
-import type { Gateway } from '../gateway.js';
+import type { Admission, Gateway } from '../gateway.js';
 import type { Principal } from '../auth/authenticator.js';
 import { ClientGoneError } from '../proxy/forward.js';
 import { relay } from '../proxy/relay.js';
-import { estimateUsage } from '../metering/estimate.js';
+import { countUsage, estimateUsage } from '../metering/estimate.js';
 import { usageContext } from './usage-context.js';
 
 declare module 'fastify' {
@@ -60,19 +60,45 @@ async function inspectBody(request: FastifyRequest): Promise<InspectedBody> {
   return { model: (json.model as string | undefined) ?? null, stream: json.stream === true, json };
 }
 
+/** The body field that caps the completion, by endpoint. */
+const COMPLETION_CAP_FIELD: Record<string, string> = {
+  '/v1/chat/completions': 'max_completion_tokens',
+  '/v1/responses': 'max_output_tokens',
+  '/v1/completions': 'max_tokens',
+};
+const CAP_FIELDS = ['max_tokens', 'max_completion_tokens', 'max_output_tokens'];
+
 /**
- * For a streamed chat completion the gateway asks the upstream for the usage chunk; returns the
- * body to send and whether that chunk must be hidden from a client that did not ask for it.
+ * The body to send upstream: the client's bytes as they came, unless the gateway must add to it.
+ * - A streamed chat completion asks the upstream for the usage chunk (hidden again from a client
+ *   that did not ask for it: `strip`).
+ * - A key with token or spend limits gets the completion budget it reserved (`capTokens`) as the
+ *   request's cap when the client named none, so what it settles can never exceed what it reserved.
  */
-function withStreamUsage(path: string, inspected: InspectedBody, raw: Buffer | null): { body: Buffer | null; strip: boolean } {
+function upstreamBody(path: string, inspected: InspectedBody, raw: Buffer | null, capTokens: number | null): { body: Buffer | null; strip: boolean } {
   const json = inspected.json;
-  if (json === null || !inspected.stream || path !== '/v1/chat/completions') return { body: raw, strip: false };
-  const options = json.stream_options;
-  if (options !== null && typeof options === 'object' && (options as { include_usage?: unknown }).include_usage === true) {
-    return { body: raw, strip: false };
+  if (json === null) return { body: raw, strip: false };
+  const patch: Record<string, unknown> = {};
+  let strip = false;
+  if (inspected.stream && path === '/v1/chat/completions') {
+    const options = json.stream_options;
+    const asked = options !== null && typeof options === 'object' && (options as { include_usage?: unknown }).include_usage === true;
+    if (!asked) {
+      patch.stream_options = options !== null && typeof options === 'object' ? { ...options, include_usage: true } : { include_usage: true };
+      strip = true;
+    }
   }
-  const streamOptions = options !== null && typeof options === 'object' ? { ...options, include_usage: true } : { include_usage: true };
-  return { body: Buffer.from(JSON.stringify({ ...json, stream_options: streamOptions })), strip: true };
+  const capField = COMPLETION_CAP_FIELD[path];
+  if (capTokens !== null && capField !== undefined && !CAP_FIELDS.some((f) => typeof json[f] === 'number')) patch[capField] = capTokens;
+  if (Object.keys(patch).length === 0) return { body: raw, strip: false };
+  return { body: Buffer.from(JSON.stringify({ ...json, ...patch })), strip };
+}
+
+/** Settles a call whose client left before the answer: the prompt is billed, nothing else counts. */
+async function billPrompt(gateway: Gateway, request: FastifyRequest, admission: Admission, json: Record<string, unknown> | null): Promise<void> {
+  const usage = json === null ? null : await countUsage(json, '');
+  const settlement = await gateway.settle(admission, null, usage);
+  request.usage!.settlement = { ...settlement, estimated: usage !== null };
 }
 
 const ENDPOINT_DOCS: Record<string, string> = {
@@ -101,10 +127,11 @@ export function registerV1Routes(app: FastifyInstance, gateway: Gateway): void {
     gateway.checkModel(principal, inspected.model);
     request.usage = usageContext(principal.id, inspected.model, inspected.stream);
 
-    const estimate = inspected.json !== null && gateway.meters(principal) ? estimateUsage(inspected.json, gateway.config.defaultMaxTokens) : null;
+    const metered = inspected.json !== null && gateway.meters(principal);
+    const estimate = metered ? estimateUsage(inspected.json, gateway.config.defaultMaxTokens) : null;
     const admission = await gateway.admit(principal, inspected.model, estimate);
 
-    const { body, strip } = withStreamUsage(path, inspected, request.rawBody);
+    const { body, strip } = upstreamBody(path, inspected, request.rawBody, metered ? gateway.config.defaultMaxTokens : null);
     const abort = new AbortController();
     reply.raw.once('close', () => {
       if (!reply.raw.writableFinished) abort.abort();
@@ -120,8 +147,12 @@ export function registerV1Routes(app: FastifyInstance, gateway: Gateway): void {
         signal: abort.signal,
       });
     } catch (err) {
+      if (err instanceof ClientGoneError) {
+        // The upstream already has the prompt: bill it (counted with the tokenizer).
+        request.usage.done = billPrompt(gateway, request, admission, inspected.json);
+        return reply.code(499).send();
+      }
       await gateway.settle(admission, null, null);
-      if (err instanceof ClientGoneError) return reply.code(499).send();
       throw err instanceof ApiError ? err.withHeaders(admission.headers) : err;
     }
     return relay(gateway, request, reply, admission, upstream, { requestBody: inspected.json, stripUsageChunk: strip });

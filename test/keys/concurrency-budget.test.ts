@@ -6,12 +6,11 @@
  *
  * - With max_tokens set, the estimate is an over-estimate: the settled total must never pass the
  *   budget at all (overshoot ≤ 0, "one request's estimate error" is 0 here).
- * - Without max_tokens and a small default, the estimate is an under-estimate (reserve 16, use 50).
- *   One request at a time overshoots by at most one request's error. With 100 requests in flight
- *   at once, each one's error adds up: that is measured and printed (the figure is in the report),
- *   and the issue's bound ("not past the budget by more than one request's estimate error") is
- *   asserted in an `it.fails` test, because the gateway cannot meet it for under-estimated requests
- *   (see the comment there).
+ * - Without max_tokens, the gateway sends the completion budget it reserved
+ *   (PROXYGPT_DEFAULT_MAX_TOKENS) upstream as the cap, so the estimate stays an upper bound and the
+ *   budget is never passed either.
+ * - Only a prompt the estimate misjudges can still make it short; with 100 calls in flight each one's
+ *   error adds up: that overshoot is measured and printed, and the budget closes once passed.
  * The figures are printed with console.log: `[overshoot] …`.
  */
 import { afterEach, describe, expect, it } from 'vitest';
@@ -45,8 +44,16 @@ interface Burst {
 }
 
 /** Sends `n` identical calls at once; the mock holds each answer `delayMs` so they overlap. */
-async function burst(gw: TestGateway, key: string, n: number, body: Record<string, unknown>, completion = COMPLETION, delayMs = 150): Promise<Burst> {
-  const headers = { 'x-mock-completion-tokens': String(completion), 'x-mock-delay-ms': String(delayMs) };
+async function burst(
+  gw: TestGateway,
+  key: string,
+  n: number,
+  body: Record<string, unknown>,
+  completion = COMPLETION,
+  delayMs = 150,
+  promptTokens = REPORTED_PROMPT,
+): Promise<Burst> {
+  const headers = { 'x-mock-completion-tokens': String(completion), 'x-mock-delay-ms': String(delayMs), 'x-mock-prompt-tokens': String(promptTokens) };
   const results = await Promise.all(Array.from({ length: n }, () => call(gw, key, { body, headers })));
   for (const r of results) expect([200, 429], r.text).toContain(r.status);
   const admitted = results.filter((r) => r.status === 200).length;
@@ -101,67 +108,49 @@ describe('a token budget under 100 concurrent requests', () => {
     if (room < estimate) expect((await call(gw, k.key, { body: chatRequest({ max_tokens: 60 }) })).status).toBe(429);
   });
 
-  it('without max_tokens (under-estimate), one at a time: at most one request’s estimate error over', async () => {
-    // 1990: the 40th call is admitted with 1950 settled (1950 + 16 ≤ 1990) and settles to 2000.
-    const budget = TOKEN_BUDGET - 10;
+  it('without max_tokens: the completion is capped at the reserved budget, so 100 at once never pass it', async () => {
     const gw = await start({ PROXYGPT_DEFAULT_MAX_TOKENS: '5' });
-    const k = await createKey(gw, { name: 'tokens-under-seq', tokens_per_hour: budget });
-    const error = ACTUAL_TOKENS - (PROMPT_ESTIMATE + 5);
-    let admitted = 0;
-    for (let i = 0; i < CONCURRENT; i++) {
-      const r = await call(gw, k.key, { headers: { 'x-mock-completion-tokens': String(COMPLETION) } });
-      if (r.status !== 200) {
-        expect(r.status).toBe(429);
-        break;
-      }
-      admitted++;
-      await settled(gw, k.key, 'tokens_per_hour', admitted * ACTUAL_TOKENS);
-    }
-    const used = admitted * ACTUAL_TOKENS;
-    report(`tokens, sequential, default max tokens 5 (estimate ${PROMPT_ESTIMATE + 5}, actual ${ACTUAL_TOKENS})`, { budget, admitted, settled: used, overshoot: used - budget });
-    expect(admitted).toBe(40);
-    expect(used - budget).toBeGreaterThan(0);
-    expect(used - budget).toBeLessThanOrEqual(error);
-  });
-
-  it('without max_tokens (under-estimate), 100 at once: measures the overshoot; the budget closes once passed', async () => {
-    const gw = await start({ PROXYGPT_DEFAULT_MAX_TOKENS: '5' });
-    const k = await createKey(gw, { name: 'tokens-under', tokens_per_hour: TOKEN_BUDGET });
+    const k = await createKey(gw, { name: 'tokens-capped', tokens_per_hour: TOKEN_BUDGET });
     const estimate = PROMPT_ESTIMATE + 5;
     const b = await burst(gw, k.key, CONCURRENT, chatRequest());
-    const used = await settled(gw, k.key, 'tokens_per_hour', b.admitted * ACTUAL_TOKENS);
-    report(`tokens, 100 concurrent, default max tokens 5 (estimate ${estimate}, actual ${ACTUAL_TOKENS})`, {
+    // The mock would answer 40 completion tokens, but the gateway sent the reserved 5 as the cap.
+    for (const r of gw.mock.requests) expect(JSON.parse(r.body)).toMatchObject({ max_completion_tokens: 5 });
+    const actual = REPORTED_PROMPT + 5;
+    const used = await settled(gw, k.key, 'tokens_per_hour', b.admitted * actual);
+    report(`tokens, 100 concurrent, no max_tokens, default 5 (estimate ${estimate}, actual ${actual})`, {
       budget: TOKEN_BUDGET,
       admitted: b.admitted,
       settled: used,
       overshoot: used - TOKEN_BUDGET,
-      oneRequestError: ACTUAL_TOKENS - estimate,
     });
-    // What the gateway does guarantee: the holds of the calls in flight never passed the budget...
+    expect(used).toBeLessThanOrEqual(TOKEN_BUDGET);
+    expect(b.admitted).toBe(Math.min(CONCURRENT, Math.floor(TOKEN_BUDGET / estimate)));
+  });
+
+  // Where the estimate can still be short: a prompt the pre-call estimate misjudges (the mock
+  // reports 40 prompt tokens for a prompt estimated at 11, as random base64 text would do). Every
+  // call in flight then carries its own error; the figure is measured and printed, and what the
+  // gateway does guarantee is checked: the holds never passed the budget, and once the settled
+  // usage has passed it every further call is refused until it expires.
+  it('prompt under-estimated, 100 at once: measures the overshoot; the budget closes once passed', async () => {
+    const gw = await start({ PROXYGPT_DEFAULT_MAX_TOKENS: '5' });
+    const k = await createKey(gw, { name: 'tokens-under', tokens_per_hour: TOKEN_BUDGET });
+    const estimate = PROMPT_ESTIMATE + 5;
+    const actual = 40 + 5;
+    const b = await burst(gw, k.key, CONCURRENT, chatRequest(), COMPLETION, 150, 40);
+    const used = await settled(gw, k.key, 'tokens_per_hour', b.admitted * actual);
+    report(`tokens, 100 concurrent, prompt under-estimated (estimate ${estimate}, actual ${actual})`, {
+      budget: TOKEN_BUDGET,
+      admitted: b.admitted,
+      settled: used,
+      overshoot: used - TOKEN_BUDGET,
+      oneRequestError: actual - estimate,
+    });
     expect(b.admitted * estimate).toBeLessThanOrEqual(TOKEN_BUDGET);
-    // ...and once the settled usage has passed it, every further call is refused until it expires.
     expect(used).toBeGreaterThan(TOKEN_BUDGET);
     const after = await burst(gw, k.key, 10, chatRequest());
     expect(after.admitted).toBe(0);
     for (const r of after.results) expect(Number(r.headers.get('retry-after'))).toBeGreaterThan(3_000);
-  });
-
-  // Spec gap (issue 3 §4: "Concurrent requests must not push a key past its token or USD budget by
-  // more than one request's estimate error"). When the estimate is an under-estimate (no max_tokens
-  // and PROXYGPT_DEFAULT_MAX_TOKENS smaller than the completion, or a prompt the estimate misjudges),
-  // every request in flight carries its own error, so 100 concurrent requests overshoot by up to
-  // 100 errors (measured: 1250 to 3000 tokens over a 2000 budget, see the test above). The admission
-  // (src/gateway.ts, Gateway.admit) reserves the estimate and cannot know better; meeting the bound
-  // needs the gateway to make the estimate a real upper bound, e.g. by sending the reserved
-  // completion budget upstream as max_completion_tokens / max_tokens when the client named none
-  // (only for keys with token or spend limits), or by admitting at most one request with an open-
-  // ended completion per key at a time. Not in this test's files: left failing.
-  it.fails('without max_tokens, 100 at once stay within one request’s estimate error of the budget', async () => {
-    const gw = await start({ PROXYGPT_DEFAULT_MAX_TOKENS: '5' });
-    const k = await createKey(gw, { name: 'tokens-under-bound', tokens_per_hour: TOKEN_BUDGET });
-    const b = await burst(gw, k.key, CONCURRENT, chatRequest());
-    const used = await settled(gw, k.key, 'tokens_per_hour', b.admitted * ACTUAL_TOKENS);
-    expect(used - TOKEN_BUDGET).toBeLessThanOrEqual(ACTUAL_TOKENS - (PROMPT_ESTIMATE + 5));
   });
 });
 
@@ -194,21 +183,19 @@ describe('a USD budget under 100 concurrent requests', () => {
     expect(usage.body.usd).toBeCloseTo(used, 9);
   });
 
-  it('without max_tokens (under-estimate), 100 at once: measures the overshoot; the budget closes once passed', async () => {
+  it('without max_tokens: the completion is capped at the reserved budget, so 100 at once never pass it', async () => {
     const gw = await start({ PROXYGPT_DEFAULT_MAX_TOKENS: '5' });
-    const k = await createKey(gw, { name: 'usd-under', usd_per_day: USD_BUDGET });
+    const k = await createKey(gw, { name: 'usd-capped', usd_per_day: USD_BUDGET });
     const estimateMicro = miniMicroUsd(PROMPT_ESTIMATE, 5);
     const b = await burst(gw, k.key, CONCURRENT, chatRequest(), 400);
-    const used = await settled(gw, k.key, 'usd_per_day', usdOf(b.admitted * actualMicro));
-    report(`USD, 100 concurrent, default max tokens 5 (estimate ${estimateMicro} µ$, actual ${actualMicro} µ$)`, {
+    const actualCapped = miniMicroUsd(REPORTED_PROMPT, 5);
+    const used = await settled(gw, k.key, 'usd_per_day', usdOf(b.admitted * actualCapped));
+    report(`USD, 100 concurrent, no max_tokens, default 5 (estimate ${estimateMicro} µ$, actual ${actualCapped} µ$)`, {
       budgetMicroUsd: USD_BUDGET * 1e6,
       admitted: b.admitted,
       settledMicroUsd: Math.round(used * 1e6),
       overshootMicroUsd: Math.round(used * 1e6) - USD_BUDGET * 1e6,
-      oneRequestErrorMicroUsd: actualMicro - estimateMicro,
     });
-    expect(b.admitted * estimateMicro).toBeLessThanOrEqual(USD_BUDGET * 1e6);
-    expect(used).toBeGreaterThan(USD_BUDGET);
-    expect((await burst(gw, k.key, 10, chatRequest(), 400)).admitted).toBe(0);
+    expect(used).toBeLessThanOrEqual(USD_BUDGET);
   });
 });

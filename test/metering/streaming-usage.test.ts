@@ -73,7 +73,7 @@ describe('streamed chat completions', () => {
       expect(row.cost_micro_usd).toBe(miniMicroUsd(10, 5));
     });
 
-    it(`a client that asked for usage gets the usage chunk, and its request goes up unchanged${label}`, async () => {
+    it(`a client that asked for usage gets the usage chunk, and its request goes up as sent (plus the key's completion cap)${label}`, async () => {
       const body = { model: 'gpt-4o-mini', messages, stream: true as const, stream_options: { include_usage: true } };
       const expected = await collect(await direct.chat.completions.create(body, { headers }));
       const upstreamBody = gw.mock.requests[0]!.body;
@@ -85,8 +85,9 @@ describe('streamed chat completions', () => {
       expect(last.choices).toEqual([]);
       expect(last.usage).toEqual({ prompt_tokens: 10, completion_tokens: 5, total_tokens: 15 });
       if (usageNull) expect(chunks.slice(0, -1).every((c) => c.usage === null)).toBe(true);
-      // The body bytes went up exactly as the SDK sent them.
-      expect(gw.mock.requests[0]!.body).toBe(upstreamBody);
+      // The body went up as the SDK sent it, plus the completion cap of this metered key (the
+      // client named none, so the gateway caps it at the budget it reserved).
+      expect(JSON.parse(gw.mock.requests[0]!.body)).toEqual({ ...JSON.parse(upstreamBody), max_completion_tokens: 1024 });
 
       await expectSettled(15);
     });

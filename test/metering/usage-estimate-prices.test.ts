@@ -6,7 +6,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
-import { getEncoding } from 'js-tiktoken';
+import { encode as encodeO200k } from 'gpt-tokenizer/encoding/o200k_base';
+import { encode as encodeCl100k } from 'gpt-tokenizer/encoding/cl100k_base';
 import { parseUsage, totalTokens, usageFromJson } from '../../src/metering/usage.js';
 import { completionBudget, countTokens, countUsage, estimateUsage } from '../../src/metering/estimate.js';
 import { BUNDLED_PRICES, FALLBACK_PRICE, PriceTable } from '../../src/metering/prices.js';
@@ -83,7 +84,7 @@ const DIGITS = Array.from({ length: 200 }, (_, i) => String((i * 7919) % 10)).jo
 const CSV = Array.from({ length: 40 }, (_, i) => `${i},${(i * 37) % 100},${(i * 53) % 1000},x`).join('\n');
 const JSON_DATA = JSON.stringify(Array.from({ length: 30 }, (_, i) => ({ id: i, ok: i % 2 === 0, v: [i, i + 1, -i] })));
 
-const encoders = { o200k_base: getEncoding('o200k_base'), cl100k_base: getEncoding('cl100k_base') };
+const encoders = { o200k_base: { encode: encodeO200k }, cl100k_base: { encode: encodeCl100k } };
 
 /** The real prompt tokens of a one-message chat, as the upstream counts them (both tokenizers). */
 function realPromptTokens(text: string): number {
