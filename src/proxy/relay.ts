@@ -99,9 +99,13 @@ export async function relay(
 
   if (status < 200 || status >= 300) {
     // Error bodies are small: read them whole and make sure no secret of ours rides along.
-    const text = gateway.redactor.text(await upstream.body.text());
-    const settlement = await gateway.settle(admission, status, null);
-    context.settlement = { ...settlement, estimated: false };
+    let text: string;
+    try {
+      text = gateway.redactor.text(await upstream.body.text());
+    } finally {
+      const settlement = await gateway.settle(admission, status, null);
+      context.settlement = { ...settlement, estimated: false };
+    }
     reply.removeHeader('content-length');
     return reply.send(text);
   }
