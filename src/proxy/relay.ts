@@ -12,7 +12,7 @@ import { countUsage } from '../metering/estimate.js';
 import { JsonTap } from '../metering/json-tap.js';
 import { SseTap } from '../metering/sse-tap.js';
 import { usageFromJson, type TokenUsage } from '../metering/usage.js';
-import type { UpstreamResponse } from './forward.js';
+import type { UpstreamRequest, UpstreamResponse } from './forward.js';
 import { clientResponseHeaders } from './headers.js';
 import '../routes/usage-context.js';
 
@@ -21,6 +21,15 @@ export interface RelayOptions {
   requestBody: unknown;
   /** Drop the usage-only chunk the gateway asked for on the client's behalf. */
   stripUsageChunk: boolean;
+}
+
+/** Forwards a call upstream on behalf of `reply`'s client, aborting it if the client leaves first. */
+export function forwardFor(gateway: Gateway, reply: FastifyReply, call: Omit<UpstreamRequest, 'signal'>): Promise<UpstreamResponse> {
+  const abort = new AbortController();
+  reply.raw.once('close', () => {
+    if (!reply.raw.writableFinished) abort.abort();
+  });
+  return gateway.upstream.send({ ...call, signal: abort.signal });
 }
 
 /** The assistant text of a chat completion (or text completion) body. */

@@ -8,6 +8,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { ApiError } from '../errors.js';
 import type { Gateway } from '../gateway.js';
 import { ClientGoneError } from '../proxy/forward.js';
+import { forwardFor } from '../proxy/relay.js';
 import { usageContext } from './usage-context.js';
 import { countUsage, estimateUsage } from '../metering/estimate.js';
 import { usageFromJson } from '../metering/usage.js';
@@ -83,19 +84,14 @@ export function registerLegacyRoute(app: FastifyInstance, gateway: Gateway): voi
       if (metered) payload.max_tokens = gateway.config.defaultMaxTokens;
       const admission = await gateway.admit(principal, model, estimate);
 
-      const abort = new AbortController();
-      reply.raw.once('close', () => {
-        if (!reply.raw.writableFinished) abort.abort();
-      });
       let upstream;
       try {
-        upstream = await gateway.upstream.send({
+        upstream = await forwardFor(gateway, reply, {
           method: 'POST',
           path: '/chat/completions',
           search: '',
           headers: { 'content-type': 'application/json', accept: 'application/json' },
           body: JSON.stringify(payload),
-          signal: abort.signal,
         });
       } catch (err) {
         await gateway.settle(admission, null, null);

@@ -9,7 +9,7 @@ import { ApiError, badRequest } from '../errors.js';
 import type { Admission, Gateway } from '../gateway.js';
 import type { Principal } from '../auth/authenticator.js';
 import { ClientGoneError } from '../proxy/forward.js';
-import { relay } from '../proxy/relay.js';
+import { forwardFor, relay } from '../proxy/relay.js';
 import { countUsage, estimateUsage } from '../metering/estimate.js';
 import { usageContext } from './usage-context.js';
 
@@ -132,19 +132,14 @@ export function registerV1Routes(app: FastifyInstance, gateway: Gateway): void {
     const admission = await gateway.admit(principal, inspected.model, estimate);
 
     const { body, strip } = upstreamBody(path, inspected, request.rawBody, metered ? gateway.config.defaultMaxTokens : null);
-    const abort = new AbortController();
-    reply.raw.once('close', () => {
-      if (!reply.raw.writableFinished) abort.abort();
-    });
     let upstream;
     try {
-      upstream = await gateway.upstream.send({
+      upstream = await forwardFor(gateway, reply, {
         method: request.method,
         path: path.slice('/v1'.length),
         search: searchOf(url),
         headers: request.headers,
         body,
-        signal: abort.signal,
       });
     } catch (err) {
       if (err instanceof ClientGoneError) {

@@ -6,7 +6,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ChildProcess } from 'node:child_process';
 import { existsSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { freePort } from '../support/server-process.js';
 import { join } from 'node:path';
 import { PROXY_KEY, tempDir, UPSTREAM_KEY } from '../helpers.js';
 import { spawnCli } from './cli.js';
@@ -57,17 +57,6 @@ async function until<T>(run: Running, what: string, probe: () => T | undefined |
     if (Date.now() > deadline) throw new Error(`gave up waiting for ${what}: ${run.err()}`);
     await new Promise((r) => setTimeout(r, 100));
   }
-}
-
-function freePort(): Promise<number> {
-  return new Promise((done, fail) => {
-    const srv = createServer();
-    srv.once('error', fail);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => done(port));
-    });
-  });
 }
 
 function baseEnv(dir: string): Record<string, string> {

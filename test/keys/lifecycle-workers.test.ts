@@ -6,86 +6,48 @@
  * request of every connection. No sleeping: expiry is moved into the past with PATCH.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
 import { rmSync } from 'node:fs';
-import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { Client } from 'undici';
 import { startMockOpenAI, type MockOpenAI } from '../fixtures/mock-openai.js';
 import { chatBody, tempDir, UPSTREAM_KEY } from '../helpers.js';
 import { ADMIN_KEY } from './helpers.js';
+import { startServerProcess, type ServerProcess } from '../support/server-process.js';
 
-const ROOT = resolve(fileURLToPath(new URL('.', import.meta.url)), '../..');
 const CONNECTIONS = 6;
 
-function freePort(): Promise<number> {
-  return new Promise((done, fail) => {
-    const srv = createServer();
-    srv.once('error', fail);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => done(port));
-    });
-  });
-}
-
 let mock: MockOpenAI;
-let child: ChildProcess;
-let exited: Promise<number | null>;
+let server: ServerProcess;
 let dir: string;
 let base: string;
-let stdout = '';
-let stderr = '';
 /** One keep-alive connection each (an undici Client is a single connection). */
 let clients: Client[] = [];
-
-async function waitUntilHealthy(url: string, deadline: number): Promise<void> {
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`server exited with ${child.exitCode}: ${stderr}`);
-    try {
-      const res = await fetch(`${url}/healthz`);
-      if (res.status === 200) return;
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline) throw new Error(`server did not become healthy: ${stderr}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 beforeAll(async () => {
   mock = await startMockOpenAI();
   dir = tempDir();
-  const port = await freePort();
-  base = `http://127.0.0.1:${port}`;
-  child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
-    cwd: ROOT,
-    detached: true, // own process group: the primary and its workers are stopped together
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: {
-      PATH: process.env.PATH ?? '',
-      HOME: process.env.HOME ?? dir,
-      OPENAI_API_KEY: UPSTREAM_KEY,
-      OPENAI_BASE_URL: mock.url,
-      PROXYGPT_ADMIN_KEY: ADMIN_KEY,
-      PROXYGPT_DATABASE_URL: join(dir, 'proxygpt.db'),
-      PROXYGPT_WORKERS: '2',
-      PORT: String(port),
-      HOST: '127.0.0.1',
-      // info: every proxied call logs one line with its worker's pid and its request id.
-      LOG_LEVEL: 'info',
-    },
+  server = await startServerProcess({
+    OPENAI_API_KEY: UPSTREAM_KEY,
+    OPENAI_BASE_URL: mock.url,
+    PROXYGPT_ADMIN_KEY: ADMIN_KEY,
+    PROXYGPT_DATABASE_URL: join(dir, 'proxygpt.db'),
+    PROXYGPT_WORKERS: '2',
+    // info: every proxied call logs one line with its worker's pid and its request id.
+    LOG_LEVEL: 'info',
   });
-  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-  exited = new Promise((done) => child.once('exit', (code) => done(code)));
-  await waitUntilHealthy(base, Date.now() + 20_000);
+  base = server.base;
   // The first worker answers /healthz while the second may still be starting: wait for both.
   const deadline = Date.now() + 20_000;
-  const listening = () => new Set(stdout.split('\n').filter((l) => l.startsWith('{') && /listening/i.test(l)).map((l) => (JSON.parse(l) as { pid?: number }).pid));
+  const listening = () =>
+    new Set(
+      server
+        .stdout()
+        .split('\n')
+        .filter((l) => l.startsWith('{') && /listening/i.test(l))
+        .map((l) => (JSON.parse(l) as { pid?: number }).pid),
+    );
   while (listening().size < 2) {
-    if (Date.now() > deadline || child.exitCode !== null) throw new Error(`both workers did not start: ${stdout} ${stderr}`);
+    if (Date.now() > deadline || server.child.exitCode !== null) throw new Error(`both workers did not start: ${server.stdout()} ${server.stderr()}`);
     await new Promise((r) => setTimeout(r, 50));
   }
   clients = Array.from({ length: CONNECTIONS }, () => new Client(base, { pipelining: 1, keepAliveTimeout: 60_000 }));
@@ -93,18 +55,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await Promise.all(clients.map((c) => c.destroy()));
-  if (child?.pid !== undefined && child.exitCode === null) {
-    process.kill(-child.pid, 'SIGTERM');
-    const timer = setTimeout(() => {
-      try {
-        process.kill(-child.pid!, 'SIGKILL');
-      } catch {
-        // already gone
-      }
-    }, 8_000);
-    await exited;
-    clearTimeout(timer);
-  }
+  await server?.stop();
   await mock?.close();
   if (dir) rmSync(dir, { recursive: true, force: true });
 }, 15_000);
@@ -134,7 +85,7 @@ const adminCall = (method: 'GET' | 'POST' | 'PATCH' | 'DELETE', path: string, bo
 async function workerOf(requestId: string): Promise<number> {
   const deadline = Date.now() + 5_000;
   for (;;) {
-    for (const line of stdout.split('\n')) {
+    for (const line of server.stdout().split('\n')) {
       if (!line.startsWith('{') || !line.includes(requestId)) continue;
       const entry = JSON.parse(line) as { reqId?: string; pid?: number; msg?: string };
       if (entry.reqId === requestId && entry.msg === 'proxied' && entry.pid !== undefined) return entry.pid;
@@ -169,7 +120,7 @@ describe('a stored key across 2 workers', () => {
     for (const pids of pidsByConnection) expect(new Set(pids).size).toBe(1);
     const workers = new Set(pidsByConnection.map((p) => p[0]));
     expect(workers.size).toBe(2);
-    expect(workers.has(child.pid!)).toBe(false);
+    expect(workers.has(server.child.pid!)).toBe(false);
   });
 
   it('revoked: the very next request on every connection is 401; re-enabled: 200 again', async () => {
@@ -214,6 +165,6 @@ describe('a stored key across 2 workers', () => {
 
     expect((await adminCall('DELETE', `/keys/${id}`)).status).toBe(200);
     expect((await everyConnection(fresh)).map((a) => a.status)).toEqual(clients.map(() => 401));
-    expect(stderr).not.toMatch(/SQLITE_BUSY|exited/);
+    expect(server.stderr()).not.toMatch(/SQLITE_BUSY|exited/);
   });
 });
