@@ -32,7 +32,9 @@ export function createLogger(level: string, redactor: Redactor, destination?: De
   // as prototype, so every descendant inherits this `child`.
   const child = logger.child;
   logger.child = function redactedChild(this: Logger, bindings, options) {
-    return child.call(this, redactor.value(bindings) as typeof bindings, options);
+    // The per-request child (`{ reqId }`, a generated UUID) needs no copy: the hot path skips it.
+    const safe = Object.keys(bindings).length === 1 && typeof bindings.reqId === 'string' && !redactor.needed(bindings.reqId);
+    return child.call(this, safe ? bindings : (redactor.value(bindings) as typeof bindings), options);
   } as Logger['child'];
   return logger;
 }

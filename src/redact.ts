@@ -25,6 +25,11 @@ export class Redactor {
     this.anything = new RegExp(alternatives.join('|'), 'i');
   }
 
+  /** Whether `input` contains anything to redact. */
+  needed(input: string): boolean {
+    return this.anything.test(input);
+  }
+
   text(input: string): string {
     if (!this.anything.test(input)) return input;
     let out = input;

@@ -12,7 +12,7 @@ import { countUsage } from '../metering/estimate.js';
 import { JsonTap } from '../metering/json-tap.js';
 import { SseTap } from '../metering/sse-tap.js';
 import { usageFromJson, type TokenUsage } from '../metering/usage.js';
-import type { UpstreamRequest, UpstreamResponse } from './forward.js';
+import { CallSignal, type UpstreamRequest, type UpstreamResponse } from './forward.js';
 import { clientResponseHeaders } from './headers.js';
 import '../routes/usage-context.js';
 
@@ -25,11 +25,11 @@ export interface RelayOptions {
 
 /** Forwards a call upstream on behalf of `reply`'s client, aborting it if the client leaves first. */
 export function forwardFor(gateway: Gateway, reply: FastifyReply, call: Omit<UpstreamRequest, 'signal'>): Promise<UpstreamResponse> {
-  const abort = new AbortController();
+  const signal = new CallSignal();
   reply.raw.once('close', () => {
-    if (!reply.raw.writableFinished) abort.abort();
+    if (!reply.raw.writableFinished) signal.abort();
   });
-  return gateway.upstream.send({ ...call, signal: abort.signal });
+  return gateway.upstream.send({ ...call, signal });
 }
 
 /** The assistant text of a chat completion (or text completion) body. */
