@@ -4,7 +4,7 @@
  */
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import cors from '@fastify/cors';
-import { randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Gateway } from './gateway.js';
 import type { Store } from './store/store.js';
@@ -21,6 +21,11 @@ import { registerAdminRoutes } from './routes/admin.js';
 import { KeyService } from './keys/service.js';
 import { VERSION } from './version.js';
 
+/** Request ids: a random prefix per process and a counter, unique across workers and restarts. */
+const REQUEST_ID_PREFIX = randomBytes(6).toString('hex');
+let requestCounter = 0;
+const nextRequestId = () => `${REQUEST_ID_PREFIX}-${(++requestCounter).toString(36)}`;
+
 export interface ServerParts {
   gateway: Gateway;
   store: Store;
@@ -35,7 +40,7 @@ export async function buildServer({ gateway, store, redactor, logger, clock }: S
     loggerInstance: logger,
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: config.maxBodyBytes,
-    genReqId: () => randomUUID(),
+    genReqId: nextRequestId,
     requestIdHeader: false,
     trustProxy: config.trustProxy,
     return503OnClosing: true,

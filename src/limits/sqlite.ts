@@ -220,7 +220,9 @@ export class SqliteLimiter implements Limiter {
       return { admitted: false, states, blockedBy, retryAfterMs: never ? undefined : retryAfterMs };
     }
 
-    const reservation: Reservation = { id: randomUUID(), held: {} };
+    // Only held amounts are looked up again (by this id); a reservation that holds nothing needs none.
+    const holds = Object.values(costs).some((c) => c.hold && c.amount > 0);
+    const reservation: Reservation = { id: holds ? randomUUID() : '', held: {} };
     for (const [series, cost] of Object.entries(costs)) {
       if (cost.amount <= 0) continue;
       const row = rows.get(series)!;

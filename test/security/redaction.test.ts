@@ -18,7 +18,8 @@ const SECRETS = [UPSTREAM_KEY, PROXY_KEY, OTHER_KEY];
 const PLAIN_UPSTREAM_KEY = 'upstream-plain-secret-value-42';
 const PLAIN_PROXY_KEY = 'plain-proxy-secret-value-77';
 
-const UUID = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/;
+/** The gateway's request ids: a random per-process hex prefix and a base-36 counter. */
+const REQUEST_ID = /^[0-9a-f]{12}-[0-9a-z]+$/;
 
 function expectNoSecrets(what: string, text: string, secrets: string[] = SECRETS): void {
   for (const secret of secrets) {
@@ -123,7 +124,7 @@ describe.each([
     const error = (JSON.parse(r.body) as { error: { message: string; type: string; code: string } }).error;
     expect(error.type).toBe('server_error');
     const requestId = r.headers.get('x-proxygpt-request-id')!;
-    expect(requestId).toMatch(UUID);
+    expect(requestId).toMatch(REQUEST_ID);
     expect(error.message).toContain(requestId);
     if (debug) {
       expect(error.message).toContain('socket to upstream');
