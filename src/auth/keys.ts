@@ -3,10 +3,10 @@
  * (SHA-256 digests compared with timingSafeEqual, every key checked, no early exit), so the
  * response time reveals nothing about how close a guess was. Also reads Bearer headers.
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { hash, timingSafeEqual } from 'node:crypto';
 
 function digest(value: string): Buffer {
-  return createHash('sha256').update(value, 'utf8').digest();
+  return hash('sha256', value, 'buffer');
 }
 
 /** Extracts the token of a Bearer authorization header, or null when absent or malformed. */

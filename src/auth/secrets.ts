@@ -3,7 +3,7 @@
  * only as a SHA-256 hash. A lookup by hash leaks nothing useful through timing: the attacker does
  * not control the hash of a guess.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { hash, randomBytes } from 'node:crypto';
 
 export const KEY_PREFIX = 'pgpt-';
 
@@ -13,7 +13,7 @@ export function generateSecret(): string {
 }
 
 export function hashSecret(secret: string): string {
-  return createHash('sha256').update(secret, 'utf8').digest('hex');
+  return hash('sha256', secret, 'hex');
 }
 
 /** What may be shown of a secret: its first characters, enough to tell keys apart. */
