@@ -6,6 +6,7 @@
  * parses JSON only for events that carry a usage object.
  */
 import { Transform, type TransformCallback } from 'node:stream';
+import { StringDecoder } from 'node:string_decoder';
 import { parseUsage, type TokenUsage } from './usage.js';
 
 export interface SseTapOptions {
@@ -31,14 +32,15 @@ export class SseTap extends Transform {
   /** Raw delta payloads, parsed only if the stream ends without usage (to estimate it). */
   private readonly deltas: string[] = [];
   private deltaBytes = 0;
-  private readonly decoder = new TextDecoder();
+  // StringDecoder, not TextDecoder: no native converter per stream (1,000 open streams add up).
+  private readonly decoder = new StringDecoder('utf8');
 
   constructor(private readonly options: SseTapOptions) {
     super();
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
-    this.pending += this.decoder.decode(chunk, { stream: true });
+    this.pending += this.decoder.write(chunk);
     let out = '';
     for (;;) {
       const match = SEPARATOR.exec(this.pending);
@@ -53,7 +55,7 @@ export class SseTap extends Transform {
   }
 
   override _flush(done: TransformCallback): void {
-    const rest = this.pending + this.decoder.decode();
+    const rest = this.pending + this.decoder.end();
     const last = rest.length > 0 ? this.inspect(rest) : '';
     if (last.length > 0) this.push(last);
     done();
