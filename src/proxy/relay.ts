@@ -12,7 +12,8 @@ import { countUsage } from '../metering/estimate.js';
 import { JsonTap } from '../metering/json-tap.js';
 import { SseTap } from '../metering/sse-tap.js';
 import { usageFromJson, type TokenUsage } from '../metering/usage.js';
-import { CallSignal, type UpstreamRequest, type UpstreamResponse } from './forward.js';
+import { ApiError } from '../errors.js';
+import { CallSignal, ClientGoneError, type UpstreamRequest, type UpstreamResponse } from './forward.js';
 import { clientResponseHeaders } from './headers.js';
 import '../routes/usage-context.js';
 
@@ -23,13 +24,34 @@ export interface RelayOptions {
   stripUsageChunk: boolean;
 }
 
-/** Forwards a call upstream on behalf of `reply`'s client, aborting it if the client leaves first. */
-export function forwardFor(gateway: Gateway, reply: FastifyReply, call: Omit<UpstreamRequest, 'signal'>): Promise<UpstreamResponse> {
+/**
+ * Forwards a call upstream on behalf of `reply`'s client, aborting it if the client leaves first.
+ * When no answer comes back it settles the call itself: a client that left is billed its prompt
+ * (the upstream already has it) and null is returned, the route then answers 499; any other
+ * failure releases the reservation and is rethrown with the rate-limit headers.
+ */
+export async function forwardFor(
+  gateway: Gateway,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  admission: Admission,
+  call: Omit<UpstreamRequest, 'signal'>,
+  requestBody: unknown,
+): Promise<UpstreamResponse | null> {
   const signal = new CallSignal();
   reply.raw.once('close', () => {
     if (!reply.raw.writableFinished) signal.abort();
   });
-  return gateway.upstream.send({ ...call, signal });
+  try {
+    return await gateway.upstream.send({ ...call, signal });
+  } catch (err) {
+    if (err instanceof ClientGoneError) {
+      request.usage!.done = settleWith(gateway, admission, null, null, requestBody, '', request.usage!);
+      return null;
+    }
+    await gateway.settle(admission, null, null);
+    throw err instanceof ApiError ? err.withHeaders(admission.headers) : err;
+  }
 }
 
 /** The assistant text of a chat completion (or text completion) body. */
@@ -75,10 +97,10 @@ async function relayWholeJson(
 }
 
 /** Settles with the reported usage, or with a tokenizer count of what was asked and delivered. */
-async function settleWith(
+export async function settleWith(
   gateway: Gateway,
   admission: Admission,
-  status: number,
+  status: number | null,
   reported: TokenUsage | null,
   requestBody: unknown,
   deliveredText: string,

@@ -7,10 +7,9 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { ApiError } from '../errors.js';
 import type { Gateway } from '../gateway.js';
-import { ClientGoneError } from '../proxy/forward.js';
-import { forwardFor } from '../proxy/relay.js';
+import { forwardFor, settleWith } from '../proxy/relay.js';
 import { usageContext } from './usage-context.js';
-import { countUsage, estimateUsage } from '../metering/estimate.js';
+import { estimateUsage } from '../metering/estimate.js';
 import { usageFromJson } from '../metering/usage.js';
 
 interface ChatAnswer {
@@ -84,20 +83,21 @@ export function registerLegacyRoute(app: FastifyInstance, gateway: Gateway): voi
       if (metered) payload.max_tokens = gateway.config.defaultMaxTokens;
       const admission = await gateway.admit(principal, model, estimate);
 
-      let upstream;
-      try {
-        upstream = await forwardFor(gateway, reply, {
+      const upstream = await forwardFor(
+        gateway,
+        request,
+        reply,
+        admission,
+        {
           method: 'POST',
           path: '/chat/completions',
           search: '',
           headers: { 'content-type': 'application/json', accept: 'application/json' },
           body: JSON.stringify(payload),
-        });
-      } catch (err) {
-        await gateway.settle(admission, null, null);
-        if (err instanceof ClientGoneError) return reply.code(499).send();
-        throw err instanceof ApiError ? err.withHeaders(admission.headers) : err;
-      }
+        },
+        payload,
+      );
+      if (upstream === null) return reply.code(499).send();
       reply.headers(admission.headers);
       const status = upstream.statusCode;
       let text: string;
@@ -105,8 +105,7 @@ export function registerLegacyRoute(app: FastifyInstance, gateway: Gateway): voi
         text = await upstream.body.text();
       } catch (err) {
         // The client left (or the upstream broke) mid-body: bill what the prompt cost.
-        const settlement = await gateway.settle(admission, status, await countUsage(payload, ''));
-        request.usage.settlement = { ...settlement, estimated: true };
+        await settleWith(gateway, admission, status, null, payload, '', request.usage);
         throw err;
       }
       let parsed: ChatAnswer | null = null;
@@ -116,9 +115,8 @@ export function registerLegacyRoute(app: FastifyInstance, gateway: Gateway): voi
         parsed = null;
       }
       const ok = status >= 200 && status < 300;
-      const usage = ok ? (usageFromJson(parsed) ?? (await countUsage(payload, ''))) : usageFromJson(parsed);
-      const settlement = await gateway.settle(admission, status, usage);
-      request.usage.settlement = { ...settlement, estimated: ok && usageFromJson(parsed) === null };
+      // A 2xx without usage is counted with the tokenizer; an error counts only what it reports.
+      await settleWith(gateway, admission, status, usageFromJson(parsed), ok ? payload : null, '', request.usage);
       if (!ok) {
         return reply
           .code(status)

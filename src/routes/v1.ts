@@ -5,12 +5,11 @@
  * record (onResponse hook).
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest, HTTPMethods } from 'fastify';
-import { ApiError, badRequest } from '../errors.js';
-import type { Admission, Gateway } from '../gateway.js';
+import { badRequest } from '../errors.js';
+import type { Gateway } from '../gateway.js';
 import type { Principal } from '../auth/authenticator.js';
-import { ClientGoneError } from '../proxy/forward.js';
 import { forwardFor, relay } from '../proxy/relay.js';
-import { countUsage, estimateUsage } from '../metering/estimate.js';
+import { estimateUsage } from '../metering/estimate.js';
 import { usageContext } from './usage-context.js';
 
 declare module 'fastify' {
@@ -94,13 +93,6 @@ function upstreamBody(path: string, inspected: InspectedBody, raw: Buffer | null
   return { body: Buffer.from(JSON.stringify({ ...json, ...patch })), strip };
 }
 
-/** Settles a call whose client left before the answer: the prompt is billed, nothing else counts. */
-async function billPrompt(gateway: Gateway, request: FastifyRequest, admission: Admission, json: Record<string, unknown> | null): Promise<void> {
-  const usage = json === null ? null : await countUsage(json, '');
-  const settlement = await gateway.settle(admission, null, usage);
-  request.usage!.settlement = { ...settlement, estimated: usage !== null };
-}
-
 const ENDPOINT_DOCS: Record<string, string> = {
   '/v1/chat/completions': 'Creates a chat completion (streaming with `"stream": true`). Same body and answer as OpenAI.',
   '/v1/embeddings': 'Creates embeddings. Same body and answer as OpenAI.',
@@ -132,24 +124,15 @@ export function registerV1Routes(app: FastifyInstance, gateway: Gateway): void {
     const admission = await gateway.admit(principal, inspected.model, estimate);
 
     const { body, strip } = upstreamBody(path, inspected, request.rawBody, metered ? gateway.config.defaultMaxTokens : null);
-    let upstream;
-    try {
-      upstream = await forwardFor(gateway, reply, {
-        method: request.method,
-        path: path.slice('/v1'.length),
-        search: searchOf(url),
-        headers: request.headers,
-        body,
-      });
-    } catch (err) {
-      if (err instanceof ClientGoneError) {
-        // The upstream already has the prompt: bill it (counted with the tokenizer).
-        request.usage.done = billPrompt(gateway, request, admission, inspected.json);
-        return reply.code(499).send();
-      }
-      await gateway.settle(admission, null, null);
-      throw err instanceof ApiError ? err.withHeaders(admission.headers) : err;
-    }
+    const upstream = await forwardFor(
+      gateway,
+      request,
+      reply,
+      admission,
+      { method: request.method, path: path.slice('/v1'.length), search: searchOf(url), headers: request.headers, body },
+      inspected.json,
+    );
+    if (upstream === null) return reply.code(499).send();
     return relay(gateway, request, reply, admission, upstream, { requestBody: inspected.json, stripUsageChunk: strip });
   };
 
