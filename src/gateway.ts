@@ -9,7 +9,7 @@ import type { Authenticator, Principal } from './auth/authenticator.js';
 import type { Policy } from './policy/policy.js';
 import type { KeyAccessCache } from './policy/key-access.js';
 import { formatResetDuration, tightest, type LimitRule, type Limiter, type Reservation, type RuleState, type SeriesCost } from './limits/limiter.js';
-import { GLOBAL_REQUESTS, globalRules, keyRules, keySeries } from './limits/rules.js';
+import { GLOBAL_REQUESTS, globalRules, hasUsageLimits, keyRules, keySeries } from './limits/rules.js';
 import type { Upstream } from './proxy/forward.js';
 import type { UsageRecorder } from './store/recorder.js';
 import type { Redactor } from './redact.js';
@@ -104,7 +104,7 @@ export class Gateway {
 
   /** Whether admission needs a token estimate (the caller has token or spend limits). */
   meters(principal: Principal): boolean {
-    return this.rulesFor(principal).some((r) => r.unit !== 'requests');
+    return principal.policy !== null && hasUsageLimits(principal.policy);
   }
 
   /** Step 3: reserve in every applicable window, atomically, or throw 429. */
@@ -177,13 +177,6 @@ export class Gateway {
       await this.limiter.commit(reservation, actual);
     }
     return { usage: used, costMicroUsd };
-  }
-
-  /** The stored key behind a principal (for its expiry), or null for environment keys. */
-  async describeKey(principal: Principal): Promise<{ expiresAt: string | null } | null> {
-    if (principal.source !== 'stored') return null;
-    const expiresAt = principal.expiresAt;
-    return { expiresAt: expiresAt === null ? null : new Date(expiresAt).toISOString() };
   }
 
   /** Current state of the caller's limits: the global ones and its key's own. */

@@ -49,6 +49,11 @@ export function keyRules(keyId: string, policy: KeyPolicy): LimitRule[] {
   return rules;
 }
 
+/** Whether a key has token or spend limits (then its calls are estimated, capped and settled). */
+export function hasUsageLimits(policy: KeyPolicy): boolean {
+  return [policy.tokensPerHour, policy.tokensPerDay, policy.usdPerDay, policy.usdPerMonth].some((v) => v !== null && v !== undefined);
+}
+
 /** How long the limiter must keep a series' events: its longest window (months for spend). */
 export function horizonOf(series: string, longestRequestWindowMs: number): number {
   if (series.endsWith(':usd')) return MONTH_MS + DAY_MS;

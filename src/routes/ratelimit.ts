@@ -66,8 +66,8 @@ export function registerRateLimitRoute(app: FastifyInstance, gateway: Gateway): 
             reset_seconds: Math.ceil(state.resetMs / 1000),
           };
         }
-        const stored = await gateway.describeKey(principal);
-        body.key = { id: principal.id, name: principal.name, expires_at: stored?.expiresAt ?? null, limits };
+        const expiresAt = principal.expiresAt === null ? null : new Date(principal.expiresAt).toISOString();
+        body.key = { id: principal.id, name: principal.name, expires_at: expiresAt, limits };
       }
       if (global.length === 0 && key.length === 0) return { ...body, error: 'Rate limit is not enabled.' };
       return body;
