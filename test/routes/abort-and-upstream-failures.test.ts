@@ -4,9 +4,10 @@
  * 502, a slow one a 504 — and the gateway keeps serving afterwards.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import net, { type AddressInfo } from 'node:net';
+import net from 'node:net';
 import OpenAI from 'openai';
 import { authHeaders, chatBody, PROXY_KEY, startGateway, type TestGateway } from '../helpers.js';
+import { freePort } from '../support/server-process.js';
 
 /** Polls `condition` every 10 ms for at most `ms`; fails with `what` if it never holds. */
 async function eventually(what: string, condition: () => boolean, ms = 5_000): Promise<void> {
@@ -17,13 +18,8 @@ async function eventually(what: string, condition: () => boolean, ms = 5_000): P
   }
 }
 
-async function closedPort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
+/** A port nothing listens on (one that was free a moment ago). */
+const closedPort = freePort;
 
 async function expectServesNormally(gw: TestGateway): Promise<void> {
   const client = new OpenAI({ apiKey: PROXY_KEY, baseURL: `${gw.url}/v1`, maxRetries: 0 });

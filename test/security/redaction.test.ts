@@ -12,6 +12,7 @@ import { authHeaders, chatBody, OTHER_KEY, PROXY_KEY, startGateway, UPSTREAM_KEY
 import { Redactor } from '../../src/redact.js';
 import { createLogger } from '../../src/log.js';
 import { ApiError } from '../../src/errors.js';
+import { freePort } from '../support/server-process.js';
 
 const SECRETS = [UPSTREAM_KEY, PROXY_KEY, OTHER_KEY];
 /** Secrets that match none of the Redactor's token patterns: only their configured value protects them. */
@@ -51,14 +52,8 @@ async function waitForLog(gw: TestGateway, pattern: RegExp): Promise<string> {
   throw new Error(`no log line matches ${pattern}; logs:\n${gw.logs.join('')}`);
 }
 
-/** A port nothing listens on. */
-async function closedPort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
+/** A port nothing listens on (one that was free a moment ago). */
+const closedPort = freePort;
 
 /** The scenarios every gateway mode goes through; returns what the client saw. */
 async function exercise(gw: TestGateway): Promise<Captured[]> {
