@@ -6,7 +6,7 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createServer, type Server } from 'node:http';
-import net, { type AddressInfo } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import { authHeaders, chatBody, OTHER_KEY, PROXY_KEY, startGateway, UPSTREAM_KEY, type TestGateway } from '../helpers.js';
 import { Redactor } from '../../src/redact.js';
