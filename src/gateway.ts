@@ -9,7 +9,7 @@ import type { Authenticator, Principal } from './auth/authenticator.js';
 import type { Policy } from './policy/policy.js';
 import type { KeyAccessCache } from './policy/key-access.js';
 import { formatResetDuration, tightest, type LimitRule, type Limiter, type Reservation, type RuleState, type SeriesCost } from './limits/limiter.js';
-import { GLOBAL_REQUESTS, globalRules, hasUsageLimits, keyRules, keySeries } from './limits/rules.js';
+import { globalRules, hasUsageLimits, keyRules, keySeries } from './limits/rules.js';
 import type { Upstream } from './proxy/forward.js';
 import type { UsageRecorder } from './store/recorder.js';
 import type { Redactor } from './redact.js';
@@ -187,4 +187,3 @@ export class Gateway {
   }
 }
 
-export { GLOBAL_REQUESTS };

@@ -13,7 +13,7 @@ export class UsageRecorder {
   constructor(
     private readonly store: Store,
     private readonly onError: (err: unknown) => void,
-    private readonly intervalMs = 500,
+    intervalMs = 500,
     private readonly maxBatch = 500,
   ) {
     this.timer = setInterval(() => void this.flush(), intervalMs);
