@@ -79,7 +79,7 @@ export class SqliteLimiter implements Limiter {
   private readonly peekTx;
 
   constructor(
-    private readonly db: SqliteDatabase,
+    db: SqliteDatabase,
     private readonly clock: Clock = systemClock,
     /** A hold older than this (a crashed worker's) is dropped by `prune`. */
     private readonly holdTtlMs = 15 * 60_000,
