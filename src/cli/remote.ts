@@ -38,7 +38,7 @@ export class RemoteBackend implements AdminBackend {
   private readonly origin: string;
 
   constructor(
-    private readonly base: URL,
+    base: URL,
     private readonly adminKey: string,
   ) {
     this.origin = base.origin + base.pathname.replace(/\/+$/, '');
