@@ -20,8 +20,8 @@ import {
   type Reservation,
   type RuleState,
   type SeriesCost,
-  monthBounds,
 } from './limiter.js';
+import { admittedStates, checkAmounts, judgeRule, refusal, windowBounds, type Judgement } from './window-math.js';
 
 interface SeriesRow {
   cum: number;
@@ -128,7 +128,7 @@ export class SqliteLimiter implements Limiter {
       for (const hold of this.stmt.takeHolds.all(reservation.id)) this.stmt.addHeld.run(-hold.amount, hold.series);
     });
     this.peekTx = db.transaction((rules: readonly LimitRule[], now: number) =>
-      rules.map((rule) => this.evaluate(rule, this.seriesRow(rule.series), now, 0).state),
+      rules.map((rule): RuleState => this.evaluate(rule, this.seriesRow(rule.series), now, 0).state),
     );
     this.pruneTx = db.transaction((now: number, horizonMs: (series: string) => number) => {
       let removed = 0;
@@ -159,39 +159,13 @@ export class SqliteLimiter implements Limiter {
     this.stmt.saveSeries.run(series, cum, ts, row.held);
   }
 
-  /** State of one rule at `now`, and the wait until `cost` more would fit (undefined: never by expiry). */
-  private evaluate(rule: LimitRule, row: SeriesRow, now: number, cost: number) {
-    // An event is outside the window when its time is at or before `outside`.
-    const month = rule.calendarMonth ? monthBounds(now) : null;
-    const outside = month ? month.start - 1 : now - rule.windowMs;
-    /** When an event stamped `ts` leaves the window. */
-    const leavesAt = (ts: number) => (month ? month.end : ts + rule.windowMs);
-    const windowStartCum = this.stmt.cumAtOrBefore.get(rule.series, outside)?.cum ?? row.baseCum;
-    const counted = row.cum - windowStartCum;
-    const used = counted + row.held;
-    const oldestTs = counted > 0 ? this.stmt.tsOfFirstCumAtLeast.get(rule.series, windowStartCum + 1)?.ts : undefined;
-    const state: RuleState = {
-      name: rule.name,
-      unit: rule.unit,
-      limit: rule.limit,
-      used,
-      remaining: Math.max(0, rule.limit - used),
-      windowMs: rule.windowMs,
-      resetMs: oldestTs === undefined ? 0 : Math.max(0, leavesAt(oldestTs) - now),
-    };
-    const fits = used + cost <= rule.limit;
-    let retryAfterMs: number | undefined;
-    if (!fits && cost <= rule.limit) {
-      // Enough has expired once the window's starting total reaches `needed`.
-      const needed = row.cum + row.held + cost - rule.limit;
-      if (needed <= row.cum) {
-        const ts = this.stmt.tsOfFirstCumAtLeast.get(rule.series, needed)?.ts;
-        if (ts !== undefined) retryAfterMs = Math.max(1, leavesAt(ts) - now);
-      } else {
-        retryAfterMs = 1000; // only in-flight holds are in the way: they end with their requests
-      }
-    }
-    return { state, fits, retryAfterMs, leavesAt };
+  /** One rule at `now`, judged against `cost` more. */
+  private evaluate(rule: LimitRule, row: SeriesRow, now: number, cost: number): Judgement {
+    const bounds = windowBounds(rule, now);
+    const edgeCum = this.stmt.cumAtOrBefore.get(rule.series, bounds.outside)?.cum ?? row.baseCum;
+    const oldestTs = row.cum > edgeCum ? this.stmt.tsOfFirstCumAtLeast.get(rule.series, edgeCum + 1)?.ts : undefined;
+    const view = { cum: row.cum, held: row.held, edgeCum, oldestTs };
+    return judgeRule(rule, now, bounds, view, cost, (cum) => this.stmt.tsOfFirstCumAtLeast.get(rule.series, cum)?.ts);
   }
 
   private reserveNow(rules: readonly LimitRule[], costs: Readonly<Record<string, SeriesCost>>, now: number): Decision {
@@ -199,26 +173,9 @@ export class SqliteLimiter implements Limiter {
     for (const series of Object.keys(costs)) rows.set(series, this.seriesRow(series));
     for (const rule of rules) if (!rows.has(rule.series)) rows.set(rule.series, this.seriesRow(rule.series));
 
-    const states: RuleState[] = [];
-    const leaves: ((ts: number) => number)[] = [];
-    let blockedBy: string | undefined;
-    let retryAfterMs: number | undefined;
-    let never = false;
-    for (const rule of rules) {
-      const result = this.evaluate(rule, rows.get(rule.series)!, now, costs[rule.series]?.amount ?? 0);
-      states.push(result.state);
-      leaves.push(result.leavesAt);
-      if (!result.fits) {
-        if (result.retryAfterMs === undefined) never = true;
-        if (blockedBy === undefined || (result.retryAfterMs ?? 0) > (retryAfterMs ?? 0)) {
-          blockedBy = rule.name;
-          retryAfterMs = result.retryAfterMs;
-        }
-      }
-    }
-    if (blockedBy !== undefined) {
-      return { admitted: false, states, blockedBy, retryAfterMs: never ? undefined : retryAfterMs };
-    }
+    const judgements = rules.map((rule) => this.evaluate(rule, rows.get(rule.series)!, now, costs[rule.series]?.amount ?? 0));
+    const refused = refusal(rules, judgements);
+    if (refused !== null) return refused;
 
     // Only held amounts are looked up again (by this id); a reservation that holds nothing needs none.
     const holds = Object.values(costs).some((c) => c.hold && c.amount > 0);
@@ -234,20 +191,7 @@ export class SqliteLimiter implements Limiter {
         this.append(series, cost.amount, now, row);
       }
     }
-    for (const [i, state] of states.entries()) {
-      const rule = rules[i]!;
-      const cost = costs[rule.series];
-      if (cost === undefined || cost.amount <= 0) continue;
-      state.used += cost.amount;
-      state.remaining = Math.max(0, state.limit - state.used);
-      // In an empty window this call's amount (counted now, or held until it settles) is the
-      // oldest: room comes back one window later at most (its time is `now` unless an earlier
-      // event of the series carries a later timestamp).
-      if (state.resetMs === 0) {
-        const ts = Math.max(now, rows.get(rule.series)!.lastTs);
-        state.resetMs = leaves[i]!(ts) - now;
-      }
-    }
+    const states = admittedStates(rules, costs, judgements, now, (series) => rows.get(series)!.lastTs);
     return { admitted: true, states, reservation };
   }
 
@@ -275,8 +219,10 @@ export class SqliteLimiter implements Limiter {
    * the earlier ones left, exactly as if each had its own transaction.
    */
   reserve(rules: readonly LimitRule[], costs: Readonly<Record<string, SeriesCost>>): Promise<Decision> {
-    for (const cost of Object.values(costs)) {
-      if (!Number.isSafeInteger(cost.amount) || cost.amount < 0) return Promise.reject(new RangeError('cost must be a non-negative integer'));
+    try {
+      checkAmounts(Object.values(costs).map((c) => c.amount), 'costs');
+    } catch (err) {
+      return Promise.reject(err);
     }
     return new Promise((resolve, reject) => {
       this.pending.push({ rules, costs, resolve, reject });
@@ -296,9 +242,7 @@ export class SqliteLimiter implements Limiter {
   }
 
   async commit(reservation: Reservation, actual: Readonly<Record<string, number>> = {}): Promise<void> {
-    for (const amount of Object.values(actual)) {
-      if (!Number.isSafeInteger(amount) || amount < 0) throw new RangeError('actual amounts must be non-negative integers');
-    }
+    checkAmounts(Object.values(actual), 'actual amounts');
     if (Object.keys(reservation.held).length > 0) await this.run((now) => this.commitTx.immediate(reservation, actual, now));
   }
 
