@@ -1,7 +1,8 @@
 /**
- * Wires one gateway process together from a Config: SQLite database, store, limiter, upstream
- * pool, usage recorder, HTTP server, and the scheduled pruning of old events. `close()` undoes it
- * all in order (stop accepting, flush records, close pools and the database).
+ * Wires one gateway process together from a Config: SQLite database, store, limiter (in memory for
+ * one worker, transactional for several), upstream pool, usage recorder, HTTP server, and the
+ * scheduled pruning of old events. `close()` undoes it all in order (stop accepting, flush records
+ * and the limits journal, close pools and the database).
  */
 import type { FastifyInstance } from 'fastify';
 import type { DestinationStream, Logger } from 'pino';
@@ -9,6 +10,7 @@ import type { Config } from './config.js';
 import { KeyRing } from './auth/keys.js';
 import { Policy } from './policy/policy.js';
 import { migrateSqliteLimiter, SqliteLimiter } from './limits/sqlite.js';
+import { MemoryLimiter } from './limits/memory.js';
 import { systemClock, type Clock, type Limiter } from './limits/limiter.js';
 import { openSqlite } from './store/sqlite-db.js';
 import { SqliteStore } from './store/sqlite.js';
@@ -55,9 +57,22 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
   const db = openSqlite(config.databasePath);
   const store = new SqliteStore(db);
   migrateSqliteLimiter(db);
-  // The limiter gets its own connection that never sleeps inside SQLite on a busy lock (see run()).
+  // The limiter gets its own connection that never sleeps inside SQLite on a busy lock: it retries
+  // without blocking the event loop instead.
   const limiterDb = openSqlite(config.databasePath, 0);
-  const limiter = new SqliteLimiter(limiterDb, clock, config.upstreamTimeoutMs + 60_000);
+  const holdTtlMs = config.upstreamTimeoutMs + 60_000;
+  let limiter: Limiter;
+  try {
+    // One process decides alone in memory; worker processes share the file through transactions.
+    limiter =
+      config.workers > 1
+        ? new SqliteLimiter(limiterDb, clock, holdTtlMs)
+        : new MemoryLimiter(limiterDb, clock, holdTtlMs, { onError: (err) => logger.error({ err }, 'writing the limits journal failed') });
+  } catch (err) {
+    limiterDb.close();
+    db.close();
+    throw err;
+  }
   const upstream = new Upstream(config.openaiBaseUrl, config.openaiApiKey, config.upstreamTimeoutMs);
   const recorder = new UsageRecorder(store, (err) => logger.error({ err }, 'writing usage records failed'));
   const gateway = new Gateway(

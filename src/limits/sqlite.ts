@@ -21,6 +21,7 @@ import {
   type RuleState,
   type SeriesCost,
 } from './limiter.js';
+import { LimiterLease } from './ownership.js';
 import { admittedStates, checkAmounts, judgeRule, refusal, windowBounds, type Judgement } from './window-math.js';
 
 interface SeriesRow {
@@ -77,6 +78,7 @@ export class SqliteLimiter implements Limiter {
   private readonly releaseTx;
   private readonly pruneTx;
   private readonly peekTx;
+  private readonly lease: LimiterLease;
 
   constructor(
     db: SqliteDatabase,
@@ -86,6 +88,7 @@ export class SqliteLimiter implements Limiter {
   ) {
     const migrated = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'limit_holds'").get() !== undefined;
     if (!migrated) migrateSqliteLimiter(db);
+    this.lease = LimiterLease.claim(db, false);
     this.stmt = {
       series: db.prepare<[string], SeriesRow>(
         'SELECT cum, last_ts AS lastTs, held, base_cum AS baseCum FROM limit_series WHERE series = ?',
@@ -260,5 +263,6 @@ export class SqliteLimiter implements Limiter {
 
   async close(): Promise<void> {
     // The database connection belongs to whoever opened it.
+    this.lease.release();
   }
 }

@@ -1,0 +1,309 @@
+/**
+ * In-memory limiter for a gateway that is the only process counting its database's limits (one
+ * worker; see ownership.ts). Every check and reservation is decided in this process's memory,
+ * synchronously, so it is exact with no lock and no disk write on the request path. The events
+ * are journaled to the same SQLite tables the transactional limiter uses, in one transaction
+ * every `flushMs`, so windows survive a restart (a crash can forget at most the last `flushMs` of
+ * counts) and the data stays readable by the CLI and by a later multi-worker run.
+ *
+ * Memory stays small however many events a window holds: per series only the running total, the
+ * held amount and, per window length, a cursor at the window's trailing edge with the next few
+ * hundred events after it, read from SQLite (plus the not yet journaled tail) when it runs out.
+ */
+import { migrateSqliteLimiter } from './sqlite.js';
+import { LimiterLease, retryWhileBusy } from './ownership.js';
+import { systemClock, type Clock, type Decision, type LimitRule, type Limiter, type Reservation, type RuleState, type SeriesCost } from './limiter.js';
+import { admittedStates, checkAmounts, judgeRule, refusal, windowBounds, type SeriesView, type WindowBounds } from './window-math.js';
+import type { SqliteDatabase } from '../store/sqlite-db.js';
+
+/** Events read ahead of a window's edge at a time. */
+const CURSOR_CHUNK = 256;
+
+interface Event {
+  series: string;
+  cum: number;
+  ts: number;
+}
+
+/** A window's trailing edge: the total after the last event outside it, and the events after. */
+interface Cursor {
+  edgeCum: number;
+  /** Time of the event at the edge (-Infinity at the series' base). Valid while `outside` ≥ it. */
+  edgeTs: number;
+  cums: number[];
+  tss: number[];
+  /** The first of `cums`/`tss` not yet passed by the edge. */
+  next: number;
+}
+
+interface SeriesState {
+  name: string;
+  cum: number;
+  lastTs: number;
+  held: number;
+  /** Total of the events pruned away (the edge of an empty window). */
+  baseCum: number;
+  /** By window length ('month' for calendar months). */
+  cursors: Map<string, Cursor>;
+}
+
+interface HeldCall {
+  amounts: Record<string, number>;
+  expiresAt: number;
+}
+
+export interface MemoryLimiterOptions {
+  /** How often the journal is written to SQLite. */
+  flushMs?: number;
+  /** Journal writes that fail for any reason but a busy database (they are retried). */
+  onError?: (err: unknown) => void;
+}
+
+export class MemoryLimiter implements Limiter {
+  private readonly series = new Map<string, SeriesState>();
+  private readonly holds = new Map<string, HeldCall>();
+  private journal: Event[] = [];
+  private readonly dirty = new Set<SeriesState>();
+  private holdCounter = 0;
+  private readonly lease: LimiterLease;
+  private readonly timer: NodeJS.Timeout;
+  private readonly onError: (err: unknown) => void;
+  private readonly stmt;
+  private readonly writeJournal;
+  private readonly pruneTx;
+
+  constructor(
+    db: SqliteDatabase,
+    private readonly clock: Clock = systemClock,
+    /** A hold older than this (a call that never settled) is dropped by `prune`. */
+    private readonly holdTtlMs = 15 * 60_000,
+    options: MemoryLimiterOptions = {},
+  ) {
+    migrateSqliteLimiter(db);
+    this.lease = LimiterLease.claim(db, true);
+    // This process is now the only limiter: holds of earlier processes ended with them.
+    const clearHolds = db.transaction(() => {
+      db.prepare('DELETE FROM limit_holds').run();
+      db.prepare('UPDATE limit_series SET held = 0 WHERE held != 0').run();
+    });
+    retryWhileBusy(() => clearHolds.immediate());
+    this.onError = options.onError ?? (() => {});
+    this.stmt = {
+      series: db.prepare<[string], { cum: number; lastTs: number; baseCum: number }>(
+        'SELECT cum, last_ts AS lastTs, base_cum AS baseCum FROM limit_series WHERE series = ?',
+      ),
+      lastAtOrBefore: db.prepare<[string, number], { cum: number; ts: number }>(
+        'SELECT cum, ts FROM limit_events WHERE series = ? AND ts <= ? ORDER BY ts DESC, cum DESC LIMIT 1',
+      ),
+      after: db.prepare<[string, number, number], { cum: number; ts: number }>(
+        'SELECT cum, ts FROM limit_events WHERE series = ? AND cum > ? ORDER BY cum LIMIT ?',
+      ),
+      firstAtLeast: db.prepare<[string, number], { ts: number }>('SELECT ts FROM limit_events WHERE series = ? AND cum >= ? ORDER BY cum LIMIT 1'),
+      insertEvent: db.prepare<[string, number, number]>('INSERT INTO limit_events (series, cum, ts) VALUES (?, ?, ?)'),
+      saveSeries: db.prepare<[string, number, number]>(
+        `INSERT INTO limit_series (series, cum, last_ts, held) VALUES (?, ?, ?, 0)
+         ON CONFLICT (series) DO UPDATE SET cum = excluded.cum, last_ts = excluded.last_ts`,
+      ),
+      allSeries: db.prepare<[], { series: string }>('SELECT series FROM limit_series'),
+      deleteUpTo: db.prepare<[string, number]>('DELETE FROM limit_events WHERE series = ? AND cum <= ?'),
+      setBase: db.prepare<[number, string]>('UPDATE limit_series SET base_cum = ? WHERE series = ?'),
+    };
+    this.writeJournal = db.transaction((events: readonly Event[], touched: readonly SeriesState[]) => {
+      for (const e of events) this.stmt.insertEvent.run(e.series, e.cum, e.ts);
+      for (const s of touched) this.stmt.saveSeries.run(s.name, s.cum, s.lastTs);
+    });
+    this.pruneTx = db.transaction((now: number, horizonMs: (series: string) => number) => {
+      let removed = 0;
+      const bases = new Map<string, number>();
+      for (const { series } of this.stmt.allSeries.all()) {
+        const edge = this.stmt.lastAtOrBefore.get(series, now - horizonMs(series));
+        if (edge === undefined) continue;
+        removed += this.stmt.deleteUpTo.run(series, edge.cum).changes;
+        this.stmt.setBase.run(edge.cum, series);
+        bases.set(series, edge.cum);
+      }
+      return { removed, bases };
+    });
+    this.timer = setInterval(() => this.flushQuietly(), options.flushMs ?? 100);
+    this.timer.unref();
+  }
+
+  private state(series: string): SeriesState {
+    let state = this.series.get(series);
+    if (state === undefined) {
+      const row = this.stmt.series.get(series);
+      state = { name: series, cum: row?.cum ?? 0, lastTs: row?.lastTs ?? 0, held: 0, baseCum: row?.baseCum ?? 0, cursors: new Map() };
+      this.series.set(series, state);
+    }
+    return state;
+  }
+
+  /** Counts an event; timestamps never go backwards within a series. */
+  private append(state: SeriesState, amount: number, now: number): void {
+    if (amount <= 0) return;
+    state.cum += amount;
+    state.lastTs = Math.max(now, state.lastTs);
+    this.journal.push({ series: state.name, cum: state.cum, ts: state.lastTs });
+    this.dirty.add(state);
+  }
+
+  /** A fresh cursor at the last event at or before `outside`, from SQLite and the journal. */
+  private seek(state: SeriesState, outside: number): Cursor {
+    const stored = this.stmt.lastAtOrBefore.get(state.name, outside);
+    let edgeCum = stored?.cum ?? state.baseCum;
+    let edgeTs = stored?.ts ?? -Infinity;
+    for (const e of this.journal) {
+      if (e.series === state.name && e.ts <= outside && e.cum > edgeCum) {
+        edgeCum = e.cum;
+        edgeTs = e.ts;
+      }
+    }
+    const cums: number[] = [];
+    const tss: number[] = [];
+    for (const row of this.stmt.after.all(state.name, edgeCum, CURSOR_CHUNK)) {
+      cums.push(row.cum);
+      tss.push(row.ts);
+    }
+    const from = cums.length > 0 ? cums[cums.length - 1]! : edgeCum;
+    for (const e of this.journal) {
+      if (cums.length >= CURSOR_CHUNK) break;
+      if (e.series === state.name && e.cum > from) {
+        cums.push(e.cum);
+        tss.push(e.ts);
+      }
+    }
+    return { edgeCum, edgeTs, cums, tss, next: 0 };
+  }
+
+  /** The series as one window sees it, moving that window's edge up to `bounds.outside`. */
+  private view(state: SeriesState, rule: LimitRule, bounds: WindowBounds): SeriesView {
+    const key = rule.calendarMonth ? 'month' : String(rule.windowMs);
+    const outside = bounds.outside;
+    let cursor = state.cursors.get(key);
+    if (cursor === undefined || outside < cursor.edgeTs) cursor = this.seek(state, outside);
+    while (cursor.next < cursor.cums.length && cursor.tss[cursor.next]! <= outside) {
+      cursor.edgeCum = cursor.cums[cursor.next]!;
+      cursor.edgeTs = cursor.tss[cursor.next]!;
+      cursor.next++;
+    }
+    // Read ahead ran out while the window still holds events: seek again (also past a long jump).
+    if (cursor.next === cursor.cums.length && cursor.edgeCum < state.cum) cursor = this.seek(state, outside);
+    state.cursors.set(key, cursor);
+    const oldestTs = cursor.next < cursor.cums.length ? cursor.tss[cursor.next] : undefined;
+    return { cum: state.cum, held: state.held, edgeCum: cursor.edgeCum, oldestTs };
+  }
+
+  /** Time of the first event whose running total reaches `cum` (refusals only). */
+  private firstTsAtCum(state: SeriesState, cum: number): number | undefined {
+    const stored = this.stmt.firstAtLeast.get(state.name, cum);
+    if (stored !== undefined) return stored.ts;
+    return this.journal.find((e) => e.series === state.name && e.cum >= cum)?.ts;
+  }
+
+  private judge(rule: LimitRule, now: number, cost: number) {
+    const state = this.state(rule.series);
+    const bounds = windowBounds(rule, now);
+    return judgeRule(rule, now, bounds, this.view(state, rule, bounds), cost, (cum) => this.firstTsAtCum(state, cum));
+  }
+
+  async reserve(rules: readonly LimitRule[], costs: Readonly<Record<string, SeriesCost>>): Promise<Decision> {
+    checkAmounts(
+      Object.values(costs).map((c) => c.amount),
+      'costs',
+    );
+    const now = this.clock();
+    const judgements = rules.map((rule) => this.judge(rule, now, costs[rule.series]?.amount ?? 0));
+    const refused = refusal(rules, judgements);
+    if (refused !== null) return refused;
+
+    const states = admittedStates(rules, costs, judgements, now, (series) => this.state(series).lastTs);
+    const holds = Object.values(costs).some((c) => c.hold && c.amount > 0);
+    const reservation: Reservation = { id: holds ? `hold-${++this.holdCounter}` : '', held: {} };
+    for (const [series, cost] of Object.entries(costs)) {
+      if (cost.amount <= 0) continue;
+      const state = this.state(series);
+      if (cost.hold) {
+        reservation.held[series] = cost.amount;
+        state.held += cost.amount;
+      } else {
+        this.append(state, cost.amount, now);
+      }
+    }
+    if (holds) this.holds.set(reservation.id, { amounts: { ...reservation.held }, expiresAt: now + this.holdTtlMs });
+    return { admitted: true, states, reservation };
+  }
+
+  /** Takes a reservation's holds off their series; null when already settled. */
+  private takeHolds(reservation: Reservation): Record<string, number> | null {
+    const held = this.holds.get(reservation.id);
+    if (held === undefined) return null;
+    this.holds.delete(reservation.id);
+    for (const [series, amount] of Object.entries(held.amounts)) {
+      const state = this.state(series);
+      state.held = Math.max(0, state.held - amount);
+    }
+    return held.amounts;
+  }
+
+  async commit(reservation: Reservation, actual: Readonly<Record<string, number>> = {}): Promise<void> {
+    checkAmounts(Object.values(actual), 'actual amounts');
+    const amounts = this.takeHolds(reservation);
+    if (amounts === null) return;
+    const now = this.clock();
+    for (const [series, amount] of Object.entries(amounts)) this.append(this.state(series), actual[series] ?? amount, now);
+  }
+
+  async release(reservation: Reservation): Promise<void> {
+    this.takeHolds(reservation);
+  }
+
+  async peek(rules: readonly LimitRule[]): Promise<RuleState[]> {
+    const now = this.clock();
+    return rules.map((rule) => this.judge(rule, now, 0).state);
+  }
+
+  /** Writes the journal now. Throws what SQLite throws (the journal is kept for the next try). */
+  flush(): void {
+    if (this.journal.length === 0 && this.dirty.size === 0) return;
+    this.writeJournal.immediate(this.journal, [...this.dirty]);
+    this.journal = [];
+    this.dirty.clear();
+  }
+
+  /** Writes the journal; false only when the database was busy (worth retrying soon). */
+  private flushQuietly(): boolean {
+    try {
+      this.flush();
+    } catch (err) {
+      if ((err as { code?: string }).code === 'SQLITE_BUSY') return false;
+      this.onError(err);
+    }
+    return true;
+  }
+
+  async prune(horizonMs: (series: string) => number): Promise<number> {
+    const now = this.clock();
+    let removed = 0;
+    for (const [id, held] of this.holds) {
+      if (held.expiresAt > now) continue;
+      this.takeHolds({ id, held: held.amounts });
+      removed++;
+    }
+    this.flush();
+    const pruned = this.pruneTx.immediate(now, horizonMs);
+    for (const [series, base] of pruned.bases) {
+      const state = this.series.get(series);
+      if (state === undefined) continue;
+      state.baseCum = base;
+      state.cursors.clear();
+    }
+    return removed + pruned.removed;
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.timer);
+    const giveUpAt = Date.now() + 5_000;
+    while (!this.flushQuietly() && Date.now() < giveUpAt) await new Promise((resolve) => setTimeout(resolve, 10));
+    this.lease.release();
+  }
+}
