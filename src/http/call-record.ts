@@ -13,9 +13,10 @@ async function recordCall(request: FastifyRequest, reply: FastifyReply, recorder
   if (usage === null) return;
   const status = reply.raw.writableFinished ? reply.statusCode : 499;
   const durationMs = Math.round(reply.elapsedTime);
-  // A client that left early also aborts the upstream call; the route learns of it from the same
-  // 'close' event and then starts settling (usage.done): let it get there first.
-  await new Promise((resolve) => setImmediate(resolve));
+  // A finished call is being settled already (usage.done). A client that left early also aborts
+  // the upstream call; the route learns of it from the same 'close' event and only then starts
+  // settling: let it get there first.
+  if (usage.done === null) await new Promise((resolve) => setImmediate(resolve));
   if (usage.done !== null) await usage.done;
   const path = (request.raw.url ?? '/').split('?')[0]!;
   const settlement = usage.settlement;
@@ -42,10 +43,11 @@ async function recordCall(request: FastifyRequest, reply: FastifyReply, recorder
 }
 
 export function installCallRecording(app: FastifyInstance, recorder: UsageRecorder, clock: () => number): void {
-  app.addHook('onRequest', async (request, reply) => {
+  app.addHook('onRequest', (request, reply, done) => {
     // 'close' follows 'finish' for complete responses and also fires when the client leaves early.
     reply.raw.once('close', () => {
       recordCall(request, reply, recorder, clock).catch((err: unknown) => request.log.error({ err }, 'recording usage failed'));
     });
+    done();
   });
 }
