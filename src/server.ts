@@ -51,8 +51,10 @@ export async function buildServer({ gateway, store, redactor, logger, clock }: S
 
   installErrorHandling(app, config.insecureDebug, redactor);
   installRequestInput(app, config.maxBodyBytes);
-  app.addHook('onRequest', async (request, reply) => {
+  // Hooks on every request take a callback, not an async function: no promise per request.
+  app.addHook('onRequest', (request, reply, done) => {
     reply.header('x-proxygpt-request-id', request.id);
+    done();
   });
   installCallRecording(app, gateway.recorder, clock);
 

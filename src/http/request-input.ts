@@ -40,9 +40,9 @@ export function unsafePathReason(url: string): string | null {
 export function installRequestInput(app: FastifyInstance, maxBodyBytes: number): void {
   app.decorateRequest('rawBody', null);
 
-  app.addHook('onRequest', async (request: FastifyRequest) => {
+  app.addHook('onRequest', (request: FastifyRequest, _reply, done) => {
     const reason = unsafePathReason(request.raw.url ?? '/');
-    if (reason !== null) throw badRequest(`Rejected request path: ${reason}.`, 'invalid_path');
+    done(reason === null ? undefined : badRequest(`Rejected request path: ${reason}.`, 'invalid_path'));
   });
 
   app.removeAllContentTypeParsers();
