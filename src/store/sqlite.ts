@@ -87,11 +87,10 @@ export class SqliteStore implements Store {
   constructor(private readonly db: SqliteDatabase) {
     migrateSqliteStore(db);
     this.stmt = {
-      insertUsage: db.prepare(
+      insertUsage: db.prepare<[number, string, string, string, string, string | null, number, number, number, number, number, number, number]>(
         `INSERT INTO usage_events (ts, request_id, principal, method, path, model, status, duration_ms, stream,
            prompt_tokens, completion_tokens, cost_micro_usd, estimated)
-         VALUES (@ts, @requestId, @principal, @method, @path, @model, @status, @durationMs, @stream,
-           @promptTokens, @completionTokens, @costMicroUsd, @estimated)`,
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       ),
       keyByHash: db.prepare<[string], KeyRow>(`SELECT ${KEY_COLUMNS} FROM api_keys WHERE hash = ?`),
       keyByIdOrName: db.prepare<[string, string, string], KeyRow>(
@@ -119,7 +118,13 @@ export class SqliteStore implements Store {
       ping: db.prepare('SELECT 1'),
     };
     this.insertMany = db.transaction((records: readonly UsageRecord[]) => {
-      for (const r of records) this.stmt.insertUsage.run({ ...r, stream: r.stream ? 1 : 0, estimated: r.estimated ? 1 : 0 });
+      // Positional parameters: binding by name costs a third more per row.
+      for (const r of records) {
+        this.stmt.insertUsage.run(
+          r.ts, r.requestId, r.principal, r.method, r.path, r.model, r.status, r.durationMs, r.stream ? 1 : 0,
+          r.promptTokens, r.completionTokens, r.costMicroUsd, r.estimated ? 1 : 0,
+        );
+      }
     });
   }
 
