@@ -45,6 +45,8 @@ interface SeriesState {
   baseCum: number;
   /** By window length ('month' for calendar months). */
   cursors: Map<string, Cursor>;
+  /** This series' newest event while it is still in the journal. */
+  journalTail: Event | null;
 }
 
 interface HeldCall {
@@ -132,18 +134,28 @@ export class MemoryLimiter implements Limiter {
     let state = this.series.get(series);
     if (state === undefined) {
       const row = this.stmt.series.get(series);
-      state = { name: series, cum: row?.cum ?? 0, lastTs: row?.lastTs ?? 0, held: 0, baseCum: row?.baseCum ?? 0, cursors: new Map() };
+      state = { name: series, cum: row?.cum ?? 0, lastTs: row?.lastTs ?? 0, held: 0, baseCum: row?.baseCum ?? 0, cursors: new Map(), journalTail: null };
       this.series.set(series, state);
     }
     return state;
   }
 
-  /** Counts an event; timestamps never go backwards within a series. */
+  /**
+   * Counts an event; timestamps never go backwards within a series. Events of one series in the
+   * same millisecond become one journal row (windows cannot tell them apart): under load that
+   * writes a row per busy millisecond instead of one per call.
+   */
   private append(state: SeriesState, amount: number, now: number): void {
     if (amount <= 0) return;
     state.cum += amount;
     state.lastTs = Math.max(now, state.lastTs);
-    this.journal.push({ series: state.name, cum: state.cum, ts: state.lastTs });
+    const tail = state.journalTail;
+    if (tail !== null && tail.ts === state.lastTs) {
+      tail.cum = state.cum;
+    } else {
+      state.journalTail = { series: state.name, cum: state.cum, ts: state.lastTs };
+      this.journal.push(state.journalTail);
+    }
     this.dirty.add(state);
   }
 
@@ -267,6 +279,7 @@ export class MemoryLimiter implements Limiter {
     if (this.journal.length === 0 && this.dirty.size === 0) return;
     this.writeJournal.immediate(this.journal, [...this.dirty]);
     this.journal = [];
+    for (const state of this.dirty) state.journalTail = null;
     this.dirty.clear();
   }
 
