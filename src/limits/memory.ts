@@ -10,8 +10,9 @@
  * held amount and, per window length, a cursor at the window's trailing edge with the next few
  * hundred events after it, read from SQLite (plus the not yet journaled tail) when it runs out.
  */
+import { randomBytes } from 'node:crypto';
 import { migrateSqliteLimiter } from './sqlite.js';
-import { LimiterLease, retryWhileBusy } from './ownership.js';
+import { LimiterLease, retryWhileBusy, type LimiterConflictError } from './ownership.js';
 import { systemClock, type Clock, type Decision, type LimitRule, type Limiter, type Reservation, type RuleState, type SeriesCost } from './limiter.js';
 import { admittedStates, checkAmounts, judgeRule, refusal, windowBounds, type SeriesView, type WindowBounds } from './window-math.js';
 import type { SqliteDatabase } from '../store/sqlite-db.js';
@@ -59,6 +60,11 @@ export interface MemoryLimiterOptions {
   flushMs?: number;
   /** Journal writes that fail for any reason but a busy database (they are retried). */
   onError?: (err: unknown) => void;
+  /**
+   * This process lost its exclusive lease (it stalled past the lease's TTL and another limiter
+   * took the file): its counts are no longer the only ones, and it should stop serving.
+   */
+  onLeaseLost?: (err: LimiterConflictError) => void;
 }
 
 export class MemoryLimiter implements Limiter {
@@ -66,6 +72,8 @@ export class MemoryLimiter implements Limiter {
   private readonly holds = new Map<string, HeldCall>();
   private journal: Event[] = [];
   private readonly dirty = new Set<SeriesState>();
+  /** Reservation ids: unique per limiter instance, so a stale reservation never settles a new one. */
+  private readonly holdPrefix = randomBytes(6).toString('hex');
   private holdCounter = 0;
   private readonly lease: LimiterLease;
   private readonly timer: NodeJS.Timeout;
@@ -82,7 +90,7 @@ export class MemoryLimiter implements Limiter {
     options: MemoryLimiterOptions = {},
   ) {
     migrateSqliteLimiter(db);
-    this.lease = LimiterLease.claim(db, true);
+    this.lease = LimiterLease.claim(db, true, options.onLeaseLost ?? options.onError);
     // This process is now the only limiter: holds of earlier processes ended with them.
     const clearHolds = db.transaction(() => {
       db.prepare('DELETE FROM limit_holds').run();
@@ -230,7 +238,7 @@ export class MemoryLimiter implements Limiter {
 
     const states = admittedStates(rules, costs, judgements, now, (series) => this.state(series).lastTs);
     const holds = Object.values(costs).some((c) => c.hold && c.amount > 0);
-    const reservation: Reservation = { id: holds ? `hold-${++this.holdCounter}` : '', held: {} };
+    const reservation: Reservation = { id: holds ? `${this.holdPrefix}-${++this.holdCounter}` : '', held: {} };
     for (const [series, cost] of Object.entries(costs)) {
       if (cost.amount <= 0) continue;
       const state = this.state(series);
@@ -300,7 +308,7 @@ export class MemoryLimiter implements Limiter {
     for (const [id, held] of this.holds) {
       if (held.expiresAt > now) continue;
       this.takeHolds({ id, held: held.amounts });
-      removed++;
+      removed += Object.keys(held.amounts).length; // one per series held, as the SQLite limiter counts rows
     }
     this.flush();
     const pruned = this.pruneTx.immediate(now, horizonMs);

@@ -76,6 +76,15 @@ describe.each(KINDS)('%s limiter', (kind) => {
       ctx.now = T0 + 2 * 60_000;
       expect(await ctx.limiter.prune(() => DAY)).toBe(0);
     });
+
+    it('counts a swept hold once per series it held', async () => {
+      await reopen({ holdTtlMs: 60_000 });
+      const rules = [hourly(10, 'a'), hourly(10, 'b')];
+      await ctx.limiter.reserve(rules, { a: { amount: 5, hold: true }, b: { amount: 7, hold: true } });
+      ctx.now = T0 + 60_000;
+      expect(await ctx.limiter.prune(() => DAY)).toBe(2);
+      expect((await ctx.limiter.peek(rules)).map((s) => s.used)).toEqual([0, 0]);
+    });
   });
 
   describe('scale', () => {

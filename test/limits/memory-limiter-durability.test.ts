@@ -215,3 +215,18 @@ describe('taking over a file a SqliteLimiter wrote', () => {
     expect(storedTotal(ctx.db)).toBe(4);
   });
 });
+
+describe('reservations of an earlier limiter', () => {
+  const { ctx, reopen } = limiterFixture('memory');
+
+  it('never settle a hold of the next one on the same file', async () => {
+    const rules: LimitRule[] = [{ name: 'tph', series: 'tokens', unit: 'tokens', windowMs: HOUR, limit: 100 }];
+    const old = await ctx.limiter.reserve(rules, { tokens: { amount: 5, hold: true } });
+    await reopen();
+    const mine = await ctx.limiter.reserve(rules, { tokens: { amount: 9, hold: true } });
+    expect(mine.reservation!.id).not.toBe(old.reservation!.id);
+    await ctx.limiter.release(old.reservation!);
+    await ctx.limiter.commit(old.reservation!, { tokens: 50 });
+    expect((await ctx.limiter.peek(rules))[0]!.used).toBe(9);
+  });
+});
