@@ -35,6 +35,8 @@ export interface AppOptions {
   pruneIntervalMs?: number;
   /** How long close() lets calls in flight finish before cutting their connections. */
   shutdownGraceMs?: number;
+  /** The process must stop serving (its in-memory limiter lost the database to another). */
+  onFatal?: (err: Error) => void;
 }
 
 export interface App {
@@ -67,7 +69,13 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     limiter =
       config.workers > 1
         ? new SqliteLimiter(limiterDb, clock, holdTtlMs)
-        : new MemoryLimiter(limiterDb, clock, holdTtlMs, { onError: (err) => logger.error({ err }, 'writing the limits journal failed') });
+        : new MemoryLimiter(limiterDb, clock, holdTtlMs, {
+            onError: (err) => logger.error({ err }, 'writing the limits journal failed'),
+            onLeaseLost: (err) => {
+              logger.fatal({ err }, 'another limiter took over this database: stopping');
+              options.onFatal?.(err);
+            },
+          });
   } catch (err) {
     limiterDb.close();
     db.close();

@@ -34,17 +34,17 @@ function readConfig(): Config {
 }
 
 async function serve(config: Config): Promise<void> {
-  const app = await createApp(config);
+  const app = await createApp(config, { onFatal: () => void shutdown('fatal', 1) });
   let closing = false;
-  const shutdown = async (signal: string) => {
+  async function shutdown(reason: string, code = 0): Promise<void> {
     if (closing) return;
     closing = true;
-    app.logger.info({ signal }, 'shutting down');
+    app.logger.info({ reason }, 'shutting down');
     const force = setTimeout(() => process.exit(1), 10_000);
     force.unref();
     await app.close();
-    process.exit(0);
-  };
+    process.exit(code);
+  }
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
   process.on('SIGINT', () => void shutdown('SIGINT'));
   const address = await app.server.listen({ port: config.port, host: config.host });

@@ -75,44 +75,48 @@ const PROCESS_STARTED = Math.round(performance.timeOrigin);
 export class LimiterLease {
   readonly owner = `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
   private readonly stmt;
+  private readonly take;
   private readonly timer: NodeJS.Timeout;
 
   private constructor(
     db: SqliteDatabase,
     private readonly exclusive: boolean,
+    private readonly onLost: (err: LimiterConflictError) => void,
   ) {
     this.stmt = {
       all: db.prepare<[], LeaseRow>('SELECT * FROM limit_owners'),
       put: db.prepare<[string, number, string, number, number, number]>(
-        `INSERT INTO limit_owners (owner, exclusive, host, pid, started, renewed) VALUES (?, ?, ?, ?, ?, ?)
-         ON CONFLICT (owner) DO UPDATE SET renewed = excluded.renewed`,
+        'INSERT INTO limit_owners (owner, exclusive, host, pid, started, renewed) VALUES (?, ?, ?, ?, ?, ?)',
       ),
+      touch: db.prepare<[number, string]>('UPDATE limit_owners SET renewed = ? WHERE owner = ?'),
       drop: db.prepare<[string]>('DELETE FROM limit_owners WHERE owner = ?'),
     };
+    this.take = db.transaction(() => {
+      const now = Date.now();
+      for (const row of this.stmt.all.all()) {
+        if (!this.isLive(row, now)) {
+          this.stmt.drop.run(row.owner);
+          continue;
+        }
+        if (exclusive || row.exclusive === 1) throw new LimiterConflictError(conflictMessage(row, exclusive));
+      }
+      this.stmt.put.run(this.owner, exclusive ? 1 : 0, hostname(), process.pid, PROCESS_STARTED, now);
+    });
     this.timer = setInterval(() => this.renew(), LEASE_RENEW_MS);
     this.timer.unref();
   }
 
   /**
    * Takes a lease: `exclusive` for an in-memory limiter (no other limiter may be live), shared
-   * for a transactional one (no exclusive one may be live). Throws LimiterConflictError.
+   * for a transactional one (no exclusive one may be live). Throws LimiterConflictError. Should
+   * the lease lapse later (this process stalled past the TTL) and a conflicting one be taken
+   * meanwhile, `onLost` is told and the lease is not renewed again.
    */
-  static claim(db: SqliteDatabase, exclusive: boolean): LimiterLease {
+  static claim(db: SqliteDatabase, exclusive: boolean, onLost: (err: LimiterConflictError) => void = () => {}): LimiterLease {
     retryWhileBusy(() => db.exec(SCHEMA));
-    const lease = new LimiterLease(db, exclusive);
-    const take = db.transaction(() => {
-      const now = Date.now();
-      for (const row of lease.stmt.all.all()) {
-        if (!lease.isLive(row, now)) {
-          lease.stmt.drop.run(row.owner);
-          continue;
-        }
-        if (exclusive || row.exclusive === 1) throw new LimiterConflictError(conflictMessage(row, exclusive));
-      }
-      lease.stmt.put.run(lease.owner, exclusive ? 1 : 0, hostname(), process.pid, PROCESS_STARTED, now);
-    });
+    const lease = new LimiterLease(db, exclusive, onLost);
     try {
-      retryWhileBusy(() => take.immediate());
+      retryWhileBusy(() => lease.take.immediate());
     } catch (err) {
       clearInterval(lease.timer);
       throw err;
@@ -130,9 +134,15 @@ export class LimiterLease {
   /** Renews the lease; a busy database is no failure (the next renewal comes well within the TTL). */
   private renew(): void {
     try {
-      this.stmt.put.run(this.owner, this.exclusive ? 1 : 0, hostname(), process.pid, PROCESS_STARTED, Date.now());
-    } catch {
-      // busy or closed: retried at the next tick
+      if (this.stmt.touch.run(Date.now(), this.owner).changes > 0) return;
+      // Dropped as stale by another claimant (this process stalled): take it again if nothing conflicts.
+      this.take.immediate();
+    } catch (err) {
+      if (err instanceof LimiterConflictError) {
+        clearInterval(this.timer);
+        this.onLost(err);
+      }
+      // anything else (busy, closed): retried at the next tick
     }
   }
 

@@ -167,3 +167,33 @@ describe('leases whose process is gone', () => {
     expect(() => claim(db, true)).not.toThrow();
   });
 });
+
+describe('a lease that lapsed while its process stalled', () => {
+  const renew = (lease: LimiterLease) => (lease as unknown as { renew(): void }).renew();
+  const age = (db: SqliteDatabase) => db.prepare('UPDATE limit_owners SET renewed = ?').run(Date.now() - LEASE_TTL_MS - 1);
+
+  it('is not taken back when another limiter claimed the file meanwhile, and its owner is told', () => {
+    const db = connection();
+    const lost: LimiterConflictError[] = [];
+    const stalled = LimiterLease.claim(db, true, (err) => lost.push(err));
+    open.push({ close: () => stalled.release() });
+    age(db);
+    const successor = claim(db, true);
+    renew(stalled);
+    expect(owners(db)).toEqual([{ owner: successor.owner, exclusive: 1 }]);
+    expect(lost).toHaveLength(1);
+    expect(lost[0]).toBeInstanceOf(LimiterConflictError);
+  });
+
+  it('is taken back when nobody claimed the file meanwhile', () => {
+    const db = connection();
+    const lost: LimiterConflictError[] = [];
+    const stalled = LimiterLease.claim(db, true, (err) => lost.push(err));
+    open.push({ close: () => stalled.release() });
+    age(db);
+    db.prepare('DELETE FROM limit_owners').run(); // a claimant that dropped it as stale, then failed
+    renew(stalled);
+    expect(owners(db)).toEqual([{ owner: stalled.owner, exclusive: 1 }]);
+    expect(lost).toEqual([]);
+  });
+});
