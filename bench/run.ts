@@ -109,9 +109,11 @@ async function main(): Promise<void> {
 
   step(buildIfStale(args.has('--build')));
 
-  for (const events of settings.limiterEvents.split('/').map(Number)) {
-    step(`limiter: ${events.toLocaleString('en-US')} events in the window`);
-    results.limiter.push(await limiterCost(dir, events, settings.limiterReserves));
+  for (const kind of ['memory', 'sqlite'] as const) {
+    for (const events of settings.limiterEvents.split('/').map(Number)) {
+      step(`limiter (${kind}): ${events.toLocaleString('en-US')} events in the window`);
+      results.limiter.push(await limiterCost(kind, dir, events, settings.limiterReserves));
+    }
   }
 
   step('starting the mock upstream and the gateway (1 worker)');
@@ -120,6 +122,9 @@ async function main(): Promise<void> {
   results.memory.idleFreshMb = rssMb(gw.child.proc.pid);
   const direct = directTarget(mock.port);
   const gateway = gatewayTarget(gw.port);
+  const streamOptions = { holdMs: 2000, waitMs: 10_000, finish: () => mock.child.proc.send?.('finish-streams') };
+  step(`memory: ${settings.openStreams} open streams through the fresh gateway`);
+  results.memory.gatewayFresh = await openStreams(gateway, gw.child.proc.pid, settings.openStreams, streamOptions);
 
   let peer: Peer | null = null;
   if (settings.peer) {
@@ -148,8 +153,7 @@ async function main(): Promise<void> {
   }
 
   results.memory.idleAfterLoadMb = rssMb(gw.child.proc.pid);
-  step(`memory: ${settings.openStreams} open streams through the gateway`);
-  const streamOptions = { holdMs: 2000, waitMs: 10_000, finish: () => mock.child.proc.send?.('finish-streams') };
+  step(`memory: ${settings.openStreams} open streams through the gateway, after the load runs`);
   results.memory.gateway = await openStreams(gateway, gw.child.proc.pid, settings.openStreams, streamOptions);
   if (peer) {
     step(`memory: ${settings.openStreams} open streams through Portkey`);
