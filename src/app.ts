@@ -1,8 +1,8 @@
 /**
- * Wires one gateway process together from a Config: SQLite database, store, limiter (in memory for
- * one worker, transactional for several), upstream pool, usage recorder, HTTP server, and the
- * scheduled pruning of old events. `close()` undoes it all in order (stop accepting, flush records
- * and the limits journal, close pools and the database).
+ * Wires one gateway process together from a Config: SQLite database, store, limiter (in memory;
+ * in a cluster worker, the primary's; or transactional with PROXYGPT_LIMITER=sqlite), upstream
+ * pool, usage recorder, HTTP server, and the scheduled pruning of old events. `close()` undoes it
+ * all in order (stop accepting, flush records and the limits journal, close pools and database).
  */
 import type { FastifyInstance } from 'fastify';
 import type { DestinationStream, Logger } from 'pino';
@@ -11,6 +11,7 @@ import { KeyRing } from './auth/keys.js';
 import { Policy } from './policy/policy.js';
 import { migrateSqliteLimiter, SqliteLimiter } from './limits/sqlite.js';
 import { MemoryLimiter } from './limits/memory.js';
+import { ClusterLimiter, type PrimaryChannel } from './limits/cluster.js';
 import { systemClock, type Clock, type Limiter } from './limits/limiter.js';
 import { openSqlite } from './store/sqlite-db.js';
 import { SqliteStore } from './store/sqlite.js';
@@ -37,6 +38,8 @@ export interface AppOptions {
   shutdownGraceMs?: number;
   /** The process must stop serving (its in-memory limiter lost the database to another). */
   onFatal?: (err: Error) => void;
+  /** In a cluster worker: the channel to the primary, which keeps the limits for all workers. */
+  limitsPrimary?: PrimaryChannel;
 }
 
 export interface App {
@@ -65,17 +68,22 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
   const holdTtlMs = config.upstreamTimeoutMs + 60_000;
   let limiter: Limiter;
   try {
-    // One process decides alone in memory; worker processes share the file through transactions.
-    limiter =
-      config.workers > 1
-        ? new SqliteLimiter(limiterDb, clock, holdTtlMs)
-        : new MemoryLimiter(limiterDb, clock, holdTtlMs, {
-            onError: (err) => logger.error({ err }, 'writing the limits journal failed'),
-            onLeaseLost: (err) => {
-              logger.fatal({ err }, 'another limiter took over this database: stopping');
-              options.onFatal?.(err);
-            },
-          });
+    if (config.limiter === 'sqlite') {
+      // Every process decides in a transaction: several gateways may share the file.
+      limiter = new SqliteLimiter(limiterDb, clock, holdTtlMs);
+    } else if (options.limitsPrimary !== undefined) {
+      // A cluster worker: the primary decides for all workers.
+      limiter = new ClusterLimiter(options.limitsPrimary);
+    } else {
+      // The only process: decides alone, in memory.
+      limiter = new MemoryLimiter(limiterDb, clock, holdTtlMs, {
+        onError: (err) => logger.error({ err }, 'writing the limits journal failed'),
+        onLeaseLost: (err) => {
+          logger.fatal({ err }, 'another limiter took over this database: stopping');
+          options.onFatal?.(err);
+        },
+      });
+    }
   } catch (err) {
     limiterDb.close();
     db.close();

@@ -31,6 +31,13 @@ export interface Config {
   allowedModels: string[] | null;
   corsOrigins: string[];
   workers: number;
+  /**
+   * memory: this gateway (its cluster primary with several workers) is the only process counting
+   * the database's limits and decides in memory. sqlite: every process decides in a SQLite
+   * transaction, so several gateway processes (an overlapping redeploy, two containers on one
+   * volume) can share one file.
+   */
+  limiter: 'memory' | 'sqlite';
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   maxBodyBytes: number;
   upstreamTimeoutMs: number;
@@ -227,13 +234,18 @@ export function loadConfig(env: Env = process.env): LoadedConfig {
     throw new ConfigError('PROXYGPT_RATE_LIMIT_COUNT', `must be "all" or "success" (got ${JSON.stringify(countMode)})`);
   }
 
+  const limiter = unquote(raw(env, 'PROXYGPT_LIMITER') ?? 'memory').toLowerCase();
+  if (limiter !== 'memory' && limiter !== 'sqlite') {
+    throw new ConfigError('PROXYGPT_LIMITER', `must be "memory" or "sqlite" (got ${JSON.stringify(limiter)})`);
+  }
+
   const allowedModels = list(env, 'PROXYGPT_ALLOWED_MODELS');
   const logLevel = unquote(raw(env, 'LOG_LEVEL') ?? 'info').toLowerCase();
   if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) {
     throw new ConfigError('LOG_LEVEL', `must be one of ${LOG_LEVELS.join(', ')} (got ${JSON.stringify(logLevel)})`);
   }
   if (raw(env, 'PROXYGPT_REDIS_URL') !== undefined) {
-    throw new ConfigError('PROXYGPT_REDIS_URL', 'the Redis limiter is not available in this version yet; unset it to use the SQLite limiter');
+    throw new ConfigError('PROXYGPT_REDIS_URL', 'the Redis limiter is not available in this version yet; unset it to use the built-in limiter');
   }
   const adminKey = raw(env, 'PROXYGPT_ADMIN_KEY');
 
@@ -253,6 +265,7 @@ export function loadConfig(env: Env = process.env): LoadedConfig {
     allowedModels: allowedModels.length === 0 || allowedModels.includes('*') ? null : allowedModels,
     corsOrigins: corsOrigins(env),
     workers: int(env, 'PROXYGPT_WORKERS', 1, z.coerce.number().int().min(1).max(256)),
+    limiter,
     logLevel: logLevel as Config['logLevel'],
     maxBodyBytes: int(env, 'PROXYGPT_MAX_BODY_BYTES', 10 * 1024 * 1024),
     upstreamTimeoutMs: int(env, 'PROXYGPT_UPSTREAM_TIMEOUT_MS', 600_000),
@@ -283,6 +296,11 @@ export interface AdminConfig {
  * the proxy keys are not required.
  */
 export function loadAdminConfig(env: Env = process.env): AdminConfig {
+  const limiter = unquote(raw(env, 'PROXYGPT_LIMITER') ?? 'memory').toLowerCase();
+  if (limiter !== 'memory' && limiter !== 'sqlite') {
+    throw new ConfigError('PROXYGPT_LIMITER', `must be "memory" or "sqlite" (got ${JSON.stringify(limiter)})`);
+  }
+
   const allowedModels = list(env, 'PROXYGPT_ALLOWED_MODELS');
   return {
     databasePath: databasePath(env),

@@ -1,8 +1,8 @@
 /**
  * Entry point: reads `.env` and the environment, validates the configuration (exit 2 with the
  * variable named on any problem), then serves. With PROXYGPT_WORKERS > 1 this process becomes a
- * cluster primary that prepares the database once and forks workers sharing one port and one
- * SQLite file; limits stay exact across them (BEGIN IMMEDIATE serialises the limiter).
+ * cluster primary that prepares the database once, keeps the limits of all workers (they ask it
+ * over IPC; see limits/cluster.ts) and forks workers sharing one port and one SQLite file.
  *
  * `node dist/main.js` starts at once; `proxygpt serve` imports this module and calls start(). A
  * cluster worker re-runs whichever script the primary was started with (this one, or the CLI with
@@ -17,6 +17,7 @@ import { createApp } from './app.js';
 import { openSqlite } from './store/sqlite-db.js';
 import { migrateSqliteStore } from './store/sqlite.js';
 import { migrateSqliteLimiter } from './limits/sqlite.js';
+import { serveLimiter, startPrimaryLimiter, type PrimaryChannel } from './limits/cluster.js';
 
 function readConfig(): Config {
   dotenv.config({ quiet: true });
@@ -34,7 +35,10 @@ function readConfig(): Config {
 }
 
 async function serve(config: Config): Promise<void> {
-  const app = await createApp(config, { onFatal: () => void shutdown('fatal', 1) });
+  const app = await createApp(config, {
+    onFatal: () => void shutdown('fatal', 1),
+    limitsPrimary: cluster.isWorker && config.limiter === 'memory' ? (process as PrimaryChannel) : undefined,
+  });
   let closing = false;
   async function shutdown(reason: string, code = 0): Promise<void> {
     if (closing) return;
@@ -56,6 +60,9 @@ function runPrimary(config: Config): void {
   migrateSqliteStore(db);
   migrateSqliteLimiter(db);
   db.close();
+  // The primary keeps the limits of all workers (unless every process decides in SQLite).
+  const limits = config.limiter === 'memory' ? startPrimaryLimiter(config, (message) => console.error(`proxygpt: ${message}`)) : null;
+  if (limits !== null) cluster.on('fork', (worker) => serveLimiter(limits.limiter, worker));
 
   let stopping = false;
   for (let i = 0; i < config.workers; i++) cluster.fork();
@@ -64,12 +71,17 @@ function runPrimary(config: Config): void {
     console.error(`proxygpt: worker ${worker.process.pid} exited (${signal ?? code}); starting a new one`);
     cluster.fork();
   });
+  const exit = async () => {
+    await limits?.close(); // writes the limits journal
+    process.exit(0);
+  };
   const stop = () => {
+    if (stopping) return;
     stopping = true;
     for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGTERM');
-    setTimeout(() => process.exit(0), 11_000).unref();
+    setTimeout(() => void exit(), 11_000).unref();
     cluster.on('exit', () => {
-      if (Object.keys(cluster.workers ?? {}).length === 0) process.exit(0);
+      if (Object.keys(cluster.workers ?? {}).length === 0) void exit();
     });
   };
   process.on('SIGTERM', stop);
@@ -86,7 +98,12 @@ function runPrimary(config: Config): void {
 export async function start(): Promise<void> {
   const config = readConfig();
   if (config.workers > 1 && cluster.isPrimary) {
-    runPrimary(config);
+    try {
+      runPrimary(config);
+    } catch (err) {
+      console.error(`proxygpt: could not start: ${err instanceof Error ? err.message : String(err)}`);
+      process.exit(1);
+    }
     return;
   }
   try {

@@ -1,0 +1,197 @@
+/**
+ * Limits for a cluster of worker processes (PROXYGPT_WORKERS > 1): the primary process keeps the
+ * one MemoryLimiter and decides for every worker, so limits stay exact across them with no lock
+ * and no disk write per call; workers ask over the cluster's IPC channel. A worker's calls of one
+ * event-loop turn travel in one message and come back in one. When a worker dies, the primary
+ * drops the holds of its calls in flight at once.
+ */
+import type { Config } from '../config.js';
+import { openSqlite } from '../store/sqlite-db.js';
+import { MemoryLimiter } from './memory.js';
+import { DAY_MS, globalRules, horizonOf } from './rules.js';
+import { systemClock, type Decision, type LimitRule, type Limiter, type Reservation, type RuleState, type SeriesCost } from './limiter.js';
+
+type Call =
+  | { op: 'reserve'; rules: readonly LimitRule[]; costs: Readonly<Record<string, SeriesCost>> }
+  | { op: 'commit'; reservation: Reservation; actual: Readonly<Record<string, number>> }
+  | { op: 'release'; reservation: Reservation }
+  | { op: 'peek'; rules: readonly LimitRule[] };
+
+type Outcome = { id: number; ok: true; value: unknown } | { id: number; ok: false; name: string; message: string };
+
+interface CallsMessage {
+  proxygptLimiter: 'calls';
+  calls: (Call & { id: number })[];
+}
+interface OutcomesMessage {
+  proxygptLimiter: 'outcomes';
+  outcomes: Outcome[];
+}
+
+const isCalls = (m: unknown): m is CallsMessage => (m as CallsMessage | null)?.proxygptLimiter === 'calls';
+const isOutcomes = (m: unknown): m is OutcomesMessage => (m as OutcomesMessage | null)?.proxygptLimiter === 'outcomes';
+
+/** The primary's end of one worker's channel (a cluster `Worker`). */
+export interface WorkerChannel {
+  send(message: unknown): boolean;
+  isConnected(): boolean;
+  on(event: 'message', listener: (message: unknown) => void): unknown;
+  on(event: 'exit', listener: () => void): unknown;
+}
+
+/** The channel a worker talks to the primary through (`process` in a cluster worker). */
+export interface PrimaryChannel {
+  send?(message: unknown): boolean;
+  on(event: 'message', listener: (message: unknown) => void): unknown;
+  on(event: 'disconnect', listener: () => void): unknown;
+}
+
+/** Worker side: every Limiter call is answered by the primary's limiter. */
+export class ClusterLimiter implements Limiter {
+  private nextId = 0;
+  private queued: (Call & { id: number })[] = [];
+  private readonly waiting = new Map<number, { resolve: (value: never) => void; reject: (err: Error) => void }>();
+  private gone: Error | null = null;
+
+  constructor(private readonly channel: PrimaryChannel) {
+    channel.on('message', (message) => {
+      if (!isOutcomes(message)) return;
+      for (const outcome of message.outcomes) {
+        const waiter = this.waiting.get(outcome.id);
+        if (waiter === undefined) continue;
+        this.waiting.delete(outcome.id);
+        if (outcome.ok) waiter.resolve(outcome.value as never);
+        else waiter.reject(outcome.name === 'RangeError' ? new RangeError(outcome.message) : new Error(outcome.message));
+      }
+    });
+    channel.on('disconnect', () => this.fail(new Error('the cluster primary, which keeps the limits, is gone')));
+  }
+
+  private fail(err: Error): void {
+    this.gone = err;
+    for (const waiter of this.waiting.values()) waiter.reject(err);
+    this.waiting.clear();
+  }
+
+  private call<T>(call: Call): Promise<T> {
+    if (this.gone !== null) return Promise.reject(this.gone);
+    const id = this.nextId++;
+    this.queued.push({ ...call, id });
+    if (this.queued.length === 1) setImmediate(() => this.sendQueued());
+    return new Promise<T>((resolve, reject) => this.waiting.set(id, { resolve, reject }));
+  }
+
+  private sendQueued(): void {
+    const calls = this.queued;
+    this.queued = [];
+    try {
+      if (this.channel.send?.({ proxygptLimiter: 'calls', calls } satisfies CallsMessage) === undefined) throw new Error('no IPC channel to the cluster primary');
+    } catch (err) {
+      for (const call of calls) {
+        this.waiting.get(call.id)?.reject(err as Error);
+        this.waiting.delete(call.id);
+      }
+    }
+  }
+
+  reserve(rules: readonly LimitRule[], costs: Readonly<Record<string, SeriesCost>>): Promise<Decision> {
+    return this.call({ op: 'reserve', rules, costs });
+  }
+
+  commit(reservation: Reservation, actual: Readonly<Record<string, number>> = {}): Promise<void> {
+    if (Object.keys(reservation.held).length === 0) return Promise.resolve();
+    return this.call({ op: 'commit', reservation, actual });
+  }
+
+  release(reservation: Reservation): Promise<void> {
+    if (Object.keys(reservation.held).length === 0) return Promise.resolve();
+    return this.call({ op: 'release', reservation });
+  }
+
+  peek(rules: readonly LimitRule[]): Promise<RuleState[]> {
+    return this.call({ op: 'peek', rules });
+  }
+
+  /** The primary prunes its own limiter on a timer. */
+  async prune(): Promise<number> {
+    return 0;
+  }
+
+  async close(): Promise<void> {
+    // Nothing to release: the primary keeps the limiter and drops this worker's holds when it exits.
+  }
+}
+
+/**
+ * Primary side: answers the limiter calls of `worker` with `limiter`, in order, and releases the
+ * holds of its unsettled calls when it exits.
+ */
+export function serveLimiter(limiter: Limiter, worker: WorkerChannel): void {
+  const held = new Map<string, Reservation>();
+  const run = async (call: Call): Promise<unknown> => {
+    switch (call.op) {
+      case 'reserve': {
+        const decision = await limiter.reserve(call.rules, call.costs);
+        const reservation = decision.reservation;
+        if (reservation !== undefined && Object.keys(reservation.held).length > 0) held.set(reservation.id, reservation);
+        return decision;
+      }
+      case 'commit':
+        held.delete(call.reservation.id);
+        return limiter.commit(call.reservation, call.actual);
+      case 'release':
+        held.delete(call.reservation.id);
+        return limiter.release(call.reservation);
+      case 'peek':
+        return limiter.peek(call.rules);
+    }
+  };
+  worker.on('message', (message: unknown) => {
+    if (!isCalls(message)) return;
+    void Promise.all(
+      message.calls.map((call) =>
+        run(call).then(
+          (value): Outcome => ({ id: call.id, ok: true, value: value ?? null }),
+          (err: Error): Outcome => ({ id: call.id, ok: false, name: err.name, message: err.message }),
+        ),
+      ),
+    ).then((outcomes) => {
+      if (worker.isConnected()) worker.send({ proxygptLimiter: 'outcomes', outcomes } satisfies OutcomesMessage);
+    });
+  });
+  worker.on('exit', () => {
+    for (const reservation of held.values()) void limiter.release(reservation);
+    held.clear();
+  });
+}
+
+/** The primary's limiter: the one MemoryLimiter of the database, pruned on a timer. */
+export function startPrimaryLimiter(config: Config, log: (message: string) => void): { limiter: Limiter; close(): Promise<void> } {
+  const db = openSqlite(config.databasePath, 0);
+  let limiter: MemoryLimiter;
+  try {
+    limiter = new MemoryLimiter(db, systemClock, config.upstreamTimeoutMs + 60_000, {
+      onError: (err) => log(`writing the limits journal failed: ${(err as Error).message}`),
+      onLeaseLost: (err) => {
+        log(`${err.message}; stopping`);
+        process.kill(process.pid, 'SIGTERM');
+      },
+    });
+  } catch (err) {
+    db.close();
+    throw err;
+  }
+  const longest = Math.max(DAY_MS, ...globalRules(config).map((r) => r.windowMs));
+  const timer = setInterval(() => {
+    limiter.prune((series) => horizonOf(series, longest)).catch((err: Error) => log(`pruning old limit events failed: ${err.message}`));
+  }, 60_000);
+  timer.unref();
+  return {
+    limiter,
+    async close() {
+      clearInterval(timer);
+      await limiter.close();
+      db.close();
+    },
+  };
+}
