@@ -89,14 +89,19 @@ export class MemoryLimiter implements Limiter {
     private readonly holdTtlMs = 15 * 60_000,
     options: MemoryLimiterOptions = {},
   ) {
-    migrateSqliteLimiter(db);
+    retryWhileBusy(() => migrateSqliteLimiter(db));
     this.lease = LimiterLease.claim(db, true, options.onLeaseLost ?? options.onError);
-    // This process is now the only limiter: holds of earlier processes ended with them.
-    const clearHolds = db.transaction(() => {
-      db.prepare('DELETE FROM limit_holds').run();
-      db.prepare('UPDATE limit_series SET held = 0 WHERE held != 0').run();
-    });
-    retryWhileBusy(() => clearHolds.immediate());
+    try {
+      // This process is now the only limiter: holds of earlier processes ended with them.
+      const clearHolds = db.transaction(() => {
+        db.prepare('DELETE FROM limit_holds').run();
+        db.prepare('UPDATE limit_series SET held = 0 WHERE held != 0').run();
+      });
+      retryWhileBusy(() => clearHolds.immediate());
+    } catch (err) {
+      this.lease.release();
+      throw err;
+    }
     this.onError = options.onError ?? (() => {});
     this.stmt = {
       series: db.prepare<[string], { cum: number; lastTs: number; baseCum: number }>(
