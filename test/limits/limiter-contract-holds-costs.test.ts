@@ -1,7 +1,8 @@
 /**
- * Limiter contract, holds and costs: both limiters (SQLite and in-memory) on a real SQLite file
- * with an injected clock count a hold while in flight and from its commit, free it on release and
- * settle it once; costs of 0, above 1, and invalid ones.
+ * Limiter contract, holds and costs: every limiter (SQLite, in-memory, and a cluster worker's
+ * asking an in-memory one over IPC) on a real SQLite file with an injected clock count a hold
+ * while in flight and from its commit, free it on release and settle it once; costs of 0, above 1,
+ * and invalid ones.
  */
 import { describe, expect, it } from 'vitest';
 import { daily, HOUR, hourly, KINDS, limiterFixture, T0 } from './limiter-helpers.js';

@@ -1,13 +1,14 @@
 /**
- * Limiter contract, upkeep and scale: both limiters (SQLite and in-memory) on a real SQLite file
- * with an injected clock prune old events and expired holds without changing any answer, and
- * answer exactly with 200,000 events in the window.
+ * Limiter contract, upkeep and scale: every limiter (SQLite, in-memory, and a cluster worker's
+ * asking an in-memory one over IPC) on a real SQLite file with an injected clock prune old events
+ * and expired holds without changing any answer, and answer exactly with 200,000 events in the
+ * window.
  */
 import { describe, expect, it } from 'vitest';
 import { DAY, daily, HOUR, hourly, KINDS, limiterFixture, T0 } from './limiter-helpers.js';
 
 describe.each(KINDS)('%s limiter', (kind) => {
-  const { ctx, take, hold, fillAt, sync, reopen } = limiterFixture(kind);
+  const { ctx, take, hold, fillAt, sync, reopen, prune } = limiterFixture(kind);
 
   describe('prune', () => {
     /** The times of the stored events (a memory limiter's journal written first). */
@@ -27,7 +28,7 @@ describe.each(KINDS)('%s limiter', (kind) => {
         ctx.now = T0 + at;
         const before = await ctx.limiter.peek(rules);
         const ids = eventTimes();
-        const removed = await ctx.limiter.prune(() => DAY);
+        const removed = await prune(() => DAY);
         const expectedKept = ids.filter((t) => t > at - DAY);
         expect(eventTimes()).toEqual(expectedKept);
         expect(removed).toBe(ids.length - expectedKept.length);
@@ -41,13 +42,13 @@ describe.each(KINDS)('%s limiter', (kind) => {
       const rules = [hourly(3)];
       await fillAt(rules, [0, 10, 20]);
       ctx.now = T0 + 2 * HOUR;
-      expect(await ctx.limiter.prune(() => HOUR)).toBe(3);
+      expect(await prune(() => HOUR)).toBe(3);
       await fillAt(rules, [2 * HOUR, 2 * HOUR + 10, 2 * HOUR + 20]);
       ctx.now = T0 + 2 * HOUR + 30;
       const decision = await take(rules);
       expect(decision.admitted).toBe(false);
       expect(decision.retryAfterMs).toBe(HOUR - 30);
-      expect(await ctx.limiter.prune(() => HOUR)).toBe(0);
+      expect(await prune(() => HOUR)).toBe(0);
       expect((await ctx.limiter.peek(rules))[0]!.used).toBe(3);
     });
 
@@ -61,11 +62,11 @@ describe.each(KINDS)('%s limiter', (kind) => {
       expect((await take(rules)).admitted).toBe(false);
 
       ctx.now = T0 + 59_999;
-      expect(await ctx.limiter.prune(() => DAY)).toBe(0);
+      expect(await prune(() => DAY)).toBe(0);
       expect((await ctx.limiter.peek(rules))[0]!.used).toBe(2);
 
       ctx.now = T0 + 60_000;
-      expect(await ctx.limiter.prune(() => DAY)).toBe(1);
+      expect(await prune(() => DAY)).toBe(1);
       expect((await ctx.limiter.peek(rules))[0]!.used).toBe(1);
       // The swept hold is gone for good: settling it later does not go negative or double count.
       await ctx.limiter.release(first.reservation!);
@@ -74,7 +75,7 @@ describe.each(KINDS)('%s limiter', (kind) => {
       expect((await ctx.limiter.peek(rules))[0]).toMatchObject({ used: 1, remaining: 1 });
       // Nothing is left to sweep.
       ctx.now = T0 + 2 * 60_000;
-      expect(await ctx.limiter.prune(() => DAY)).toBe(0);
+      expect(await prune(() => DAY)).toBe(0);
     });
 
     it('counts a swept hold once per series it held', async () => {
@@ -82,7 +83,7 @@ describe.each(KINDS)('%s limiter', (kind) => {
       const rules = [hourly(10, 'a'), hourly(10, 'b')];
       await ctx.limiter.reserve(rules, { a: { amount: 5, hold: true }, b: { amount: 7, hold: true } });
       ctx.now = T0 + 60_000;
-      expect(await ctx.limiter.prune(() => DAY)).toBe(2);
+      expect(await prune(() => DAY)).toBe(2);
       expect((await ctx.limiter.peek(rules)).map((s) => s.used)).toEqual([0, 0]);
     });
   });

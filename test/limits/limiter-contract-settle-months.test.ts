@@ -1,8 +1,9 @@
 /**
- * Limiter contract beyond plain request counting: both limiters (SQLite and in-memory) on a real
- * SQLite file with an injected clock reserve several series in one step (requests, tokens, spend),
- * settle holds to the actual amount, count calendar-month windows, and prune with horizons chosen
- * per series. Also the pure helpers behind them (month bounds, per-key rules).
+ * Limiter contract beyond plain request counting: every limiter (SQLite, in-memory, and a cluster
+ * worker's asking an in-memory one over IPC) on a real SQLite file with an injected clock reserve
+ * several series in one step (requests, tokens, spend), settle holds to the actual amount, count
+ * calendar-month windows, and prune with horizons chosen per series. Also the pure helpers behind
+ * them (month bounds, per-key rules).
  */
 import { describe, expect, it } from 'vitest';
 import { monthBounds, type LimitRule } from '../../src/limits/limiter.js';
@@ -14,7 +15,7 @@ const monthly = (limit: number): LimitRule => ({ name: 'usd_month', series: 'k:u
 const usdDaily = (limit: number): LimitRule => ({ name: 'usd_day', series: 'k:usd', unit: 'usd', windowMs: DAY, limit });
 
 describe.each(KINDS)('%s limiter', (kind) => {
-  const { ctx } = limiterFixture(kind, { start: Date.UTC(2026, 0, 31, 23, 0, 0) }); // one hour before February
+  const { ctx, prune } = limiterFixture(kind, { start: Date.UTC(2026, 0, 31, 23, 0, 0) }); // one hour before February
 
   describe('reserve, then settle to the actual amount', () => {
     it('holds the estimate while in flight and counts the actual amount at commit', async () => {
@@ -99,7 +100,7 @@ describe.each(KINDS)('%s limiter', (kind) => {
       await ctx.limiter.reserve(requests, { 'k:requests': { amount: 1, hold: false } });
       await ctx.limiter.reserve(spend, { 'k:usd': { amount: 5, hold: false } });
       ctx.now += 2 * DAY;
-      const removed = await ctx.limiter.prune((series) => horizonOf(series, DAY));
+      const removed = await prune((series) => horizonOf(series, DAY));
       expect(removed).toBe(1); // the request event; the spend event is still inside its month
       expect((await ctx.limiter.peek(spend))[0]!.used).toBe(5);
       expect((await ctx.limiter.peek(requests))[0]!.used).toBe(0);

@@ -1,7 +1,8 @@
 /**
- * Limiter contract, counting: both limiters (SQLite and in-memory) on a real SQLite file with an
- * injected clock give exact rolling windows, count one event in several rules of a series, keep
- * series apart, and give exact Retry-After and state values.
+ * Limiter contract, counting: every limiter (SQLite, in-memory, and a cluster worker's asking an
+ * in-memory one over IPC) on a real SQLite file with an injected clock give exact rolling windows,
+ * count one event in several rules of a series, keep series apart, and give exact Retry-After and
+ * state values.
  */
 import { describe, expect, it } from 'vitest';
 import { byName, DAY, daily, HOUR, hourly, KINDS, limiterFixture, T0 } from './limiter-helpers.js';
