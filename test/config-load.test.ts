@@ -4,7 +4,7 @@
  * unquote / parseEndpoints helpers.
  */
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig, parseEndpoints, unquote } from '../src/config.js';
+import { ConfigError, loadAdminConfig, loadConfig, parseEndpoints, unquote } from '../src/config.js';
 import { KEY, UPSTREAM } from './config-helpers.js';
 
 const base = (extra: Record<string, string | undefined> = {}) => ({ OPENAI_API_KEY: UPSTREAM, PROXYGPT_API_KEY: KEY, ...extra });
@@ -228,6 +228,22 @@ describe('loadConfig: invalid settings throw a ConfigError naming the variable',
     expectRejected(base({ PROXYGPT_RATE_LIMIT_COUNT: 'some' }), 'PROXYGPT_RATE_LIMIT_COUNT');
     expectRejected(base({ PROXYGPT_DATABASE_URL: 'mysql://localhost/db' }), 'PROXYGPT_DATABASE_URL');
     expectRejected(base({ PROXYGPT_DATABASE_URL: 'sqlite:' }), 'PROXYGPT_DATABASE_URL');
+  });
+
+  it('PROXYGPT_LIMITER: memory (the default) or sqlite, in any case; anything else is rejected', () => {
+    expect(loadConfig(base()).config.limiter).toBe('memory');
+    expect(loadConfig(base({ PROXYGPT_LIMITER: '' })).config.limiter).toBe('memory');
+    expect(loadConfig(base({ PROXYGPT_LIMITER: 'memory' })).config.limiter).toBe('memory');
+    expect(loadConfig(base({ PROXYGPT_LIMITER: 'SQLite' })).config.limiter).toBe('sqlite');
+    expect(loadConfig(base({ PROXYGPT_LIMITER: ' "sqlite" ' })).config.limiter).toBe('sqlite');
+    expect(loadConfig(base({ PROXYGPT_LIMITER: 'MEMORY' })).config.limiter).toBe('memory');
+    for (const value of ['redis', 'cluster', 'sqlite3', 'memory,sqlite']) {
+      const err = expectRejected(base({ PROXYGPT_LIMITER: value }), 'PROXYGPT_LIMITER');
+      expect(err.message).toBe(`PROXYGPT_LIMITER: must be "memory" or "sqlite" (got ${JSON.stringify(value)})`);
+    }
+    // The CLI's direct mode reads it with the same rule.
+    expect(() => loadAdminConfig({ PROXYGPT_LIMITER: 'Sqlite' })).not.toThrow();
+    expect(() => loadAdminConfig({ PROXYGPT_LIMITER: 'redis' })).toThrow(new ConfigError('PROXYGPT_LIMITER', 'must be "memory" or "sqlite" (got "redis")'));
   });
 
   it('PROXYGPT_CORS_ORIGINS entries that are no origin', () => {
