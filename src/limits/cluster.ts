@@ -60,7 +60,7 @@ export class ClusterLimiter implements Limiter {
         const waiter = this.waiting.get(outcome.id);
         if (waiter === undefined) continue;
         this.waiting.delete(outcome.id);
-        if (outcome.ok) waiter.resolve(outcome.value as never);
+        if (outcome.ok) waiter.resolve((outcome.value ?? undefined) as never);
         else waiter.reject(outcome.name === 'RangeError' ? new RangeError(outcome.message) : new Error(outcome.message));
       }
     });
@@ -85,6 +85,7 @@ export class ClusterLimiter implements Limiter {
     const calls = this.queued;
     this.queued = [];
     try {
+      if (this.gone !== null) throw this.gone;
       if (this.channel.send?.({ proxygptLimiter: 'calls', calls } satisfies CallsMessage) === undefined) throw new Error('no IPC channel to the cluster primary');
     } catch (err) {
       for (const call of calls) {
@@ -146,8 +147,10 @@ export function serveLimiter(limiter: Limiter, worker: WorkerChannel): void {
         return limiter.peek(call.rules);
     }
   };
+  let exited = false;
   worker.on('message', (message: unknown) => {
-    if (!isCalls(message)) return;
+    // A message can still arrive after its worker exited: nobody waits for its answers any more.
+    if (!isCalls(message) || exited) return;
     void Promise.all(
       message.calls.map((call) =>
         run(call).then(
@@ -160,6 +163,7 @@ export function serveLimiter(limiter: Limiter, worker: WorkerChannel): void {
     });
   });
   worker.on('exit', () => {
+    exited = true;
     for (const reservation of held.values()) void limiter.release(reservation);
     held.clear();
   });
