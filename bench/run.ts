@@ -123,8 +123,12 @@ async function main(): Promise<void> {
   const direct = directTarget(mock.port);
   const gateway = gatewayTarget(gw.port);
   const streamOptions = { holdMs: 2000, waitMs: 10_000, finish: () => mock.child.proc.send?.('finish-streams') };
-  step(`memory: ${settings.openStreams} open streams through the fresh gateway`);
-  results.memory.gatewayFresh = await openStreams(gateway, gw.child.proc.pid, settings.openStreams, streamOptions);
+  // On a gateway of its own: after a burst of open streams Node's heap is sized differently, which
+  // would colour every later figure of the main one.
+  step(`memory: ${settings.openStreams} open streams through a fresh gateway of their own`);
+  const fresh = await startGateway(mock.port, dir, { workers: 1, logLevel: settings.gatewayLogLevel, name: 'gateway-fresh' });
+  results.memory.gatewayFresh = await openStreams(gatewayTarget(fresh.port), fresh.child.proc.pid, settings.openStreams, streamOptions);
+  await stopChild(fresh.child);
 
   let peer: Peer | null = null;
   if (settings.peer) {
