@@ -122,13 +122,6 @@ async function main(): Promise<void> {
   results.memory.idleFreshMb = rssMb(gw.child.proc.pid);
   const direct = directTarget(mock.port);
   const gateway = gatewayTarget(gw.port);
-  const streamOptions = { holdMs: 2000, waitMs: 10_000, finish: () => mock.child.proc.send?.('finish-streams') };
-  // On a gateway of its own: after a burst of open streams Node's heap is sized differently, which
-  // would colour every later figure of the main one.
-  step(`memory: ${settings.openStreams} open streams through a fresh gateway of their own`);
-  const fresh = await startGateway(mock.port, dir, { workers: 1, logLevel: settings.gatewayLogLevel, name: 'gateway-fresh' });
-  results.memory.gatewayFresh = await openStreams(gatewayTarget(fresh.port), fresh.child.proc.pid, settings.openStreams, streamOptions);
-  await stopChild(fresh.child);
 
   let peer: Peer | null = null;
   if (settings.peer) {
@@ -156,6 +149,16 @@ async function main(): Promise<void> {
     results.throughput.push(...(await throughput(targets, connections, settings.loadRounds, settings.loadSeconds, settings.loadWarmupSeconds)));
   }
 
+  step('workers: starting a gateway with PROXYGPT_WORKERS=2');
+  const gw2 = await startGateway(mock.port, dir, { workers: 2, logLevel: settings.gatewayLogLevel, name: 'gateway-2w' });
+  const two = gatewayTarget(gw2.port, 'gateway-2w');
+  step('workers: 1 vs 2 at 32 connections');
+  results.workers = await throughput([gatewayTarget(gw.port, 'gateway-1w'), two], 32, settings.loadRounds, settings.loadSeconds, settings.loadWarmupSeconds);
+  await stopChild(gw2.child);
+
+  // Bursts of open streams come last: afterwards Node's heap is sized differently (in the gateway,
+  // the peer and the mock alike), which would colour every later throughput figure.
+  const streamOptions = { holdMs: 2000, waitMs: 10_000, finish: () => mock.child.proc.send?.('finish-streams') };
   results.memory.idleAfterLoadMb = rssMb(gw.child.proc.pid);
   step(`memory: ${settings.openStreams} open streams through the gateway, after the load runs`);
   results.memory.gateway = await openStreams(gateway, gw.child.proc.pid, settings.openStreams, streamOptions);
@@ -164,12 +167,10 @@ async function main(): Promise<void> {
     results.memory.peer = await openStreams(peer.target, peer.child.proc.pid, settings.openStreams, streamOptions);
     await stopChild(peer.child);
   }
-
-  step('workers: starting a gateway with PROXYGPT_WORKERS=2');
-  const gw2 = await startGateway(mock.port, dir, { workers: 2, logLevel: settings.gatewayLogLevel, name: 'gateway-2w' });
-  const two = gatewayTarget(gw2.port, 'gateway-2w');
-  step('workers: 1 vs 2 at 32 connections');
-  results.workers = await throughput([gatewayTarget(gw.port, 'gateway-1w'), two], 32, settings.loadRounds, settings.loadSeconds, settings.loadWarmupSeconds);
+  step(`memory: ${settings.openStreams} open streams through a fresh gateway of their own`);
+  const fresh = await startGateway(mock.port, dir, { workers: 1, logLevel: settings.gatewayLogLevel, name: 'gateway-fresh' });
+  results.memory.gatewayFresh = await openStreams(gatewayTarget(fresh.port), fresh.child.proc.pid, settings.openStreams, streamOptions);
+  await stopChild(fresh.child);
 
   if (settings.abortedStreams > 0) {
     step(`clients leaving mid-stream: ${settings.abortedStreams} aborted streams, then one call`);
