@@ -31,15 +31,23 @@ export interface Settlement {
   costMicroUsd: number;
 }
 
+/** Header names per unit, built once (names made per call cost a string table lookup each). */
+const RATE_LIMIT_HEADER_NAMES = (['requests', 'tokens'] as const).map((unit) => ({
+  unit,
+  limit: `x-ratelimit-limit-${unit}`,
+  remaining: `x-ratelimit-remaining-${unit}`,
+  reset: `x-ratelimit-reset-${unit}`,
+}));
+
 /** OpenAI's x-ratelimit-* headers for the tightest rule of each unit (or `refusing`, on a 429). */
 export function rateLimitHeaders(states: readonly RuleState[], refusing?: RuleState): Record<string, string> {
   const headers: Record<string, string> = {};
-  for (const unit of ['requests', 'tokens'] as const) {
-    const state = refusing?.unit === unit ? refusing : tightest(states, unit);
+  for (const names of RATE_LIMIT_HEADER_NAMES) {
+    const state = refusing?.unit === names.unit ? refusing : tightest(states, names.unit);
     if (state === undefined) continue;
-    headers[`x-ratelimit-limit-${unit}`] = String(state.limit);
-    headers[`x-ratelimit-remaining-${unit}`] = String(state.remaining);
-    headers[`x-ratelimit-reset-${unit}`] = formatResetDuration(state.resetMs);
+    headers[names.limit] = String(state.limit);
+    headers[names.remaining] = String(state.remaining);
+    headers[names.reset] = formatResetDuration(state.resetMs);
   }
   return headers;
 }
