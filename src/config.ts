@@ -296,11 +296,6 @@ export interface AdminConfig {
  * the proxy keys are not required.
  */
 export function loadAdminConfig(env: Env = process.env): AdminConfig {
-  const limiter = unquote(raw(env, 'PROXYGPT_LIMITER') ?? 'memory').toLowerCase();
-  if (limiter !== 'memory' && limiter !== 'sqlite') {
-    throw new ConfigError('PROXYGPT_LIMITER', `must be "memory" or "sqlite" (got ${JSON.stringify(limiter)})`);
-  }
-
   const allowedModels = list(env, 'PROXYGPT_ALLOWED_MODELS');
   return {
     databasePath: databasePath(env),

@@ -1,7 +1,9 @@
 /**
  * The Limiter contract: exact windowed limits where checking and reserving are one atomic step.
- * Implementations (SQLite now; Redis for several instances) sit side by side and pass one contract
- * test suite. Everything is asynchronous even where SQLite could answer synchronously.
+ * Implementations sit side by side and pass one contract test suite: memory.ts (one process
+ * decides, journaled to SQLite), cluster.ts (cluster workers ask their primary's memory limiter),
+ * sqlite.ts (every process decides in a transaction); Redis for several machines is to come.
+ * Everything is asynchronous even where an implementation could answer synchronously.
  *
  * Model: every limited quantity is a *series* (all requests through the gateway, one key's tokens,
  * one key's spend in micro-dollars). A rule caps the sum of a series over a window: a rolling one

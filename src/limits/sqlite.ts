@@ -7,7 +7,9 @@
  * so `cum` is ordered by time too, and "when will enough have expired" is one more seek.
  * Held (in-flight) amounts live in `limit_series.held` and count toward every window until
  * committed or released. Check and reserve run in one `BEGIN IMMEDIATE` transaction, which
- * serialises them across connections and worker processes sharing the file.
+ * serialises them across connections and processes sharing the file: this is the limiter of
+ * PROXYGPT_LIMITER=sqlite, where several gateways count one database together (see memory.ts for
+ * the default, and window-math.ts for the arithmetic both share).
  */
 import { randomUUID } from 'node:crypto';
 import type { SqliteDatabase } from '../store/sqlite-db.js';
