@@ -75,7 +75,7 @@ export function evaluateGoals(r: BenchResults, peerNote: string): Goal[] {
     const l1m = r.limiter.find((l) => l.kind === kind && l.events === 1_000_000)?.reserveUs.median;
     return { kind, l10, l1m, ratio: ratio(l1m, l10) };
   });
-  const worstFlatness = flatness.every((l) => l.ratio !== undefined) ? Math.max(...flatness.map((l) => l.ratio!)) : undefined;
+  const worstFlatness = flatness.every((l) => l.ratio !== null) ? Math.max(...flatness.map((l) => l.ratio!)) : null;
   const open = r.memory.gateway;
   const fresh = r.memory.gatewayFresh;
   const w1 = load(r.workers, 'gateway-1w', 32)?.rps;
