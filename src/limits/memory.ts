@@ -65,6 +65,8 @@ export interface MemoryLimiterOptions {
    * took the file): its counts are no longer the only ones, and it should stop serving.
    */
   onLeaseLost?: (err: LimiterConflictError) => void;
+  /** Events `prune` deletes per transaction. */
+  pruneChunk?: number;
 }
 
 export class MemoryLimiter implements Limiter {
@@ -80,7 +82,8 @@ export class MemoryLimiter implements Limiter {
   private readonly onError: (err: unknown) => void;
   private readonly stmt;
   private readonly writeJournal;
-  private readonly pruneTx;
+  private readonly pruneChunk: number;
+  private readonly pruneChunkTx;
 
   constructor(
     db: SqliteDatabase,
@@ -122,22 +125,21 @@ export class MemoryLimiter implements Limiter {
       allSeries: db.prepare<[], { series: string }>('SELECT series FROM limit_series'),
       deleteUpTo: db.prepare<[string, number]>('DELETE FROM limit_events WHERE series = ? AND cum <= ?'),
       setBase: db.prepare<[number, string]>('UPDATE limit_series SET base_cum = ? WHERE series = ?'),
+      nthCum: db.prepare<[string, number, number], { cum: number }>(
+        'SELECT cum FROM limit_events WHERE series = ? AND cum <= ? ORDER BY cum LIMIT 1 OFFSET ?',
+      ),
     };
     this.writeJournal = db.transaction((events: readonly Event[], touched: readonly SeriesState[]) => {
       for (const e of events) this.stmt.insertEvent.run(e.series, e.cum, e.ts);
       for (const s of touched) this.stmt.saveSeries.run(s.name, s.cum, s.lastTs);
     });
-    this.pruneTx = db.transaction((now: number, horizonMs: (series: string) => number) => {
-      let removed = 0;
-      const bases = new Map<string, number>();
-      for (const { series } of this.stmt.allSeries.all()) {
-        const edge = this.stmt.lastAtOrBefore.get(series, now - horizonMs(series));
-        if (edge === undefined) continue;
-        removed += this.stmt.deleteUpTo.run(series, edge.cum).changes;
-        this.stmt.setBase.run(edge.cum, series);
-        bases.set(series, edge.cum);
-      }
-      return { removed, bases };
+    this.pruneChunk = options.pruneChunk ?? 10_000;
+    this.pruneChunkTx = db.transaction((series: string, edge: number) => {
+      // The end of this chunk: the `pruneChunk`-th event from the oldest, or the edge.
+      const end = this.stmt.nthCum.get(series, edge, this.pruneChunk - 1)?.cum ?? edge;
+      const removed = this.stmt.deleteUpTo.run(series, end).changes;
+      if (end === edge) this.stmt.setBase.run(edge, series);
+      return { removed, done: end === edge };
     });
     this.timer = setInterval(() => this.flushQuietly(), options.flushMs ?? 100);
     this.timer.unref();
@@ -316,14 +318,23 @@ export class MemoryLimiter implements Limiter {
       removed += Object.keys(held.amounts).length; // one per series held, as the SQLite limiter counts rows
     }
     this.flush();
-    const pruned = this.pruneTx.immediate(now, horizonMs);
-    for (const [series, base] of pruned.bases) {
+    // In chunks, each its own transaction, yielding in between: a day of events under load is
+    // hundreds of thousands of rows, which in one go would stall every call for a while.
+    for (const { series } of this.stmt.allSeries.all()) {
+      const edge = this.stmt.lastAtOrBefore.get(series, now - horizonMs(series))?.cum;
+      if (edge === undefined) continue;
+      for (;;) {
+        const chunk = this.pruneChunkTx.immediate(series, edge);
+        removed += chunk.removed;
+        if (chunk.done) break;
+        await new Promise((resolve) => setImmediate(resolve));
+      }
       const state = this.series.get(series);
       if (state === undefined) continue;
-      state.baseCum = base;
+      state.baseCum = edge;
       state.cursors.clear();
     }
-    return removed + pruned.removed;
+    return removed;
   }
 
   async close(): Promise<void> {

@@ -230,3 +230,30 @@ describe('reservations of an earlier limiter', () => {
     expect((await ctx.limiter.peek(rules))[0]!.used).toBe(9);
   });
 });
+
+describe('pruning in chunks', () => {
+  const { ctx, reopen } = limiterFixture('memory');
+
+  it('deletes a chunk per transaction and lets calls in between see exact counts', async () => {
+    await reopen({ memory: { pruneChunk: 3 } });
+    const rules = [hourly(100)];
+    for (let i = 0; i < 10; i++) {
+      ctx.now = T0 + i;
+      expect((await ctx.limiter.reserve(rules, { s: { amount: 1, hold: false } })).admitted).toBe(true);
+    }
+    (ctx.limiter as MemoryLimiter).flush();
+    const stored = () => (ctx.db.prepare('SELECT count(*) AS n FROM limit_events').get() as { n: number }).n;
+    expect(stored()).toBe(10);
+
+    ctx.now = T0 + HOUR + 100;
+    const pruning = ctx.limiter.prune(() => HOUR);
+    expect(stored()).toBe(7); // the first chunk, before the first yield
+    const during = await ctx.limiter.reserve(rules, { s: { amount: 1, hold: false } });
+    expect(during.states[0]).toMatchObject({ used: 1, remaining: 99 });
+    expect(await pruning).toBe(10);
+    (ctx.limiter as MemoryLimiter).flush();
+    expect(stored()).toBe(1);
+    expect(ctx.db.prepare("SELECT base_cum FROM limit_series WHERE series = 's'").get()).toEqual({ base_cum: 10 });
+    expect((await ctx.limiter.peek(rules))[0]).toMatchObject({ used: 1, resetMs: HOUR });
+  });
+});
