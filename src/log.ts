@@ -1,8 +1,9 @@
 /**
  * The logger: pino with every secret removed before a line is written. Known secrets (upstream
  * key, proxy keys, admin key) and anything shaped like a bearer token are replaced in messages and
- * in every string of the logged object and of child-logger bindings; authorization headers are
- * censored by path as well.
+ * in every string of the logged object and of child-logger bindings, and credentials are censored
+ * by property name (authorization, cookie, apiKey...) at any depth. This is the Redactor's walk
+ * rather than pino's `redact` paths, whose wildcards cost three times a plain log line.
  */
 import pino, { type DestinationStream, type Logger } from 'pino';
 import type { Redactor } from './redact.js';
@@ -12,10 +13,6 @@ export function createLogger(level: string, redactor: Redactor, destination?: De
     {
       level,
       base: { pid: process.pid },
-      redact: {
-        paths: ['req.headers.authorization', 'headers.authorization', 'req.headers.cookie', '*.apiKey', '*.openaiApiKey'],
-        censor: '[REDACTED]',
-      },
       hooks: {
         logMethod(args, method) {
           method.apply(

@@ -1,13 +1,16 @@
 /**
  * Secret redaction: removes every configured secret (upstream key, proxy keys, admin key) and
- * anything shaped like a bearer token or an OpenAI key from text and objects, before they reach a
- * log line or, with INSECURE_DEBUG, a client.
+ * anything shaped like a bearer token or an OpenAI key from text and objects, and whatever an
+ * object holds under a credential's name (`authorization`, `cookie`, `apiKey`...), before they
+ * reach a log line or, with INSECURE_DEBUG, a client.
  */
 
 const REDACTED = '[REDACTED]';
 const TRUNCATED = '[Truncated]';
 const MAX_DEPTH = 8;
 const TOKEN_PATTERNS = [/\bBearer\s+[^\s"',;]+/gi, /\bsk-[A-Za-z0-9_-]{6,}/g, /\bpgpt-[A-Za-z0-9_-]{6,}/g];
+/** Properties (lower-cased names) censored whatever they hold, at any depth: credentials of any scheme. */
+const SECRET_KEYS = new Set(['authorization', 'proxy-authorization', 'cookie', 'set-cookie', 'apikey', 'openaiapikey', 'adminkey']);
 
 const escapeRegExp = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
@@ -63,7 +66,7 @@ export class Redactor {
     }
     if (Array.isArray(input)) return input.map((v) => this.value(v, depth + 1));
     const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(input)) out[k] = this.value(v, depth + 1);
+    for (const [k, v] of Object.entries(input)) out[k] = v !== null && v !== undefined && SECRET_KEYS.has(k.toLowerCase()) ? REDACTED : this.value(v, depth + 1);
     return out;
   }
 }

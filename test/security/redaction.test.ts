@@ -284,7 +284,8 @@ describe('Redactor', () => {
     const copy = JSON.parse(JSON.stringify(input)) as unknown;
     const out = JSON.stringify(redactor.value(input));
     expectNoSecrets('redacted value', out);
-    expect(JSON.parse(out)).toEqual({ a: ['[REDACTED]', { b: 'x [REDACTED]' }], n: 1, t: true, z: null, headers: { authorization: 'Bearer [REDACTED]' } });
+    // A credential's property is censored whole, whatever its scheme.
+    expect(JSON.parse(out)).toEqual({ a: ['[REDACTED]', { b: 'x [REDACTED]' }], n: 1, t: true, z: null, headers: { authorization: '[REDACTED]' } });
     expect(input).toEqual(copy);
   });
 
@@ -345,6 +346,16 @@ describe('logger', () => {
     expect(parsed[4]!.err).toMatchObject({ type: 'TypeError', message: 'err with [REDACTED]' });
     expect(parsed[5]!.bound).toBe('[REDACTED]');
     expect(parsed[6]).toMatchObject({ reqId: 'r1', nested: 'Bearer [REDACTED]' });
+  });
+
+  it('censors credentials by property name at any depth, whatever they hold', () => {
+    const { logger, lines } = capture();
+    logger.info({ config: { apiKey: 'an-unknown-key-value', nested: { openaiApiKey: 'another-unknown-value' } } }, 'config');
+    logger.info({ req: { headers: { Authorization: 'Digest username="u", response="abc123"', Cookie: 'session=s3cr3t', accept: 'text/plain' } } }, 'headers');
+    const all = lines.join('');
+    expectNoSecrets('the log', all, ['an-unknown-key-value', 'another-unknown-value', 'abc123', 's3cr3t']);
+    expect(JSON.parse(lines[1]!)).toMatchObject({ req: { headers: { Authorization: '[REDACTED]', Cookie: '[REDACTED]', accept: 'text/plain' } } });
+    expect(JSON.parse(lines[0]!)).toMatchObject({ config: { apiKey: '[REDACTED]', nested: { openaiApiKey: '[REDACTED]' } } });
   });
 
   it('logs exotic errors (DOMException, errors with getters) without throwing', () => {
