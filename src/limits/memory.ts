@@ -17,6 +17,9 @@ import { systemClock, type Clock, type Decision, type LimitRule, type Limiter, t
 import { admittedStates, checkAmounts, judgeRule, refusal, windowBounds, type SeriesView, type WindowBounds } from './window-math.js';
 import type { SqliteDatabase } from '../store/sqlite-db.js';
 
+/** A journal that cannot be written is reported at most this often. */
+const ERROR_REPORT_INTERVAL_MS = 60_000;
+
 /** Events read ahead of a window's edge at a time. */
 const CURSOR_CHUNK = 256;
 
@@ -80,6 +83,8 @@ export class MemoryLimiter implements Limiter {
   private readonly lease: LimiterLease;
   private readonly timer: NodeJS.Timeout;
   private readonly onError: (err: unknown) => void;
+  /** When a failed journal write was last reported. */
+  private lastReported = -Infinity;
   private readonly stmt;
   private readonly writeJournal;
   private readonly pruneChunk: number;
@@ -298,13 +303,22 @@ export class MemoryLimiter implements Limiter {
     this.dirty.clear();
   }
 
-  /** Writes the journal; false only when the database was busy (worth retrying soon). */
+  /**
+   * Writes the journal; false only when the database was busy (worth retrying soon). Other
+   * failures (a full disk) are reported once a minute while they last, not at every tick; the
+   * journal is kept and written once the database takes it again.
+   */
   private flushQuietly(): boolean {
     try {
       this.flush();
+      this.lastReported = -Infinity;
     } catch (err) {
       if ((err as { code?: string }).code === 'SQLITE_BUSY') return false;
-      this.onError(err);
+      const now = Date.now();
+      if (now - this.lastReported >= ERROR_REPORT_INTERVAL_MS) {
+        this.lastReported = now;
+        this.onError(err);
+      }
     }
     return true;
   }

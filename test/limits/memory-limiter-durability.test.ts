@@ -6,7 +6,7 @@
  * memory limiter started on a file a SqliteLimiter wrote counts its events and drops its holds.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { openSqlite, type SqliteDatabase } from '../../src/store/sqlite-db.js';
 import { SqliteLimiter } from '../../src/limits/sqlite.js';
@@ -15,6 +15,7 @@ import { LEASE_TTL_MS, LimiterConflictError } from '../../src/limits/ownership.j
 import type { LimitRule, Limiter, Reservation, SeriesCost } from '../../src/limits/limiter.js';
 import { MONTH_MS } from '../../src/limits/rules.js';
 import { DAY, daily, HOUR, hourly, limiterFixture, T0 } from './limiter-helpers.js';
+import { tempDir } from '../helpers.js';
 
 const BIG = 1_000_000;
 const requests = [hourly(BIG, 'k:requests'), daily(BIG, 'k:requests')];
@@ -255,5 +256,31 @@ describe('pruning in chunks', () => {
     expect(stored()).toBe(1);
     expect(ctx.db.prepare("SELECT base_cum FROM limit_series WHERE series = 's'").get()).toEqual({ base_cum: 10 });
     expect((await ctx.limiter.peek(rules))[0]).toMatchObject({ used: 1, resetMs: HOUR });
+  });
+});
+
+describe('a journal that cannot be written', () => {
+  it('is reported once while the failure lasts, and counting goes on in memory', async () => {
+    const dir = tempDir();
+    const db = openSqlite(join(dir, 'limits.db'));
+    const errors: unknown[] = [];
+    const limiter = new MemoryLimiter(db, () => T0, HOUR, { flushMs: 5, onError: (err) => errors.push(err) });
+    try {
+      const rules = [hourly(10)];
+      expect((await limiter.reserve(rules, { s: { amount: 1, hold: false } })).admitted).toBe(true);
+      db.pragma('query_only = ON'); // every write from now on fails (as on a full disk), and not because it is busy
+      expect((await limiter.reserve(rules, { s: { amount: 1, hold: false } })).admitted).toBe(true);
+      await new Promise((resolve) => setTimeout(resolve, 100)); // about 20 ticks
+      expect(errors).toHaveLength(1);
+      expect((await limiter.peek(rules))[0]).toMatchObject({ used: 2, remaining: 8 });
+      // Once the database takes writes again, the kept journal is written.
+      db.pragma('query_only = OFF');
+      limiter.flush();
+      expect(db.prepare("SELECT cum FROM limit_series WHERE series = 's'").get()).toEqual({ cum: 2 });
+    } finally {
+      await limiter.close();
+      db.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
