@@ -15,7 +15,8 @@ export interface SseTapOptions {
 }
 
 const SEPARATOR = /\r?\n\r?\n/;
-const MAX_DELTA_BYTES = 4 * 1024 * 1024;
+/** Delivered text kept per stream for counting (far beyond any completion). */
+const MAX_DELIVERED_CHARS = 4 * 1024 * 1024;
 /** `"usage":null`, which OpenAI puts on every chunk but the usage one when include_usage is on. */
 const NULL_USAGE = /"usage"\s*:\s*null/;
 const NULL_USAGE_FIELD = [/,\s*"usage"\s*:\s*null(?=\s*[,}])/, /"usage"\s*:\s*null\s*,\s*/];
@@ -29,9 +30,13 @@ function withoutNullUsage(event: string): string {
 export class SseTap extends Transform {
   private reported: TokenUsage | null = null;
   private pending = '';
-  /** Raw delta payloads, parsed only if the stream ends without usage (to estimate it). */
-  private readonly deltas: string[] = [];
-  private deltaBytes = 0;
+  /**
+   * The text delivered so far (chat content deltas, Responses text deltas), for counting usage if
+   * the stream ends without reporting it (a client that left). Only the text is kept, not the
+   * chunks' JSON around it, which is 30-50 times larger.
+   */
+  private readonly delivered: string[] = [];
+  private deliveredBytes = 0;
   // StringDecoder, not TextDecoder: no native converter per stream (1,000 open streams add up).
   private readonly decoder = new StringDecoder('utf8');
 
@@ -65,9 +70,12 @@ export class SseTap extends Transform {
   private inspect(event: string): string {
     const data = dataOf(event);
     if (data === null || data === '[DONE]') return event;
-    if (data.includes('"delta"') && this.deltaBytes < MAX_DELTA_BYTES) {
-      this.deltas.push(data);
-      this.deltaBytes += data.length;
+    if (this.deliveredBytes < MAX_DELIVERED_CHARS && data.includes('"delta"')) {
+      const text = jsonStringField(data, data.includes('"choices"') ? 'content' : 'delta');
+      if (text !== null && text.length > 0) {
+        this.delivered.push(text);
+        this.deliveredBytes += text.length;
+      }
     }
     const at = data.indexOf('"usage"');
     if (at === -1) return event;
@@ -96,18 +104,35 @@ export class SseTap extends Transform {
 
   /** The text the stream delivered (chat deltas or Responses text deltas), for estimating usage. */
   completionText(): string {
-    let text = '';
-    for (const data of this.deltas) {
-      try {
-        const payload = JSON.parse(data) as { choices?: { delta?: { content?: unknown } }[]; delta?: unknown };
-        const content = payload.choices?.[0]?.delta?.content ?? payload.delta;
-        if (typeof content === 'string') text += content;
-      } catch {
-        // not JSON: nothing to count
-      }
-    }
-    return text;
+    return this.delivered.join('');
   }
+}
+
+const isJsonSpace = (c: string | undefined) => c === ' ' || c === '\n' || c === '\r' || c === '\t';
+
+/**
+ * The decoded value of the first `"key": "…"` member of a JSON text whose value is a string, or
+ * null. Found by scanning, without parsing the whole text: a quoted key cannot occur inside a JSON
+ * string (its quotes would be escaped there).
+ */
+export function jsonStringField(json: string, key: string): string | null {
+  const needle = `"${key}"`;
+  for (let at = json.indexOf(needle); at !== -1; at = json.indexOf(needle, at + needle.length)) {
+    let i = at + needle.length;
+    while (isJsonSpace(json[i])) i++;
+    if (json[i] !== ':') continue;
+    i++;
+    while (isJsonSpace(json[i])) i++;
+    if (json[i] !== '"') continue;
+    let end = i + 1;
+    while (end < json.length && json[end] !== '"') end += json[end] === '\\' ? 2 : 1;
+    try {
+      return JSON.parse(json.slice(i, end + 1)) as string;
+    } catch {
+      return null;
+    }
+  }
+  return null;
 }
 
 /** The joined `data:` lines of one SSE event, or null when it has none. */

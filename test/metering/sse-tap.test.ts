@@ -5,7 +5,7 @@
  * line. Reads chat and Responses usage, and the delivered text for estimates.
  */
 import { describe, expect, it } from 'vitest';
-import { dataOf, SseTap } from '../../src/metering/sse-tap.js';
+import { dataOf, jsonStringField, SseTap } from '../../src/metering/sse-tap.js';
 
 async function run(strip: boolean, chunks: Buffer[]): Promise<{ out: string; tap: SseTap; pushes: number }> {
   const tap = new SseTap({ stripUsageChunk: strip });
@@ -175,5 +175,24 @@ describe('dataOf', () => {
     expect(dataOf('event: x\r\ndata: {"a":1}\r\n\r\n')).toBe('{"a":1}');
     expect(dataOf(': comment\n\n')).toBeNull();
     expect(dataOf('data:\n\n')).toBe('');
+  });
+});
+
+describe('jsonStringField', () => {
+  it('decodes the first string-valued member, escapes and all, like JSON.parse', () => {
+    const values = ['plain', 'quote " and \\ backslash', 'new\nline\ttab', 'ünïcödé 日本語 🙂', '\u0000 control', '"content": "nested"', ''];
+    for (const content of values) {
+      const json = JSON.stringify({ id: 'x', choices: [{ index: 0, delta: { content }, logprobs: null }] });
+      expect(jsonStringField(json, 'content')).toBe(content);
+    }
+    // Spacing around the colon, as a pretty-printing upstream sends it.
+    expect(jsonStringField('{ "delta" :\n  "spaced" }', 'delta')).toBe('spaced');
+  });
+
+  it('skips members that are no strings, and keys that only end in the name', () => {
+    expect(jsonStringField('{"logprobs":{"content":[{"token":"a"}]},"delta":{"content":"b"}}', 'content')).toBe('b');
+    expect(jsonStringField('{"text_content":"no","content":null}', 'content')).toBeNull();
+    expect(jsonStringField('{"message":"the word \\"content\\": is text here"}', 'content')).toBeNull();
+    expect(jsonStringField('{"delta":{"content":"unterminated', 'content')).toBeNull();
   });
 });
