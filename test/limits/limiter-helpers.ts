@@ -158,3 +158,21 @@ export function limiterFixture(kind: LimiterKind, fixtureOptions: FixtureOptions
 
   return { ctx, take, hold, fillAt, sync, reopen, prune };
 }
+
+/**
+ * A SqliteLimiter on a second file in the test's folder, on the same clock: the reference a test
+ * compares another limiter with. Call next to `limiterFixture`; `ref.limiter` and `ref.db` are
+ * fresh for each test.
+ */
+export function referenceLimiter(ctx: LimiterContext): { limiter: Limiter; db: SqliteDatabase } {
+  const ref = {} as { limiter: Limiter; db: SqliteDatabase };
+  beforeEach(() => {
+    ref.db = openSqlite(join(ctx.dir, 'reference.db'));
+    ref.limiter = new SqliteLimiter(ref.db, ctx.clock);
+  });
+  afterEach(async () => {
+    await ref.limiter.close();
+    ref.db.close();
+  });
+  return ref;
+}

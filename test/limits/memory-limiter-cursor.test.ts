@@ -5,12 +5,10 @@
  * event), whether the events are journaled, in the journal only, or both; and events still only
  * in the journal are seen by the edge and by Retry-After.
  */
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { join } from 'node:path';
-import { openSqlite, type SqliteDatabase } from '../../src/store/sqlite-db.js';
-import { SqliteLimiter } from '../../src/limits/sqlite.js';
-import type { LimitRule, Limiter } from '../../src/limits/limiter.js';
-import { DAY, daily, HOUR, hourly, limiterFixture, T0 } from './limiter-helpers.js';
+import { beforeEach, describe, expect, it } from 'vitest';
+import type { SqliteDatabase } from '../../src/store/sqlite-db.js';
+import type { LimitRule } from '../../src/limits/limiter.js';
+import { DAY, daily, HOUR, hourly, limiterFixture, T0, referenceLimiter } from './limiter-helpers.js';
 
 const MINUTE = 60_000;
 /** The running total of the newest stored event: what the tables know has been counted. */
@@ -19,17 +17,7 @@ const storedTotal = (db: SqliteDatabase) => (db.prepare('SELECT coalesce(max(cum
 describe('read-ahead across chunk boundaries, compared with a SqliteLimiter', () => {
   // Flushes only when the test says so.
   const { ctx, sync } = limiterFixture('memory', { memory: { flushMs: 3_600_000 } });
-  let refDb: SqliteDatabase;
-  let reference: Limiter;
-
-  beforeEach(() => {
-    refDb = openSqlite(join(ctx.dir, 'reference.db'));
-    reference = new SqliteLimiter(refDb, ctx.clock);
-  });
-  afterEach(async () => {
-    await reference.close();
-    refDb.close();
-  });
+  const ref = referenceLimiter(ctx);
 
   const tenMinutes = (limit: number): LimitRule => ({ name: 'ten_minutes', series: 's', unit: 'requests', windowMs: 10 * MINUTE, limit });
   const rules = [hourly(1_000_000), tenMinutes(1_000_000), daily(1_000_000)];
@@ -43,7 +31,7 @@ describe('read-ahead across chunk boundaries, compared with a SqliteLimiter', ()
   /** Counts `amount` at the current time in both limiters. */
   async function count(amount: number): Promise<void> {
     const cost = { s: { amount, hold: false } };
-    const [mine, theirs] = await Promise.all([ctx.limiter.reserve([], cost), reference.reserve([], cost)]);
+    const [mine, theirs] = await Promise.all([ctx.limiter.reserve([], cost), ref.limiter.reserve([], cost)]);
     expect(mine.admitted && theirs.admitted).toBe(true);
     events.push({ ts: ctx.now, amount });
   }
@@ -54,7 +42,7 @@ describe('read-ahead across chunk boundaries, compared with a SqliteLimiter', ()
    */
   async function expectSameAnswers(): Promise<void> {
     const mine = await ctx.limiter.peek(rules);
-    expect(mine).toEqual(await reference.peek(rules));
+    expect(mine).toEqual(await ref.limiter.peek(rules));
     for (const [i, rule] of rules.entries()) {
       const inside = events.filter((e) => e.ts > ctx.now - rule.windowMs);
       expect(mine[i]!.used, `${rule.name} at +${ctx.now - T0} ms`).toBe(inside.reduce((sum, e) => sum + e.amount, 0));
@@ -67,7 +55,7 @@ describe('read-ahead across chunk boundaries, compared with a SqliteLimiter', ()
       const cost = { s: { amount: Math.min(used, 3), hold: false } };
       const refused = await ctx.limiter.reserve(tight, cost);
       expect(refused.admitted).toBe(false);
-      expect(refused).toEqual(await reference.reserve(tight, cost));
+      expect(refused).toEqual(await ref.limiter.reserve(tight, cost));
     }
   }
 
@@ -84,7 +72,7 @@ describe('read-ahead across chunk boundaries, compared with a SqliteLimiter', ()
     }
     const total = (n: number) => events.slice(0, n).reduce((sum, e) => sum + e.amount, 0);
     expect(storedTotal(ctx.db)).toBe(total(flushAfter));
-    expect(storedTotal(refDb)).toBe(total(1000));
+    expect(storedTotal(ref.db)).toBe(total(1000));
 
     // Forward: the hourly edge walks across every event (and so across several 256-event chunks),
     // with a new event now and then behind the read-ahead.

@@ -5,16 +5,16 @@
  * loses at most the journal not yet written, one file takes one memory limiter at a time, and a
  * memory limiter started on a file a SqliteLimiter wrote counts its events and drops its holds.
  */
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { openSqlite, type SqliteDatabase } from '../../src/store/sqlite-db.js';
 import { SqliteLimiter } from '../../src/limits/sqlite.js';
 import { MemoryLimiter } from '../../src/limits/memory.js';
 import { LEASE_TTL_MS, LimiterConflictError } from '../../src/limits/ownership.js';
-import type { LimitRule, Limiter, Reservation, SeriesCost } from '../../src/limits/limiter.js';
+import type { LimitRule, Reservation, SeriesCost } from '../../src/limits/limiter.js';
 import { MONTH_MS } from '../../src/limits/rules.js';
-import { DAY, daily, HOUR, hourly, limiterFixture, T0 } from './limiter-helpers.js';
+import { DAY, daily, HOUR, hourly, limiterFixture, T0, referenceLimiter } from './limiter-helpers.js';
 import { tempDir } from '../helpers.js';
 
 const BIG = 1_000_000;
@@ -37,21 +37,11 @@ const seriesRows = (db: SqliteDatabase) =>
 describe('restart on the same file', () => {
   const FEB = Date.UTC(2026, 1, 1);
   const { ctx, sync, reopen } = limiterFixture('memory', { start: FEB - 4 * HOUR, memory: { flushMs: 3_600_000 } });
-  let refDb: SqliteDatabase;
-  let reference: Limiter;
-
-  beforeEach(() => {
-    refDb = openSqlite(join(ctx.dir, 'reference.db'));
-    reference = new SqliteLimiter(refDb, ctx.clock);
-  });
-  afterEach(async () => {
-    await reference.close();
-    refDb.close();
-  });
+  const ref = referenceLimiter(ctx);
 
   /** The same call on both limiters; they must decide alike. */
   async function both(costs: Record<string, SeriesCost>): Promise<[Reservation, Reservation]> {
-    const [mine, theirs] = await Promise.all([ctx.limiter.reserve(allRules, costs), reference.reserve(allRules, costs)]);
+    const [mine, theirs] = await Promise.all([ctx.limiter.reserve(allRules, costs), ref.limiter.reserve(allRules, costs)]);
     expect(mine).toMatchObject({ admitted: true, states: theirs.states });
     return [mine.reservation!, theirs.reservation!];
   }
@@ -66,35 +56,35 @@ describe('restart on the same file', () => {
       ctx.now = FEB - 4 * HOUR + i * 5 * 60_000 + (i % 4 === 1 ? -5 * 60_000 : 0); // some in the same millisecond
       const [mine, theirs] = await both(call(100 + i, 1000 * i));
       if (i % 5 === 4) {
-        await Promise.all([ctx.limiter.release(mine), reference.release(theirs)]);
+        await Promise.all([ctx.limiter.release(mine), ref.limiter.release(theirs)]);
       } else {
-        await Promise.all([ctx.limiter.commit(mine, { 'k:tokens': 10 + i }), reference.commit(theirs, { 'k:tokens': 10 + i })]);
+        await Promise.all([ctx.limiter.commit(mine, { 'k:tokens': 10 + i }), ref.limiter.commit(theirs, { 'k:tokens': 10 + i })]);
       }
     }
     // One call still in flight when the limiter stops: its hold ends with the process.
     ctx.now += 1000;
     const [, inFlight] = await both(call(500, 7));
     const before = await ctx.limiter.peek(allRules);
-    expect(before).toEqual(await reference.peek(allRules));
+    expect(before).toEqual(await ref.limiter.peek(allRules));
 
     sync();
-    expect(totalsByTime(ctx.db)).toEqual(totalsByTime(refDb));
+    expect(totalsByTime(ctx.db)).toEqual(totalsByTime(ref.db));
     expect(storedTotal(ctx.db, 'k:usd')).toBeGreaterThan(0);
 
     await reopen();
-    await reference.release(inFlight);
+    await ref.limiter.release(inFlight);
     const after = await ctx.limiter.peek(allRules);
-    expect(after).toEqual(await reference.peek(allRules));
+    expect(after).toEqual(await ref.limiter.peek(allRules));
     expect(after.find((s) => s.name === 'tph')!.used).toBe(before.find((s) => s.name === 'tph')!.used - 500);
     expect(after.filter((s) => s.name !== 'tph')).toEqual(before.filter((s) => s.name !== 'tph'));
-    expect(seriesRows(ctx.db)).toEqual(seriesRows(refDb));
-    expect(totalsByTime(ctx.db)).toEqual(totalsByTime(refDb));
+    expect(seriesRows(ctx.db)).toEqual(seriesRows(ref.db));
+    expect(totalsByTime(ctx.db)).toEqual(totalsByTime(ref.db));
 
     // Into February: the month starts empty, the rolling day still counts; the same after another restart.
     for (const at of [FEB - 1, FEB, FEB + 2 * HOUR]) {
       ctx.now = at;
       const states = await ctx.limiter.peek(allRules);
-      expect(states).toEqual(await reference.peek(allRules));
+      expect(states).toEqual(await ref.limiter.peek(allRules));
       await reopen();
       expect(await ctx.limiter.peek(allRules)).toEqual(states);
     }
