@@ -36,7 +36,7 @@ export class SseTap extends Transform {
    * chunks' JSON around it, which is 30-50 times larger.
    */
   private readonly delivered: string[] = [];
-  private deliveredBytes = 0;
+  private deliveredChars = 0;
   // StringDecoder, not TextDecoder: no native converter per stream (1,000 open streams add up).
   private readonly decoder = new StringDecoder('utf8');
 
@@ -70,11 +70,11 @@ export class SseTap extends Transform {
   private inspect(event: string): string {
     const data = dataOf(event);
     if (data === null || data === '[DONE]') return event;
-    if (this.deliveredBytes < MAX_DELIVERED_CHARS && data.includes('"delta"')) {
+    if (this.deliveredChars < MAX_DELIVERED_CHARS && data.includes('"delta"')) {
       const text = jsonStringField(data, data.includes('"choices"') ? 'content' : 'delta');
       if (text !== null && text.length > 0) {
         this.delivered.push(text);
-        this.deliveredBytes += text.length;
+        this.deliveredChars += text.length;
       }
     }
     const at = data.indexOf('"usage"');
