@@ -134,8 +134,8 @@ export async function relay(
     try {
       text = gateway.redactor.text(await upstream.body.text());
     } finally {
-      const settlement = await gateway.settle(admission, status, null);
-      context.settlement = { ...settlement, estimated: false };
+      // No usage to read and nothing to count: settled as reported (nothing).
+      await settleWith(gateway, admission, status, null, null, '', context);
     }
     reply.removeHeader('content-length');
     return reply.send(text);
@@ -150,8 +150,7 @@ export async function relay(
       ? new JsonTap()
       : null;
   if (tap === null) {
-    const settlement = await gateway.settle(admission, status, null);
-    context.settlement = { ...settlement, estimated: false };
+    await settleWith(gateway, admission, status, null, null, '', context);
     return reply.send(upstream.body);
   }
   if (tap instanceof SseTap) reply.removeHeader('content-length');
