@@ -1,7 +1,8 @@
 /**
- * The CLI in direct mode, end to end: the real `proxygpt` process on a temp SQLite file, through
- * create → list → show → update → rotate → revoke → delete, usage reports over recorded calls,
- * and price overrides. What the CLI reports is checked against the database itself.
+ * The CLI in direct mode on a temp SQLite file, through create → list → show → update → rotate →
+ * revoke → delete, usage reports over recorded calls, and price overrides. What the CLI reports is
+ * checked against the database itself. Commands run in this process (test/cli/cli.ts); reading
+ * .env from the working directory is the executable's job, so that test runs the real process.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readFileSync, existsSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
@@ -11,7 +12,7 @@ import { SqliteStore } from '../../src/store/sqlite.js';
 import { hashSecret } from '../../src/auth/secrets.js';
 import type { UsageRecord } from '../../src/store/store.js';
 import { tempDir } from '../helpers.js';
-import { runCli, runJson } from './cli.js';
+import { runCli, runCliProcess, runJson } from './cli.js';
 
 const SECRET = /pgpt-[A-Za-z0-9_-]{32}/g;
 
@@ -20,8 +21,8 @@ let dbPath: string;
 let env: Record<string, string>;
 let store: SqliteStore;
 
-const cli = (...args: string[]) => runCli(args, { cwd: dir, env });
-const json = <T = Record<string, unknown>>(...args: string[]) => runJson<T>(args, { cwd: dir, env });
+const cli = (...args: string[]) => runCli(args, { env });
+const json = <T = Record<string, unknown>>(...args: string[]) => runJson<T>(args, { env });
 
 function secretsIn(text: string): string[] {
   return text.match(SECRET) ?? [];
@@ -332,13 +333,13 @@ describe('choosing the database', () => {
     const other = join(dir, 'project');
     mkdirSync(other);
     writeFileSync(join(other, '.env'), `PROXYGPT_DATABASE_URL="sqlite:${dbPath}"\nOPENAI_API_KEY=unused\n`);
-    const result = await runCli(['keys', 'list', '--json'], { cwd: other, env: {} });
+    const result = await runCliProcess(['keys', 'list', '--json'], { cwd: other, env: {} });
     expect(result.code).toBe(0);
     expect((JSON.parse(result.stdout) as { data: Array<{ name: string }> }).data.map((k) => k.name)).toEqual(['bob.ci', 'carol', 'dave']);
   });
 
   it('takes --db over the environment', async () => {
-    const result = await runCli(['--db', dbPath, 'keys', 'show', 'carol', '--json'], { cwd: dir, env: { PROXYGPT_DATABASE_URL: join(dir, 'elsewhere.db') } });
+    const result = await runCli(['--db', dbPath, 'keys', 'show', 'carol', '--json'], { env: { PROXYGPT_DATABASE_URL: join(dir, 'elsewhere.db') } });
     expect(result.code).toBe(0);
     expect(JSON.parse(result.stdout)).toMatchObject({ name: 'carol' });
     expect(existsSync(join(dir, 'elsewhere.db'))).toBe(false);

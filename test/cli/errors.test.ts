@@ -2,6 +2,8 @@
  * Bad input to the CLI: usage errors (unknown command or flag, missing argument, contradictory
  * flags) exit 2; failures (invalid values, unknown keys, a bad configuration) exit 1. Either way
  * the CLI prints one `proxygpt: …` line on stderr, nothing on stdout, and changes nothing.
+ * Commands run in this process (test/cli/cli.ts); process.test.ts checks that the executable
+ * passes exit codes and both streams on.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rmSync } from 'node:fs';
@@ -14,18 +16,18 @@ let dir: string;
 let env: Record<string, string>;
 let before: unknown;
 
-const cli = (...args: string[]) => runCli(args, { cwd: dir, env });
+const cli = (...args: string[]) => runCli(args, { env });
 
 beforeAll(async () => {
   dir = tempDir();
   env = { PROXYGPT_DATABASE_URL: join(dir, 'proxygpt.db'), PROXYGPT_ALLOWED_MODELS: 'gpt-4o*, gpt-4.1-mini' };
-  await runJson(['keys', 'create', '--name', 'alice', '--rph', '10'], { cwd: dir, env });
-  before = await runJson(['keys', 'list'], { cwd: dir, env });
+  await runJson(['keys', 'create', '--name', 'alice', '--rph', '10'], { env });
+  before = await runJson(['keys', 'list'], { env });
 });
 
 afterAll(async () => {
   // Nothing any failing command did changed the stored keys.
-  expect(await runJson(['keys', 'list'], { cwd: dir, env })).toEqual(before);
+  expect(await runJson(['keys', 'list'], { env })).toEqual(before);
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -92,14 +94,14 @@ describe.concurrent('failures exit 1', () => {
   });
 
   it('an unsupported database URL', async () => {
-    const result = await runCli(['keys', 'list'], { cwd: dir, env: { PROXYGPT_DATABASE_URL: 'postgres://db/proxygpt' } });
+    const result = await runCli(['keys', 'list'], { env: { PROXYGPT_DATABASE_URL: 'postgres://db/proxygpt' } });
     expect(result).toEqual({ code: 1, stdout: '', stderr: 'proxygpt: invalid configuration: PROXYGPT_DATABASE_URL: the Postgres store is not available in this version yet; use a SQLite file path\n' });
-    const flag = await runCli(['--db', 'redis://x/1', 'keys', 'list'], { cwd: dir, env: {} });
+    const flag = await runCli(['--db', 'redis://x/1', 'keys', 'list'], { env: {} });
     expect(flag).toEqual({ code: 1, stdout: '', stderr: 'proxygpt: invalid configuration: --db: unsupported scheme (got "redis://x/1"); use a file path or sqlite:path\n' });
   });
 
   it('a file that is not a database', async () => {
-    const result = await runCli(['--db', join(dir, '..'), 'keys', 'list'], { cwd: dir, env: {} });
+    const result = await runCli(['--db', join(dir, '..'), 'keys', 'list'], { env: {} });
     expect(result.code).toBe(1);
     expect(result.stdout).toBe('');
     expect(result.stderr).toMatch(/^proxygpt: could not open the database at .+: .+\n$/);

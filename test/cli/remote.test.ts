@@ -3,7 +3,8 @@
  * direct mode, with the effect of each command checked by calling the gateway with the key
  * (create → works, rotate → old secret 401 and new one 200, revoke → 401). Direct mode on the
  * gateway's own database file prints byte for byte the same output. A wrong or missing admin key
- * fails with a clear message that never shows the key.
+ * fails with a clear message that never shows the key. Commands run in this process
+ * (test/cli/cli.ts), talking to the gateway over loopback HTTP as the executable would.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
@@ -11,7 +12,7 @@ import { createServer } from 'node:net';
 import { openSqlite } from '../../src/store/sqlite-db.js';
 import { SqliteStore } from '../../src/store/sqlite.js';
 import type { UsageRecord } from '../../src/store/store.js';
-import { authHeaders, chatBody, startGateway, tempDir, type TestGateway } from '../helpers.js';
+import { authHeaders, chatBody, startGateway, type TestGateway } from '../helpers.js';
 import { runCli, runJson } from './cli.js';
 
 const ADMIN = 'admin-key-for-cli-tests-0123456789';
@@ -19,12 +20,11 @@ const SECRET = /pgpt-[A-Za-z0-9_-]{32}/g;
 
 let gw: TestGateway;
 let dbPath: string;
-let cwd: string;
 const env = { PROXYGPT_ADMIN_KEY: ADMIN };
 
-const remote = (...args: string[]) => runCli(['--url', gw.url, ...args], { cwd, env });
-const remoteJson = <T = Record<string, any>>(...args: string[]) => runJson<T>(['--url', gw.url, ...args], { cwd, env });
-const direct = (...args: string[]) => runCli(['--db', dbPath, ...args], { cwd, env: {} });
+const remote = (...args: string[]) => runCli(['--url', gw.url, ...args], { env });
+const remoteJson = <T = Record<string, any>>(...args: string[]) => runJson<T>(['--url', gw.url, ...args], { env });
+const direct = (...args: string[]) => runCli(['--db', dbPath, ...args], { env: {} });
 
 async function call(secret: string): Promise<{ status: number; message: string }> {
   const res = await fetch(`${gw.url}/v1/chat/completions`, { method: 'POST', headers: authHeaders(secret), body: chatBody() });
@@ -35,7 +35,6 @@ async function call(secret: string): Promise<{ status: number; message: string }
 beforeAll(async () => {
   gw = await startGateway({ env: { PROXYGPT_ADMIN_KEY: ADMIN } });
   dbPath = join(gw.dir, 'proxygpt.db');
-  cwd = tempDir();
 });
 
 afterAll(async () => {
@@ -174,8 +173,8 @@ describe('remote mode: admin key and server problems', () => {
   it('fails with exit 1 on a wrong admin key, without showing either key', async () => {
     const wrong = 'wrong-admin-key-ffffffffffffffff';
     for (const result of [
-      await runCli(['--url', gw.url, 'keys', 'list'], { cwd, env: { PROXYGPT_ADMIN_KEY: wrong } }),
-      await runCli(['--url', gw.url, '--admin-key', wrong, 'keys', 'create', '--name', 'mallory'], { cwd, env: {} }),
+      await runCli(['--url', gw.url, 'keys', 'list'], { env: { PROXYGPT_ADMIN_KEY: wrong } }),
+      await runCli(['--url', gw.url, '--admin-key', wrong, 'keys', 'create', '--name', 'mallory'], { env: {} }),
     ]) {
       expect(result.code).toBe(1);
       expect(result.stdout).toBe('');
@@ -187,20 +186,20 @@ describe('remote mode: admin key and server problems', () => {
   });
 
   it('a proxy key is not an admin key', async () => {
-    const result = await runCli(['--url', gw.url, 'keys', 'list'], { cwd, env: { PROXYGPT_ADMIN_KEY: 'pgpt-test-key-aaaaaaaaaaaaaaaa' } });
+    const result = await runCli(['--url', gw.url, 'keys', 'list'], { env: { PROXYGPT_ADMIN_KEY: 'pgpt-test-key-aaaaaaaaaaaaaaaa' } });
     expect(result.code).toBe(1);
     expect(result.stderr).toContain('refused the admin key');
   });
 
   it('needs an admin key: a usage error (exit 2) without one', async () => {
-    const result = await runCli(['--url', gw.url, 'keys', 'list'], { cwd, env: {} });
+    const result = await runCli(['--url', gw.url, 'keys', 'list'], { env: {} });
     expect(result).toEqual({ code: 2, stdout: '', stderr: 'proxygpt: --url needs the admin key: set PROXYGPT_ADMIN_KEY or pass --admin-key\n' });
   });
 
   it('says so when the server has no admin API', async () => {
     const plain = await startGateway();
     try {
-      const result = await runCli(['--url', plain.url, 'keys', 'list'], { cwd, env });
+      const result = await runCli(['--url', plain.url, 'keys', 'list'], { env });
       expect(result.code).toBe(1);
       expect(result.stderr).toBe(`proxygpt: ${plain.url} has no admin API (HTTP 404): is it a ProxyGPT server with PROXYGPT_ADMIN_KEY set?\n`);
     } finally {
@@ -215,14 +214,14 @@ describe('remote mode: admin key and server problems', () => {
         srv.close(() => done(p));
       });
     });
-    const result = await runCli(['--url', `http://127.0.0.1:${port}`, 'keys', 'list'], { cwd, env });
+    const result = await runCli(['--url', `http://127.0.0.1:${port}`, 'keys', 'list'], { env });
     expect(result.code).toBe(1);
     expect(result.stderr).toMatch(new RegExp(`^proxygpt: could not reach http://127\\.0\\.0\\.1:${port}: .*ECONNREFUSED.*\\n$`));
     expect(result.stderr).not.toContain(ADMIN);
   });
 
   it('rejects a --url that is not an http address, and --db with --url', async () => {
-    expect(await runCli(['--url', 'ftp://example.test', 'keys', 'list'], { cwd, env })).toMatchObject({ code: 2, stderr: 'proxygpt: --url must be an http:// or https:// address (got "ftp:")\n' });
-    expect(await runCli(['--url', gw.url, '--db', dbPath, 'keys', 'list'], { cwd, env })).toMatchObject({ code: 2, stderr: 'proxygpt: give either --db (work on the database) or --url (a running server), not both\n' });
+    expect(await runCli(['--url', 'ftp://example.test', 'keys', 'list'], { env })).toMatchObject({ code: 2, stderr: 'proxygpt: --url must be an http:// or https:// address (got "ftp:")\n' });
+    expect(await runCli(['--url', gw.url, '--db', dbPath, 'keys', 'list'], { env })).toMatchObject({ code: 2, stderr: 'proxygpt: give either --db (work on the database) or --url (a running server), not both\n' });
   });
 });
