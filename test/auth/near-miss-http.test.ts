@@ -59,7 +59,7 @@ describe('a near miss of an environment proxy key', () => {
       for (const miss of nearMisses(key)) {
         if (ENV_KEYS.includes(miss.value)) continue;
         expectInvalidKey(await call(gw, miss.value), `${miss.what} of ${key}`);
-        expectInvalidKey(await call(gw, miss.value, { path: '/api/openai/completions/gpt3', body: [{ role: 'user', content: 'hi' }] }), `legacy, ${miss.what}`);
+        expectInvalidKey(await call(gw, miss.value, { path: '/api/openai/completions/gpt3', body: JSON.stringify([{ role: 'user', content: 'hi' }]) }), `legacy, ${miss.what}`);
         expectInvalidKey(await rateLimit(gw, miss.value), `/ratelimit, ${miss.what}`);
       }
     }
