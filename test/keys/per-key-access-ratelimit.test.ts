@@ -11,7 +11,7 @@ import { loadConfig } from '../../src/config.js';
 import { createApp } from '../../src/app.js';
 import { startMockOpenAI } from '../fixtures/mock-openai.js';
 import { PROXY_KEY, tempDir, UPSTREAM_KEY } from '../helpers.js';
-import { ADMIN_KEY, admin, call, chatRequest, createKey, miniMicroUsd, rateLimit, settledUsage } from './helpers.js';
+import { ADMIN_KEY, admin, call, chatRequest, createKey, rateLimit, settledUsage } from './helpers.js';
 import { adminGateways } from './gateway-fixture.js';
 import { T0 } from './per-key-helpers.js';
 
@@ -189,7 +189,8 @@ describe('/ratelimit per key', () => {
       limits: {
         requests_per_hour: { limit: 10, used: 1, remaining: 9, reset_seconds: 3540 },
         tokens_per_day: { limit: 10_000, used: 13, remaining: 9_987, reset_seconds: 86_340 },
-        usd_per_month: { limit: 2, used: miniMicroUsd(10, 3) / 1e6, remaining: 2 - miniMicroUsd(10, 3) / 1e6, reset_seconds: expect.any(Number) },
+        // 10 × $0.15 + 3 × $0.60 per 1M = 3.3 µ$, rounded up to 4.
+        usd_per_month: { limit: 2, used: 4 / 1e6, remaining: 2 - 4 / 1e6, reset_seconds: expect.any(Number) },
       },
     });
     for (const leak of [bob.id, 'bob-the-other', '4321', '77', bob.key, ADMIN_KEY]) expect(r.text).not.toContain(leak);
