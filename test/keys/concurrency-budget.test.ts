@@ -17,7 +17,7 @@
  * - Only a prompt the estimate under-counts makes it short: each of the K calls in flight adds its
  *   own error, and the budget is closed once passed.
  * USD budgets use prices set here through the admin API, so every expected figure is arithmetic
- * written in the test.
+ * written in the test. The capped token case runs with both limiters (memory, sqlite).
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import type { TestGateway } from '../helpers.js';
@@ -120,18 +120,20 @@ describe('a token budget under 100 concurrent requests', () => {
     expect(gw.mock.requests).toHaveLength(29);
   });
 
-  it('without max_tokens: the completion is capped at the reserved budget, so 100 at once never pass it', async () => {
-    const gw = await start({ PROXYGPT_DEFAULT_MAX_TOKENS: '5' });
-    const k = await createKey(gw, { name: 'tokens-capped', tokens_per_hour: 1_000 });
-    // Estimate 11 + 5 = 16: 62 × 16 = 992 fit in 1000, 63 × 16 = 1008 do not.
-    const b = await burst(gw, k.key, N, chatRequest(), { 'x-mock-prompt-tokens': '10', 'x-mock-completion-tokens': '40' });
-    expectAdmitted(gw, b, 62, 'tokens');
-    // The mock would answer 40 completion tokens, but the gateway sent the reserved 5 as the cap.
-    for (const r of gw.mock.requests) expect(JSON.parse(r.body)).toMatchObject({ max_completion_tokens: 5 });
-    // Settled to 10 + 5 = 15 each: 62 × 15 = 930 of the 1000 (uncapped it would be 62 × 50 = 3100).
-    await settled(gw, k.key, 'tokens_per_hour', 930);
-    expect(await recorded(gw, k.id, N)).toMatchObject({ ok: 62, tokens: 930 });
-  });
+  for (const limiter of ['memory', 'sqlite']) {
+    it(`without max_tokens: the completion is capped at the reserved budget, so 100 at once never pass it (PROXYGPT_LIMITER=${limiter})`, async () => {
+      const gw = await start({ PROXYGPT_DEFAULT_MAX_TOKENS: '5', PROXYGPT_LIMITER: limiter });
+      const k = await createKey(gw, { name: 'tokens-capped', tokens_per_hour: 1_000 });
+      // Estimate 11 + 5 = 16: 62 × 16 = 992 fit in 1000, 63 × 16 = 1008 do not.
+      const b = await burst(gw, k.key, N, chatRequest(), { 'x-mock-prompt-tokens': '10', 'x-mock-completion-tokens': '40' });
+      expectAdmitted(gw, b, 62, 'tokens');
+      // The mock would answer 40 completion tokens, but the gateway sent the reserved 5 as the cap.
+      for (const r of gw.mock.requests) expect(JSON.parse(r.body)).toMatchObject({ max_completion_tokens: 5 });
+      // Settled to 10 + 5 = 15 each: 62 × 15 = 930 of the 1000 (uncapped it would be 62 × 50 = 3100).
+      await settled(gw, k.key, 'tokens_per_hour', 930);
+      expect(await recorded(gw, k.id, N)).toMatchObject({ ok: 62, tokens: 930 });
+    });
+  }
 
   it('prompt under-estimated, 100 at once: each call in flight adds its error; the budget closes once passed', async () => {
     const gw = await start({ PROXYGPT_DEFAULT_MAX_TOKENS: '5' });
