@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { PROXY_KEY } from '../helpers.js';
-import { admin, call, chatRequest, createKey, miniMicroUsd, settledUsage, usageRows } from '../keys/helpers.js';
+import { admin, call, chatRequest, createKey, settledUsage, usageRows } from '../keys/helpers.js';
 import { adminGateways } from '../keys/gateway-fixture.js';
 import { DAY, HOUR, T0 } from './helpers.js';
 
@@ -42,7 +42,8 @@ describe('usage per key over a time range', () => {
       prompt_tokens: 10 + 10 + 1_000,
       completion_tokens: 3 + 100 + 500,
       total_tokens: 1_623,
-      usd: (miniMicroUsd(10, 3) + miniMicroUsd(10, 100) + miniMicroUsd(1_000, 500)) / 1e6,
+      // gpt-4o-mini at $0.15 / $0.60 per 1M, each call rounded up: 1.5 + 1.8 → 4, 1.5 + 60 → 62, 150 + 300 = 450 µ$.
+      usd: (4 + 62 + 450) / 1e6,
       status_counts: { '200': 3, '500': 1 },
     });
     // The key by id is the same report.

@@ -163,7 +163,3 @@ export async function usageRows(gw: TestGateway, principal: string, count: numbe
     (rows) => rows.length >= count,
   );
 }
-
-/** What the bundled price table charges for gpt-4o-mini, in micro-dollars ($0.15 / $0.60 per 1M). */
-export const miniMicroUsd = (prompt: number, completion: number, cached = 0) =>
-  Math.ceil((prompt - cached) * 0.15 + cached * 0.075 + completion * 0.6 - 1e-9);

@@ -11,7 +11,7 @@ import { loadConfig } from '../../src/config.js';
 import { createApp } from '../../src/app.js';
 import { startMockOpenAI } from '../fixtures/mock-openai.js';
 import { PROXY_KEY, tempDir, UPSTREAM_KEY } from '../helpers.js';
-import { ADMIN_KEY, admin, call, chatRequest, createKey, miniMicroUsd, rateLimit, settledUsage } from './helpers.js';
+import { ADMIN_KEY, admin, call, chatRequest, createKey, rateLimit, settledUsage } from './helpers.js';
 import { adminGateways } from './gateway-fixture.js';
 import { T0 } from './per-key-helpers.js';
 
@@ -105,15 +105,21 @@ describe('IP allowlist', () => {
     expect((await call(gw, office.key)).status).toBe(200);
   });
 
-  // BUG (src/routes/ratelimit.ts, the onRequest hook authenticates but never checks the key's IP
-  // allowlist): a key restricted to 10.0.0.0/8 can still read its id, name, expiry, limits and
-  // usage over /ratelimit from any address. Every other route that takes a proxy key answers 403
-  // ip_not_allowed. Fix: after authenticate, `gateway.keyAccess.get(principal)?.checkIp(request.ip)`.
+  // A key restricted to other addresses cannot read its id, name, expiry, limits or usage over
+  // /ratelimit either: 403 ip_not_allowed, as on every other route that takes a proxy key.
   it('the IP allowlist applies to /ratelimit too', async () => {
     const gw = await start();
     const office = await createKey(gw, { name: 'office', ips: ['10.0.0.0/8'], requests_per_hour: 5 });
+    const local = await createKey(gw, { name: 'local', ips: ['127.0.0.1/32'], requests_per_hour: 5 });
     const r = await rateLimit(gw, office.key);
-    expect(r.status).toBe(403);
+    expect(r.status, r.text).toBe(403);
+    expect(r.body).toMatchObject({ error: { code: 'ip_not_allowed', type: 'permission_error' } });
+    expect(r.text).not.toContain(office.id);
+    expect(r.text).not.toContain('requests_per_hour');
+    // The same route answers a key allowed from here.
+    const allowed = await rateLimit(gw, local.key);
+    expect(allowed.status, allowed.text).toBe(200);
+    expect(allowed.body.key).toMatchObject({ id: local.id, name: 'local' });
   });
 
   it('IPv6: ::1 and ::1/128 admit an IPv6 loopback client; 127.0.0.1/32 and fe80::/10 do not', async () => {
@@ -183,7 +189,8 @@ describe('/ratelimit per key', () => {
       limits: {
         requests_per_hour: { limit: 10, used: 1, remaining: 9, reset_seconds: 3540 },
         tokens_per_day: { limit: 10_000, used: 13, remaining: 9_987, reset_seconds: 86_340 },
-        usd_per_month: { limit: 2, used: miniMicroUsd(10, 3) / 1e6, remaining: 2 - miniMicroUsd(10, 3) / 1e6, reset_seconds: expect.any(Number) },
+        // 10 × $0.15 + 3 × $0.60 per 1M = 3.3 µ$, rounded up to 4.
+        usd_per_month: { limit: 2, used: 4 / 1e6, remaining: 2 - 4 / 1e6, reset_seconds: expect.any(Number) },
       },
     });
     for (const leak of [bob.id, 'bob-the-other', '4321', '77', bob.key, ADMIN_KEY]) expect(r.text).not.toContain(leak);

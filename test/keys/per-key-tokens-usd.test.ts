@@ -1,24 +1,23 @@
 /**
  * Per-key tokens and USD through the real HTTP gateway: tokens per hour and day settled to the
  * upstream's reported usage, the x-ratelimit-*-tokens headers, a request too large for its limit
- * (429 without a retry promise), and USD per rolling day and per calendar month (bundled prices,
- * injected clock across a month boundary).
+ * (429 without a retry promise), and USD per rolling day and per calendar month (the bundled
+ * gpt-4o-mini price, $0.15 / $0.60 per 1M tokens; injected clock across a month boundary). Every
+ * expected figure is the mock's reported usage times that price, worked out in the test.
  */
 import { describe, expect, it } from 'vitest';
-import { estimateUsage } from '../../src/metering/estimate.js';
 import { PROXY_KEY } from '../helpers.js';
-import { call, chatRequest, createKey, miniMicroUsd, rateLimit, settledUsage } from './helpers.js';
+import { call, chatRequest, createKey, rateLimit, settledUsage, usageRows } from './helpers.js';
 import { adminGateways } from './gateway-fixture.js';
 import { DAY, expect429, HOUR, T0 } from './per-key-helpers.js';
 
-/** The gateway's upper-bound prompt estimate for chatRequest(): "hi" + " there" (1 + 2) + 5 per message + 3. */
+/**
+ * The gateway's upper-bound prompt estimate for chatRequest(): "hi" + " there" (1 + 2) + 5 per
+ * message + 3 (worked out in usage-estimate-prices; the token headers below show it reserved).
+ */
 const PROMPT_ESTIMATE = 11;
 
 const { start } = adminGateways();
-
-it('the prompt estimate of the test body is what these tests assume', () => {
-  expect(estimateUsage(chatRequest(), 1024)).toEqual({ promptTokens: PROMPT_ESTIMATE, completionTokens: 1024, cachedTokens: 0 });
-});
 
 describe('tokens per hour and per day', () => {
   it('settles each call to the usage the upstream reported, JSON and streamed', async () => {
@@ -129,19 +128,23 @@ describe('tokens per hour and per day', () => {
     expect(r.headers.get('x-ratelimit-reset-tokens')).toBe('23h0m0s');
   });
 
-  // BUG (src/limits/sqlite.ts, reserveNow, the `if (state.resetMs === 0 && !cost.hold)` branch):
-  // when the only thing in a window is this call's own *held* estimate, the reset comes out as 0
-  // and the header says `x-ratelimit-reset-tokens: 0s`, although the call's tokens will be counted
-  // for the next hour (the limit does not "reset" in 0 s). Held amounts in an empty window should
-  // report one window length (as counted ones already do). Same for held request slots in
-  // PROXYGPT_RATE_LIMIT_COUNT=success mode. Not in this test's files: left failing.
-  it('the reset-tokens header of the first call in an empty window is one window, not 0s', async () => {
+  // When the only thing in a window is this call's own *held* estimate, its tokens will be counted
+  // for the next hour: the reset is one window, not 0s (as for counted amounts). The same holds for
+  // a request slot held in PROXYGPT_RATE_LIMIT_COUNT=success mode.
+  it('the reset header of the first call in an empty window is one window, not 0s (held tokens, held request slots)', async () => {
     const now = T0;
     const gw = await start({}, () => now);
     const k = await createKey(gw, { name: 'reset', tokens_per_hour: 1_000 });
     const first = await call(gw, k.key, { body: chatRequest({ max_tokens: 100 }) });
     expect(first.status).toBe(200);
     expect(first.headers.get('x-ratelimit-reset-tokens')).toBe('1h0m0s');
+
+    const success = await start({ PROXYGPT_RATE_LIMIT_COUNT: 'success' }, () => now);
+    const r = await createKey(success, { name: 'reset-requests', requests_per_hour: 5 });
+    const held = await call(success, r.key);
+    expect(held.status).toBe(200);
+    expect(held.headers.get('x-ratelimit-remaining-requests')).toBe('4');
+    expect(held.headers.get('x-ratelimit-reset-requests')).toBe('1h0m0s');
   });
 
   it('refuses a call whose own estimate exceeds the limit with 429 and no retry promise', async () => {
@@ -161,17 +164,15 @@ describe('tokens per hour and per day', () => {
 });
 
 describe('USD per day and per calendar month', () => {
-  /** Each call: 10 prompt + 50,000 completion tokens reported, max_tokens 50,000 (estimate 11 + 50,000). */
-  const pricey = { body: chatRequest({ max_tokens: 50_000 }), headers: { 'x-mock-completion-tokens': '50000' } };
-  const callCost = miniMicroUsd(10, 50_000); // 30,002 micro-dollars
-  const estimateCost = miniMicroUsd(PROMPT_ESTIMATE, 50_000);
+  /**
+   * Each call: 20 prompt + 50,000 completion tokens reported, max_tokens 50,000. At $0.15 / $0.60
+   * per 1M that is 20 × 0.15 + 50,000 × 0.6 = 3 + 30,000 micro-dollars; the estimate (11 prompt
+   * tokens) is 1.65 + 30,000, a hair less.
+   */
+  const pricey = { body: chatRequest({ max_tokens: 50_000 }), headers: { 'x-mock-prompt-tokens': '20', 'x-mock-completion-tokens': '50000' } };
+  const callCost = 30_003;
 
-  it('prices calls from the bundled table (gpt-4o-mini $0.15 / $0.60 per 1M)', () => {
-    expect(callCost).toBe(30_002);
-    expect(estimateCost).toBe(30_002);
-  });
-
-  it('USD per rolling day: three calls of $0.030002 fit in $0.10, the fourth waits a day', async () => {
+  it('USD per rolling day: three calls of $0.030003 fit in $0.10, the fourth waits a day', async () => {
     let now = T0;
     const gw = await start({}, () => now);
     const k = await createKey(gw, { name: 'usd-day', usd_per_day: 0.1 });
@@ -182,8 +183,10 @@ describe('USD per day and per calendar month', () => {
       expect(r.headers.get('x-ratelimit-limit-tokens')).toBeNull(); // spend limits have no header of their own
     }
     now = T0 + HOUR;
-    const limits = (await settledUsage(gw, k.key, 'usd_per_day', (3 * callCost) / 1e6));
-    expect(limits).toMatchObject({ limit: 0.1, remaining: (100_000 - 3 * callCost) / 1e6 });
+    // Settled to what the upstream reported (3 × 30,003 = 90,009 µ$), not to the estimates.
+    const limits = await settledUsage(gw, k.key, 'usd_per_day', 0.090009);
+    expect(limits).toMatchObject({ limit: 0.1, remaining: (100_000 - 90_009) / 1e6 });
+    expect((await usageRows(gw, k.id, 3)).map((row) => row.cost_micro_usd)).toEqual([30_003, 30_003, 30_003]);
     const refused = await call(gw, k.key, pricey);
     expect429(refused, /\$0\.10 USD per day for this key/, DAY - HOUR);
     // A cheap call still fits in what is left.

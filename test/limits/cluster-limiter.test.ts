@@ -119,8 +119,8 @@ describe('cluster limiter', () => {
     // once; in three runs 1, 0 and 5 of the 40 messages reached the primary after that worker's
     // 'exit'. A reserve arriving like that (a worker crashing right after a large batch) must not
     // leave a hold nobody will settle: it would take room until `prune` sweeps it
-    // (upstreamTimeoutMs + 60 s later). serveLimiter registers it in `held` after the exit
-    // handler has run, so it is never released.
+    // (upstreamTimeoutMs + 60 s later). So serveLimiter serves nothing that arrives after the
+    // worker's exit (whose handler released that worker's holds).
     it('lets no call that reaches the primary after its worker exited hold anything', async () => {
       const { worker, channel } = connectWorker();
       const rules = [hourly(10)];

@@ -7,14 +7,15 @@
  * fields), a client that asked gets the usage chunk. Tokens are settled to the reported usage.
  * JSON answers, Responses-API answers (JSON and streamed) and embeddings are metered from their
  * `usage`. When the upstream reports none, the tokens are counted with the tokenizer (the record
- * is marked `estimated`).
+ * is marked `estimated`). Expected counts come from the tokenizer library (o200k_base) and expected
+ * costs from gpt-4o-mini's $0.15 / $0.075 cached / $0.60 per 1M tokens, worked out here.
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import OpenAI from 'openai';
 import type { ChatCompletionChunk } from 'openai/resources/chat/completions';
-import { countUsage } from '../../src/metering/estimate.js';
+import { encode } from 'gpt-tokenizer/encoding/o200k_base';
 import type { TestGateway } from '../helpers.js';
-import { call, chatRequest, createKey, miniMicroUsd, settledUsage, startAdminGateway, usageRows, type CreatedKey } from '../keys/helpers.js';
+import { call, chatRequest, createKey, settledUsage, startAdminGateway, usageRows, type CreatedKey } from '../keys/helpers.js';
 
 let gw: TestGateway;
 let key: CreatedKey;
@@ -34,6 +35,10 @@ afterAll(async () => gw?.close());
 beforeEach(() => gw.mock.reset());
 
 const messages = [{ role: 'user' as const, content: 'count my tokens please' }];
+/** The prompt of `messages` as the upstream counts it: the text, 4 for the message, 3 for the reply. */
+const PROMPT_TOKENS = encode('count my tokens please').length + 4 + 3;
+/** gpt-4o-mini without cached tokens, in micro-dollars rounded up (15 and 60 hundredths a token). */
+const miniCost = (prompt: number, completion: number) => Math.ceil((prompt * 15 + completion * 60) / 100);
 
 async function collect(stream: AsyncIterable<ChatCompletionChunk>): Promise<ChatCompletionChunk[]> {
   const chunks: ChatCompletionChunk[] = [];
@@ -70,7 +75,7 @@ describe('streamed chat completions', () => {
 
       const row = await expectSettled(10 + 5);
       expect(row).toMatchObject({ prompt_tokens: 10, completion_tokens: 5, stream: 1, estimated: 0, status: 200 });
-      expect(row.cost_micro_usd).toBe(miniMicroUsd(10, 5));
+      expect(row.cost_micro_usd).toBe(5); // 10 × 0.15 + 5 × 0.6 = 4.5 µ$, rounded up
     });
 
     it(`a client that asked for usage gets the usage chunk, and its request goes up as sent (plus the key's completion cap)${label}`, async () => {
@@ -115,7 +120,7 @@ describe('streamed chat completions', () => {
     expect(chunks.length).toBeGreaterThan(2);
     const row = await expectSettled(2_250);
     expect(row).toMatchObject({ prompt_tokens: 2_000, completion_tokens: 250, estimated: 0 });
-    expect(row.cost_micro_usd).toBe(miniMicroUsd(2_000, 250, 1_500));
+    expect(row.cost_micro_usd).toBe(338); // 500 × 0.15 + 1500 × 0.075 + 250 × 0.6 = 75 + 112.5 + 150 µ$, rounded up
   });
 
   it('no usage from the upstream (include_usage ignored): counted with the tokenizer, marked estimated', async () => {
@@ -124,12 +129,10 @@ describe('streamed chat completions', () => {
     );
     const text = chunks.map((c) => c.choices[0]?.delta?.content ?? '').join('');
     expect(text).toBe('Echo: count my tokens ');
-    const counted = await countUsage({ model: 'gpt-4o-mini', messages }, text);
-    expect(counted.promptTokens).toBeGreaterThan(0);
-    expect(counted.completionTokens).toBeGreaterThan(0);
-    const row = await expectSettled(counted.promptTokens + counted.completionTokens);
-    expect(row).toMatchObject({ prompt_tokens: counted.promptTokens, completion_tokens: counted.completionTokens, estimated: 1, stream: 1 });
-    expect(row.cost_micro_usd).toBe(miniMicroUsd(counted.promptTokens, counted.completionTokens));
+    const completion = encode(text).length;
+    const row = await expectSettled(PROMPT_TOKENS + completion);
+    expect(row).toMatchObject({ prompt_tokens: PROMPT_TOKENS, completion_tokens: completion, estimated: 1, stream: 1 });
+    expect(row.cost_micro_usd).toBe(miniCost(PROMPT_TOKENS, completion));
   });
 });
 
@@ -149,10 +152,10 @@ describe('JSON answers', () => {
   it('no usage in the answer: counted with the tokenizer (prompt and the assistant text), marked estimated', async () => {
     const completion = await viaGateway.chat.completions.create({ model: 'gpt-4o-mini', messages }, { headers: { 'x-mock-usage': 'none' } });
     expect(completion.usage).toBeUndefined();
-    const counted = await countUsage({ model: 'gpt-4o-mini', messages }, completion.choices[0]!.message.content!);
-    expect(counted.completionTokens).toBeGreaterThan(0);
-    const row = await expectSettled(counted.promptTokens + counted.completionTokens);
-    expect(row).toMatchObject({ prompt_tokens: counted.promptTokens, completion_tokens: counted.completionTokens, estimated: 1 });
+    expect(completion.choices[0]!.message.content).toBe('Echo: count my tokens please');
+    const completionTokens = encode('Echo: count my tokens please').length;
+    const row = await expectSettled(PROMPT_TOKENS + completionTokens);
+    expect(row).toMatchObject({ prompt_tokens: PROMPT_TOKENS, completion_tokens: completionTokens, estimated: 1 });
   });
 
   it('embeddings: prompt tokens only', async () => {
@@ -180,7 +183,7 @@ describe('Responses API', () => {
     expect(response.usage).toMatchObject({ input_tokens: 64, output_tokens: 16 });
     const row = await expectSettled(80);
     expect(row).toMatchObject({ prompt_tokens: 64, completion_tokens: 16, estimated: 0, path: '/v1/responses' });
-    expect(row.cost_micro_usd).toBe(miniMicroUsd(64, 16, 32));
+    expect(row.cost_micro_usd).toBe(17); // 32 × 0.15 + 32 × 0.075 + 16 × 0.6 = 4.8 + 2.4 + 9.6 µ$, rounded up
   });
 
   it('streamed: settles to the usage of response.completed; every event reaches the client', async () => {
@@ -201,10 +204,11 @@ describe('Responses API', () => {
     );
     let text = '';
     for await (const event of stream) if (event.type === 'response.output_text.delta') text += event.delta;
-    const counted = await countUsage({ model: 'gpt-4o-mini', input: 'no usage here' }, text);
-    expect(counted.promptTokens).toBeGreaterThan(0);
-    expect(counted.completionTokens).toBeGreaterThan(0);
-    const row = await expectSettled(counted.promptTokens + counted.completionTokens);
-    expect(row).toMatchObject({ estimated: 1, completion_tokens: counted.completionTokens });
+    expect(text).toBe('Echo: no usage here ');
+    // A bare `input` string: its tokens and nothing for a chat format.
+    const prompt = encode('no usage here').length;
+    const completion = encode(text).length;
+    const row = await expectSettled(prompt + completion);
+    expect(row).toMatchObject({ estimated: 1, prompt_tokens: prompt, completion_tokens: completion });
   });
 });

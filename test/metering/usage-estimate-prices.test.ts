@@ -9,8 +9,8 @@ import { readFileSync } from 'node:fs';
 import { encode as encodeO200k } from 'gpt-tokenizer/encoding/o200k_base';
 import { encode as encodeCl100k } from 'gpt-tokenizer/encoding/cl100k_base';
 import { parseUsage, totalTokens, usageFromJson } from '../../src/metering/usage.js';
-import { completionBudget, countTokens, countUsage, estimateUsage } from '../../src/metering/estimate.js';
-import { BUNDLED_PRICES, FALLBACK_PRICE, PriceTable } from '../../src/metering/prices.js';
+import { completionBudget, countTokens, countUsage, estimateTextTokens, estimateUsage } from '../../src/metering/estimate.js';
+import { PriceTable, type ModelPrice } from '../../src/metering/prices.js';
 
 describe('usage.ts', () => {
   it('reads chat / embeddings usage, with cached tokens', () => {
@@ -146,6 +146,32 @@ describe('estimate.ts: the pre-call estimate is an upper bound of the prompt', (
     expect(estimateUsage({ model: 'text-embedding-3-small', input: [DIGITS, KOREAN] }, 0).promptTokens).toBeGreaterThanOrEqual(count(DIGITS) + count(KOREAN));
   });
 
+  it('follows its rule exactly on fixed strings, worked out by hand (the gateway tests rely on 11 for "hi there")', () => {
+    // A letter run with its one leading space or symbol: one token per 4 letters, at least one.
+    expect(estimateTextTokens('hi there')).toBe(3); // "hi" 1 + " there" (6) 2
+    // "The" 1, " quick" 2, " brown" 2, " fox" 1, " jumps" 2, " over" 2, " the" 1, " lazy" 2, " dog" 1, "." 1
+    expect(estimateTextTokens('The quick brown fox jumps over the lazy dog.')).toBe(15);
+    // Digits in groups of up to three; a whitespace run is one; punctuation one per character.
+    expect(estimateTextTokens('12345')).toBe(2);
+    expect(estimateTextTokens('1234567')).toBe(3);
+    expect(estimateTextTokens('  \n\t ')).toBe(1);
+    expect(estimateTextTokens('a, b!')).toBe(4); // "a" 1, "," 1, " b" 1, "!" 1
+    // Non-ASCII text at one token per 2 UTF-8 bytes, rounded up.
+    expect(estimateTextTokens('我们的团队')).toBe(8); // 5 × 3 bytes = 15 bytes
+    expect(estimateTextTokens('héllo')).toBe(3); // "h" 1, "é" (2 bytes) 1, "llo" 1
+    expect(estimateTextTokens('😀')).toBe(2); // 4 bytes
+    expect(estimateTextTokens('')).toBe(0);
+    // A chat adds 5 per message and 3 for the reply; an image counts 1000.
+    expect(estimateUsage({ messages: [{ role: 'user', content: 'hi there' }] }, 0).promptTokens).toBe(3 + 5 + 3);
+    expect(
+      estimateUsage({ messages: [{ role: 'system', content: '12345' }, { role: 'user', content: [{ type: 'text', text: 'hi there' }, { type: 'image_url', image_url: { url: 'data:,' } }] }] }, 0)
+        .promptTokens,
+    ).toBe(2 + 3 + 1_000 + 2 * 5 + 3);
+    expect(estimateUsage({ input: '12345' }, 0).promptTokens).toBe(2); // no messages: nothing added
+    // The real tokenizers agree these are upper bounds ("hi there" is 2 tokens in both).
+    for (const e of Object.values(encoders)) expect(e.encode('hi there')).toHaveLength(2);
+  });
+
   it('the completion budget: max_completion_tokens, max_tokens or max_output_tokens, else the default; times n', () => {
     expect(completionBudget({ max_tokens: 100 }, 1024)).toBe(100);
     expect(completionBudget({ max_completion_tokens: 50, max_tokens: 100 }, 1024)).toBe(50);
@@ -178,36 +204,53 @@ describe('prices.ts', () => {
   const usage = (promptTokens: number, completionTokens: number, cachedTokens = 0) => ({ promptTokens, completionTokens, cachedTokens });
 
   it('prices dated snapshots by their family, the longest matching name winning', () => {
-    const cases: [string, string][] = [
-      ['gpt-4o-mini', 'gpt-4o-mini'],
+    // OpenAI's published prices, USD per 1M tokens (input, cached input, output).
+    const p = (input: number, cachedInput: number, output: number): ModelPrice => ({ input, cachedInput, output });
+    const cases: [string, ModelPrice][] = [
+      ['gpt-4o-mini', p(0.15, 0.075, 0.6)],
+      ['gpt-4o-mini-2024-07-18', p(0.15, 0.075, 0.6)],
+      ['gpt-4o', p(2.5, 1.25, 10)],
+      ['gpt-4o-2024-08-06', p(2.5, 1.25, 10)],
+      ['gpt-4-0613', p(30, 30, 60)],
+      ['gpt-4-turbo-2024-04-09', p(10, 10, 30)],
+      ['gpt-4.1-nano-2025-04-14', p(0.1, 0.025, 0.4)],
+      ['gpt-4.1-2025-04-14', p(2, 0.5, 8)],
+      ['gpt-3.5-turbo-0125', p(0.5, 0.5, 1.5)],
+      ['o3-mini-2025-01-31', p(1.1, 0.55, 4.4)],
+      ['o1-2024-12-17', p(15, 7.5, 60)],
+      ['gpt-5-mini-2025-08-07', p(0.25, 0.025, 2)],
+      ['text-embedding-3-small', p(0.02, 0.02, 0)],
+    ];
+    for (const [model, price] of cases) expect(table.priceOf(model), model).toEqual({ price, known: true });
+
+    // Which family wins, with every family priced differently (some share a published price).
+    const families = ['gpt-4o-mini', 'gpt-4o', 'gpt-4-turbo', 'gpt-4', 'gpt-4.1-nano', 'gpt-4.1', 'o3-mini', 'o3', 'o1-mini', 'o1'];
+    const distinct = new PriceTable(Object.fromEntries(families.map((name, i) => [name, p(i + 1, i + 1, i + 1)])), p(0, 0, 0));
+    const family: [string, string][] = [
       ['gpt-4o-mini-2024-07-18', 'gpt-4o-mini'],
-      ['gpt-4o', 'gpt-4o'],
       ['gpt-4o-2024-08-06', 'gpt-4o'],
-      ['gpt-4-0613', 'gpt-4'],
       ['gpt-4-turbo-2024-04-09', 'gpt-4-turbo'],
+      ['gpt-4-0613', 'gpt-4'],
       ['gpt-4.1-nano-2025-04-14', 'gpt-4.1-nano'],
       ['gpt-4.1-2025-04-14', 'gpt-4.1'],
-      ['gpt-3.5-turbo-0125', 'gpt-3.5-turbo'],
       ['o3-mini-2025-01-31', 'o3-mini'],
+      ['o3-2025-04-16', 'o3'],
+      ['o1-mini-2024-09-12', 'o1-mini'],
       ['o1-2024-12-17', 'o1'],
-      ['gpt-5-mini-2025-08-07', 'gpt-5-mini'],
-      ['text-embedding-3-small', 'text-embedding-3-small'],
     ];
-    for (const [model, family] of cases) {
-      expect(table.priceOf(model), model).toEqual({ price: BUNDLED_PRICES[family], known: true });
-    }
+    for (const [model, name] of family) expect(distinct.priceOf(model).price.input, model).toBe(families.indexOf(name) + 1);
   });
 
   it('does not match on a bare prefix without the dash (gpt-4o is not gpt-4, gpt-4ox is unknown)', () => {
-    expect(table.priceOf('gpt-4o').price).toBe(BUNDLED_PRICES['gpt-4o']);
-    expect(table.priceOf('gpt-4ox')).toEqual({ price: FALLBACK_PRICE, known: false });
-    expect(table.priceOf('o10')).toEqual({ price: FALLBACK_PRICE, known: false });
+    expect(table.priceOf('gpt-4o').price).toEqual({ input: 2.5, cachedInput: 1.25, output: 10 });
+    expect(table.priceOf('gpt-4ox')).toMatchObject({ known: false });
+    expect(table.priceOf('o10')).toMatchObject({ known: false });
   });
 
-  it('prices unknown models (and no model) at the fallback, so spend is never free', () => {
-    expect(FALLBACK_PRICE).toBe(BUNDLED_PRICES['gpt-4o']);
-    for (const model of ['llama-3-70b', 'my-fine-tune', null]) {
-      expect(table.priceOf(model)).toEqual({ price: FALLBACK_PRICE, known: false });
+  it('prices unknown models (and no model) like gpt-4o ($2.50 / $10 per 1M), so spend is never free', () => {
+    for (const model of ['llama-3-70b', 'my-fine-tune', 'gpt-4ox', null]) {
+      expect(table.priceOf(model)).toEqual({ price: { input: 2.5, cachedInput: 1.25, output: 10 }, known: false });
+      // 1000 × 2.5 + 1000 × 10 micro-dollars.
       expect(table.costMicroUsd(model, usage(1_000, 1_000))).toBe(2_500 + 10_000);
     }
   });
@@ -215,9 +258,9 @@ describe('prices.ts', () => {
   it('costs in micro-dollars: input, cached input and output prices', () => {
     // gpt-4o-mini: $0.15 input, $0.075 cached input, $0.60 output per 1M tokens.
     expect(table.costMicroUsd('gpt-4o-mini', usage(1_000_000, 1_000_000))).toBe(750_000);
-    expect(table.costMicroUsd('gpt-4o-mini', usage(1_000, 100, 400))).toBe(600 * 0.15 + 400 * 0.075 + 100 * 0.6);
+    expect(table.costMicroUsd('gpt-4o-mini', usage(1_000, 100, 400))).toBe(180); // 600 × 0.15 + 400 × 0.075 + 100 × 0.6 = 90 + 30 + 60
     // Cached tokens are part of the prompt: more cached than prompt counts the whole prompt as cached.
-    expect(table.costMicroUsd('gpt-4o-mini', usage(100, 0, 500))).toBe(Math.ceil(100 * 0.075));
+    expect(table.costMicroUsd('gpt-4o-mini', usage(100, 0, 500))).toBe(8); // 100 × 0.075 = 7.5, rounded up
     // Embeddings: input only.
     expect(table.costMicroUsd('text-embedding-3-small', usage(1_000_000, 0))).toBe(20_000);
     // A fraction of a micro-dollar is rounded up, never down to free.
@@ -228,10 +271,11 @@ describe('prices.ts', () => {
   it('a whole number of micro-dollars is not rounded up by floating-point noise', () => {
     // 205 completion tokens of gpt-4o-mini cost exactly 123 micro-dollars (205 × 0.6).
     expect(table.costMicroUsd('gpt-4o-mini', usage(0, 205))).toBe(123);
-    for (let prompt = 0; prompt <= 400; prompt += 20) {
+    // In integers: $0.15 and $0.60 per 1M are 15 and 60 hundredths of a micro-dollar a token.
+    for (let prompt = 0; prompt <= 400; prompt += 7) {
       for (let completion = 0; completion <= 400; completion += 5) {
-        const exact = prompt * 0.15 + completion * 0.6;
-        const expected = Math.ceil(Math.round(exact * 1e6) / 1e6);
+        const hundredths = prompt * 15 + completion * 60;
+        const expected = (hundredths - (hundredths % 100)) / 100 + (hundredths % 100 === 0 ? 0 : 1);
         expect(table.costMicroUsd('gpt-4o-mini', usage(prompt, completion)), `${prompt}+${completion}`).toBe(expected);
       }
     }
