@@ -9,8 +9,12 @@ const REDACTED = '[REDACTED]';
 const TRUNCATED = '[Truncated]';
 const MAX_DEPTH = 8;
 const TOKEN_PATTERNS = [/\bBearer\s+[^\s"',;]+/gi, /\bsk-[A-Za-z0-9_-]{6,}/g, /\bpgpt-[A-Za-z0-9_-]{6,}/g];
-/** Properties (lower-cased names) censored whatever they hold, at any depth: credentials of any scheme. */
-const SECRET_KEYS = new Set(['authorization', 'proxy-authorization', 'cookie', 'set-cookie', 'apikey', 'openaiapikey', 'adminkey']);
+/**
+ * Properties censored whatever they hold, at any depth: credentials of any scheme. Names are
+ * compared lower-cased without `-` and `_`, so `x-api-key`, `api_key` and `apiKey` are one name.
+ */
+const SECRET_KEYS = new Set(['authorization', 'proxyauthorization', 'cookie', 'setcookie', 'apikey', 'xapikey', 'openaiapikey', 'adminkey']);
+const credentialName = (key: string) => key.toLowerCase().replace(/[-_]/g, '');
 
 const escapeRegExp = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
@@ -66,7 +70,7 @@ export class Redactor {
     }
     if (Array.isArray(input)) return input.map((v) => this.value(v, depth + 1));
     const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(input)) out[k] = v !== null && v !== undefined && SECRET_KEYS.has(k.toLowerCase()) ? REDACTED : this.value(v, depth + 1);
+    for (const [k, v] of Object.entries(input)) out[k] = v !== null && v !== undefined && SECRET_KEYS.has(credentialName(k)) ? REDACTED : this.value(v, depth + 1);
     return out;
   }
 }

@@ -102,7 +102,8 @@ describe('token patterns', () => {
 describe('credential property names', () => {
   const redactor = new Redactor([]);
   const NAMES = ['authorization', 'Authorization', 'AUTHORIZATION', 'proxy-authorization', 'Proxy-Authorization', 'cookie', 'COOKIE', 'Cookie',
-    'set-cookie', 'Set-Cookie', 'apiKey', 'apikey', 'APIKEY', 'openaiApiKey', 'OPENAIAPIKEY', 'adminKey', 'ADMINKEY'];
+    'set-cookie', 'Set-Cookie', 'apiKey', 'apikey', 'APIKEY', 'openaiApiKey', 'OPENAIAPIKEY', 'adminKey', 'ADMINKEY',
+    'api_key', 'api-key', 'x-api-key', 'X-Api-Key', 'openai_api_key', 'OPENAI_API_KEY', 'admin_key', 'proxy_authorization', 'set_cookie'];
 
   it.each(NAMES)('%s is censored whatever it holds, at the top and deep down', (name) => {
     expect(redactor.value({ [name]: 'looks-harmless', other: 'kept' })).toEqual({ [name]: '[REDACTED]', other: 'kept' });
