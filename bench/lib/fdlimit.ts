@@ -1,9 +1,11 @@
 /**
- * Open-file limits for thousands of open streams. Node cannot raise its own limit (no setrlimit),
- * so when the soft limit is below what the run needs, the bench starts itself again under
- * `bash -c 'ulimit -n N; exec …'` (N: what is wanted, or the hard limit when that is lower); every
- * process it starts (mock, gateway, pass-through, nginx, Portkey) inherits the raised limit. Each
- * open stream holds one descriptor in the load generator and the mock and two in the proxy.
+ * Open-file limits for thousands of open streams. Each open stream holds one descriptor in the
+ * load generator and the mock and two in the proxy. Node raises its own soft limit to the hard
+ * limit when it starts, but has no setrlimit to go beyond: when the limit is below what the run
+ * needs, the bench starts itself again once under `bash -c 'ulimit -n N; exec …'` (which raises the
+ * hard limit too where the user may, e.g. root with CAP_SYS_RESOURCE); every process it starts
+ * (mock, gateway, pass-through, nginx, Portkey) inherits the limit. Where it cannot be raised, the
+ * run goes on and the many-streams phase opens what fits (the report says so).
  */
 import { spawn } from 'node:child_process';
 import { openFilesLimit } from './procs.js';
