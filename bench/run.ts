@@ -14,8 +14,8 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, loadavg, release, tmpdir, type } from 'node:os';
 import { join } from 'node:path';
-import { buildIfStale, createStoredKey, ROOT, startGateway, startMock, startPassThrough } from './lib/services.js';
-import { guardChildren, openFilesLimit, rssMb, stopAll, stopChild } from './lib/procs.js';
+import { buildIfStale, createStoredKey, keyUsage, ROOT, startGateway, startMock, startPassThrough } from './lib/services.js';
+import { guardChildren, openFilesLimit, rssMb, sleep, stopAll, stopChild } from './lib/procs.js';
 import { directTarget, gatewayTarget, passThroughTarget, type Target } from './lib/targets.js';
 import { findNginx, nginxVersion, startNginx } from './lib/nginx.js';
 import { relaunchWithOpenFiles } from './lib/fdlimit.js';
@@ -199,6 +199,16 @@ async function main(): Promise<void> {
     const targets = connections === 32 ? all : [direct, gateway];
     step(`throughput and CPU per call at ${connections} connections: ${targets.map((t) => t.name).join(', ')}`);
     results.throughput.push(...(await throughput(targets, connections, settings.loadRounds, settings.loadSeconds, settings.loadWarmupSeconds)));
+  }
+
+  await sleep(1500); // the usage recorder writes in batches
+  try {
+    const usage = await keyUsage(gw.port);
+    const answered = results.throughput.filter((l) => l.target === 'gateway-stored').reduce((n, l) => n + l.requests, 0);
+    results.meta.storedKeyUsage = `${usage.requests.toLocaleString('en-US')} requests recorded (${answered.toLocaleString('en-US')} answered in the measured load rounds alone), ${usage.total_tokens.toLocaleString('en-US')} tokens, $${usage.usd}`;
+    step(`stored key metered: ${results.meta.storedKeyUsage}`);
+  } catch (err) {
+    note(`stored key usage could not be read: ${(err as Error).message}`);
   }
 
   step('workers: starting a gateway with PROXYGPT_WORKERS=2');

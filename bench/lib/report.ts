@@ -27,6 +27,8 @@ export interface Meta {
   openFilesLimit?: number | string;
   /** nginx version when it was measured. */
   nginx?: string;
+  /** What the gateway recorded for the metered stored key (GET /admin/usage). */
+  storedKeyUsage?: string;
   notes: string[];
 }
 
@@ -322,6 +324,7 @@ function header(meta: Meta): string[] {
       (meta.durationSeconds ? `; run took ${meta.durationSeconds.toFixed(0)} s` : ''),
     `Gateway revision: ${meta.revision}` + (meta.nginx ? `; nginx ${meta.nginx}` : '') + (meta.openFilesLimit !== undefined ? `; open-files limit ${meta.openFilesLimit}` : ''),
     `Settings: ${settings}`,
+    ...(meta.storedKeyUsage ? [`Stored key (metered): ${meta.storedKeyUsage}`] : []),
     ...meta.notes.map((n) => `Note: ${n}`),
   ];
 }

@@ -84,6 +84,13 @@ export async function createStoredKey(gatewayPort: number, name = 'bench-team'):
   return body.key;
 }
 
+/** What the gateway recorded for a key over the last day (GET /admin/usage), proof that its calls were metered. */
+export async function keyUsage(gatewayPort: number, key = 'bench-team'): Promise<{ requests: number; total_tokens: number; usd: number }> {
+  const res = await fetch(`http://127.0.0.1:${gatewayPort}/admin/usage?key=${encodeURIComponent(key)}&since=1d`, { headers: { authorization: `Bearer ${ADMIN_KEY}` } });
+  if (res.status !== 200) throw new Error(`GET /admin/usage answered ${res.status}: ${(await res.text()).slice(0, 200)}`);
+  return (await res.json()) as { requests: number; total_tokens: number; usd: number };
+}
+
 export interface GatewayOptions {
   workers: number;
   logLevel: string;
