@@ -98,7 +98,8 @@ function streamsOf(r: BenchResults, target: string): OpenStreams | undefined {
 }
 
 const us = (v: number | null | undefined) => (v == null || !Number.isFinite(v) ? '–' : v.toFixed(0));
-const kb = (o: OpenStreams | undefined) => (o?.kbPerStream == null ? '–' : `${o.kbPerStream.toFixed(1)}${o.flowing < o.requested ? ` (${o.flowing}/${o.requested} flowing)` : ''}`);
+const kb = (o: OpenStreams | undefined, unit = '') =>
+  o?.kbPerStream == null ? '–' : `${o.kbPerStream.toFixed(1)}${unit}${o.flowing < o.requested ? ` (${o.flowing}/${o.requested} flowing)` : ''}`;
 
 export function evaluateGoals(r: BenchResults, peerNote: string, nginxNote = ''): Goal[] {
   const goal = (name: string, value: number | null | undefined, ok: (v: number) => boolean, figure: (v: number) => string, missing = 'not measured'): Goal =>
@@ -184,7 +185,7 @@ function costGoals(r: BenchResults, peerNote: string, nginxNote: string, goal: G
       () =>
         beside
           .filter(([, o]) => o !== undefined)
-          .map(([label, o]) => `${label}, ${o!.requested} streams: ${kb(o)} KB`)
+          .map(([label, o]) => `${label}, ${o!.requested} streams: ${kb(o, ' KB')}`)
           .join('; '),
     ),
     manyGoal,
