@@ -4,9 +4,14 @@
  * Requests/s is pooled over the rounds (all 2xx answers / all measured time); latencies are each
  * response's own time in ms (autocannon's histogram keeps whole milliseconds only, so the bench
  * collects the exact times from its `response` events).
+ *
+ * CPU time per call: the serving process tree's utime + stime (from /proc) read right before and
+ * after each measured round, summed over the rounds and divided by the calls it answered (2xx and
+ * non-2xx); warm-ups are not counted.
  */
 import autocannon from 'autocannon';
 import { CHAT_PATH, chatBody, type Target } from './targets.js';
+import { clockTicksPerSecond, ticksBetween, treeTicks } from './cpu.js';
 import { pct, rotate, sorted } from './stats.js';
 
 export interface LoadFigures {
@@ -21,6 +26,10 @@ export interface LoadFigures {
   non2xx: number;
   errors: number;
   timeouts: number;
+  /** CPU time of the serving process tree per call answered, in µs; null when not readable. */
+  cpuUsPerCall: number | null;
+  /** CPU seconds of the serving tree over the measured rounds (resolution: one clock tick). */
+  cpuSeconds: number | null;
 }
 
 interface RoundOutcome {
@@ -30,6 +39,8 @@ interface RoundOutcome {
   errors: number;
   timeouts: number;
   latencies: number[];
+  /** CPU ticks of the serving tree during the round; null when not readable. */
+  ticks: number | null;
 }
 
 /** One autocannon run; `keep` false: warm-up, latencies not collected. */
@@ -55,6 +66,7 @@ export function cannon(target: Target, connections: number, seconds: number, kee
           errors: result.errors,
           timeouts: result.timeouts,
           latencies,
+          ticks: null,
         });
       },
     );
@@ -70,13 +82,21 @@ export async function throughput(targets: Target[], connections: number, rounds:
   for (const target of targets) await cannon(target, connections, warmupSeconds, false);
   const outcomes = new Map<string, RoundOutcome[]>(targets.map((t) => [t.name, []]));
   for (let r = 0; r < rounds; r++) {
-    for (const target of rotate(targets, r)) outcomes.get(target.name)!.push(await cannon(target, connections, seconds));
+    for (const target of rotate(targets, r)) {
+      const before = treeTicks(target.pid);
+      const outcome = await cannon(target, connections, seconds);
+      const after = treeTicks(target.pid);
+      outcome.ticks = before && after ? ticksBetween(before, after) : null;
+      outcomes.get(target.name)!.push(outcome);
+    }
   }
   return targets.map((target) => {
     const own = outcomes.get(target.name)!;
     const ok = own.reduce((n, o) => n + o.ok, 0);
     const time = own.reduce((n, o) => n + o.seconds, 0);
     const lat = sorted(own.flatMap((o) => o.latencies));
+    const served = ok + own.reduce((n, o) => n + o.non2xx, 0);
+    const cpuSeconds = own.every((o) => o.ticks !== null) ? own.reduce((n, o) => n + o.ticks!, 0) / clockTicksPerSecond() : null;
     return {
       target: target.name,
       connections,
@@ -88,6 +108,8 @@ export async function throughput(targets: Target[], connections: number, rounds:
       non2xx: own.reduce((n, o) => n + o.non2xx, 0),
       errors: own.reduce((n, o) => n + o.errors, 0),
       timeouts: own.reduce((n, o) => n + o.timeouts, 0),
+      cpuUsPerCall: cpuSeconds === null || served === 0 ? null : (cpuSeconds * 1e6) / served,
+      cpuSeconds,
     };
   });
 }

@@ -68,7 +68,7 @@ export async function startPeer(mockPort: number, logDir: string): Promise<Peer>
     cwd: PACKAGE_DIR,
     env: { PATH: process.env.PATH, HOME: process.env.HOME, NODE_ENV: 'production' },
   });
-  const target = peerTarget(port, mockPort);
+  const target = peerTarget(port, mockPort, child.proc.pid);
   let lastAnswer = '';
   try {
     await waitReady(child, async () => {

@@ -1,7 +1,8 @@
 /**
- * The report: the figures as tables (aligned text for the terminal, Markdown for the file), every
- * goal of issue 4 with PASS/MISS, and all raw figures as JSON. Files go to bench/results/ as
- * <timestamp>.md/.json plus latest.md/latest.json.
+ * The report: the figures as tables (aligned text for the terminal, Markdown for the file): every
+ * target side by side (requests/s, CPU time per call, ratios to the bare Node floor, memory per
+ * open stream), every goal (issue 4's, and what a call costs) with PASS/MISS, and all raw figures
+ * as JSON. Files go to bench/results/ as <timestamp>.md/.json plus latest.md/latest.json.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -22,6 +23,12 @@ export interface Meta {
   loadAvgEnd?: number[];
   durationSeconds?: number;
   settings: Record<string, string | number | boolean>;
+  /** Soft limit on open files the run had. */
+  openFilesLimit?: number | string;
+  /** nginx version when it was measured. */
+  nginx?: string;
+  /** What the gateway recorded for the metered stored key (GET /admin/usage). */
+  storedKeyUsage?: string;
   notes: string[];
 }
 
@@ -35,21 +42,44 @@ export interface BenchResults {
   memory: {
     idleFreshMb: number | null;
     idleAfterLoadMb: number | null;
-    /** Open streams through the gateway right after it started, and after the load runs. */
+    /** Open streams through a fresh gateway (environment key), and through the one that served the load. */
     gatewayFresh?: OpenStreams;
     gateway?: OpenStreams;
+    /** Through a fresh gateway with the metered stored key. */
+    gatewayStored?: OpenStreams;
+    /** Thousands of streams (8,000 by default) through a fresh gateway with the stored key. */
+    gatewayMany?: OpenStreams;
+    /** Fresh processes of their own. */
+    bareNode?: OpenStreams;
+    nginx?: OpenStreams;
+    peerFresh?: OpenStreams;
+    /** Through the Portkey that served the load. */
     peer?: OpenStreams;
     abortProbe?: AbortProbe;
   };
   workers: LoadFigures[];
+  /** Clock ticks per second of /proc's utime and stime (CPU time resolution). */
+  cpuTicksPerSecond?: number;
   goals: Goal[];
 }
 
 export interface Goal {
+  /** Which list the goal belongs to. */
+  group?: string;
   goal: string;
   figure: string;
   status: 'PASS' | 'MISS' | 'n/a';
 }
+
+/** The side-by-side table's targets, in order, with what each stands for. */
+const TARGETS: [name: string, label: string][] = [
+  ['direct', 'the mock upstream itself (direct)'],
+  ['gateway', 'gateway, environment key'],
+  ['gateway-stored', 'gateway, metered stored key'],
+  ['bare-node', 'bare Node pass-through (floor)'],
+  ['nginx', 'nginx proxy_pass (floor)'],
+  ['portkey', 'Portkey gateway'],
+];
 
 type Table = { title: string; head: string[]; rows: string[][]; note?: string };
 
@@ -61,7 +91,17 @@ function load(all: LoadFigures[], target: string, connections: number): LoadFigu
   return all.find((l) => l.target === target && l.connections === connections);
 }
 
-export function evaluateGoals(r: BenchResults, peerNote: string): Goal[] {
+/** The open-streams phase that stands for a target in the side-by-side table: a fresh process of its own. */
+function streamsOf(r: BenchResults, target: string): OpenStreams | undefined {
+  const m = r.memory;
+  return ({ gateway: m.gatewayFresh, 'gateway-stored': m.gatewayStored, 'bare-node': m.bareNode, nginx: m.nginx, portkey: m.peerFresh } as Record<string, OpenStreams | undefined>)[target];
+}
+
+const us = (v: number | null | undefined) => (v == null || !Number.isFinite(v) ? '–' : v.toFixed(0));
+const kb = (o: OpenStreams | undefined, unit = '') =>
+  o?.kbPerStream == null ? '–' : `${o.kbPerStream.toFixed(1)}${unit}${o.flowing < o.requested ? ` (${o.flowing}/${o.requested} flowing)` : ''}`;
+
+export function evaluateGoals(r: BenchResults, peerNote: string, nginxNote = ''): Goal[] {
   const goal = (name: string, value: number | null | undefined, ok: (v: number) => boolean, figure: (v: number) => string, missing = 'not measured'): Goal =>
     value === null || value === undefined || !Number.isFinite(value)
       ? { goal: name, figure: missing, status: 'n/a' }
@@ -80,7 +120,7 @@ export function evaluateGoals(r: BenchResults, peerNote: string): Goal[] {
   const fresh = r.memory.gatewayFresh;
   const w1 = load(r.workers, 'gateway-1w', 32)?.rps;
   const w2 = load(r.workers, 'gateway-2w', 32)?.rps;
-  return [
+  const issue4 = [
     goal('added median latency ≤ 0.3 ms (sequential)', added, (v) => v <= 0.3, (v) => `${v.toFixed(3)} ms`),
     goal('throughput ≥ 6× Portkey at 32 connections', ratio(g32, p32), (v) => v >= 6, (v) => `${v.toFixed(2)}× (${f(g32, 0)} vs ${f(p32, 0)} req/s)`, peerNote),
     goal('throughput ≥ 0.3× direct at 32 connections', ratio(g32, d32), (v) => v >= 0.3, (v) => `${v.toFixed(2)}× (${f(g32, 0)} vs ${f(d32, 0)} req/s)`),
@@ -99,12 +139,84 @@ export function evaluateGoals(r: BenchResults, peerNote: string): Goal[] {
         (fresh?.openRssMb == null ? '' : `; fresh gateway: ${fresh.openRssMb.toFixed(0)} MB (${fresh.flowing}/${fresh.requested})`),
     ),
     goal('2 workers ≥ 1.3× one (32 connections)', ratio(w2, w1), (v) => v >= 1.3, (v) => `${v.toFixed(2)}× (${f(w2, 0)} vs ${f(w1, 0)} req/s)`),
-  ];
+  ].map((g) => ({ group: 'issue 4', ...g }));
+  return [...issue4, ...costGoals(r, peerNote, nginxNote, goal)];
+}
+
+type GoalOf = (name: string, value: number | null | undefined, ok: (v: number) => boolean, figure: (v: number) => string, missing?: string) => Goal;
+
+/** What a call costs, against the floor (a bare Node pass-through; nginx is shown beside it). */
+function costGoals(r: BenchResults, peerNote: string, nginxNote: string, goal: GoalOf): Goal[] {
+  const cpu = (name: string) => load(r.throughput, name, 32)?.cpuUsPerCall;
+  const bare = cpu('bare-node');
+  const nginx = cpu('nginx');
+  const floor = (v: number | null | undefined) => `${us(v)} vs ${us(bare)} µs per call` + (nginx == null ? (nginxNote ? `; ${nginxNote}` : '') : `; nginx ${us(nginx)} µs`);
+  const s32 = load(r.throughput, 'gateway-stored', 32)?.rps;
+  const p32 = load(r.throughput, 'portkey', 32)?.rps;
+  const many = r.memory.gatewayMany;
+  // Judged on the worse of the fresh gateway's two figures (environment key, metered stored key).
+  const fresh = [r.memory.gatewayFresh, r.memory.gatewayStored].filter((o): o is OpenStreams => o?.kbPerStream != null);
+  const worst = fresh.length === 0 ? undefined : fresh.reduce((a, b) => (b.kbPerStream! > a.kbPerStream! ? b : a));
+  const beside = [
+    ['environment key', r.memory.gatewayFresh],
+    ['stored key', r.memory.gatewayStored],
+    ['stored key', many],
+    ['bare Node', r.memory.bareNode],
+    ['nginx', r.memory.nginx],
+    ['Portkey', r.memory.peerFresh],
+  ] as const;
+  const w1 = load(r.workers, 'gateway-1w', 32)?.cpuUsPerCall;
+  const w2 = load(r.workers, 'gateway-2w', 32)?.cpuUsPerCall;
+  const manyGoal = goal(
+    '8,000 open streams through one gateway process in ≤ 400 MB RSS',
+    many?.openRssMb,
+    (v) => v <= 400 && many !== undefined && many.requested >= 8000 && many.flowing === many.requested,
+    (v) => `${v.toFixed(0)} MB with ${many?.flowing}/${many?.requested} streams flowing (idle before: ${f(many?.idleRssMb, 0)} MB)`,
+  );
+  if (many !== undefined && many.requested < 8000) Object.assign(manyGoal, { status: 'n/a', figure: `${manyGoal.figure}; only ${many.requested} streams in this run` });
+  return [
+    goal('CPU per call ≤ 1.5× the bare Node proxy, environment key', ratio(cpu('gateway'), bare), (v) => v <= 1.5, (v) => `${v.toFixed(2)}× (${floor(cpu('gateway'))})`),
+    goal('CPU per call ≤ 1.8× the bare Node proxy, metered stored key', ratio(cpu('gateway-stored'), bare), (v) => v <= 1.8, (v) => `${v.toFixed(2)}× (${floor(cpu('gateway-stored'))})`),
+    goal('throughput ≥ 8× Portkey at 32 connections, metered stored key', ratio(s32, p32), (v) => v >= 8, (v) => `${v.toFixed(2)}× (${f(s32, 0)} vs ${f(p32, 0)} req/s)`, peerNote),
+    goal(
+      `memory ≤ 30 KB per open stream (fresh gateway, ${worst?.requested ?? '–'} streams)`,
+      worst?.kbPerStream,
+      (v) => v <= 30 && fresh.every((o) => o.flowing === o.requested),
+      () =>
+        beside
+          .filter(([, o]) => o !== undefined)
+          .map(([label, o]) => `${label}, ${o!.requested} streams: ${kb(o, ' KB')}`)
+          .join('; '),
+    ),
+    manyGoal,
+    goal('PROXYGPT_WORKERS=2: CPU per call ≤ 1.15× one worker\'s', ratio(w2, w1), (v) => v <= 1.15, (v) => `${v.toFixed(2)}× (${us(w2)} vs ${us(w1)} µs per call)`),
+    goal('idle RSS after the load runs ≤ 150 MB', r.memory.idleAfterLoadMb, (v) => v <= 150, (v) => `${v.toFixed(0)} MB (fresh: ${f(r.memory.idleFreshMb, 0)} MB)`),
+  ].map((g) => ({ group: 'cost', ...g }));
 }
 
 function tables(r: BenchResults): Table[] {
   const out: Table[] = [];
-  out.push({ title: 'Goals (issue 4)', head: ['goal', 'figure', 'status'], rows: r.goals.map((g) => [g.goal, g.figure, g.status]) });
+  const goalRows = (group: string) => r.goals.filter((g) => (g.group ?? 'issue 4') === group).map((g) => [g.goal, g.figure, g.status]);
+  out.push({ title: 'Goals: what a call costs, against the floor', head: ['goal', 'figure', 'status'], rows: goalRows('cost') });
+  out.push({ title: 'Goals (issue 4)', head: ['goal', 'figure', 'status'], rows: goalRows('issue 4') });
+  const bare32 = load(r.throughput, 'bare-node', 32);
+  const sideRows = TARGETS.flatMap(([name, label]) => {
+    const l = load(r.throughput, name, 32);
+    const o = streamsOf(r, name);
+    if (!l && !o) return [];
+    return [
+      [name, label, f(l?.rps, 0), x(ratio(l?.rps, bare32?.rps)), us(l?.cpuUsPerCall), x(ratio(l?.cpuUsPerCall, bare32?.cpuUsPerCall)), l ? l.requests.toLocaleString('en-US') : '–', f(l?.cpuSeconds, 2), kb(o)],
+    ];
+  });
+  if (sideRows.length > 0) {
+    out.push({
+      title:
+        `Every target side by side: 32 connections; CPU = utime + stime of the serving process (tree) per call answered (resolution ${(1000 / (r.cpuTicksPerSecond ?? 100)).toFixed(0)} ms of CPU time); ` +
+        `memory = (RSS with ${r.memory.gatewayFresh?.requested ?? '–'} streams open − RSS before) / streams, on a fresh process of its own`,
+      head: ['target', 'what', 'req/s', '× bare Node', 'µs CPU/call', '× bare Node CPU', 'calls', 'CPU s', 'KB per open stream'],
+      rows: sideRows,
+    });
+  }
   if (r.sequential) {
     const s = r.sequential;
     out.push({
@@ -116,7 +228,7 @@ function tables(r: BenchResults): Table[] {
   if (r.throughput.length > 0) {
     out.push({
       title: 'Throughput (autocannon, POST chat completion, interleaved rounds)',
-      head: ['connections', 'target', 'req/s', 'p50 ms', 'p99 ms', '× direct', 'gateway × this', 'non-2xx/errors'],
+      head: ['connections', 'target', 'req/s', 'p50 ms', 'p99 ms', '× direct', 'gateway × this', 'µs CPU/call', 'non-2xx/errors'],
       rows: r.throughput.map((l) => {
         const direct = load(r.throughput, 'direct', l.connections);
         const gateway = load(r.throughput, 'gateway', l.connections);
@@ -128,6 +240,7 @@ function tables(r: BenchResults): Table[] {
           f(l.p99, 2),
           l.target === 'direct' ? '' : x(ratio(l.rps, direct?.rps)),
           l.target === 'gateway' ? '' : x(ratio(gateway?.rps, l.rps)),
+          us(l.cpuUsPerCall),
           `${l.non2xx}/${l.errors + l.timeouts}`,
         ];
       }),
@@ -155,27 +268,38 @@ function tables(r: BenchResults): Table[] {
   }
   const m = r.memory;
   const memRows: string[][] = [
-    ['gateway idle (fresh)', f(m.idleFreshMb, 1), ''],
-    ['gateway idle (after the load runs)', f(m.idleAfterLoadMb, 1), ''],
+    ['gateway idle (fresh)', f(m.idleFreshMb, 1), '', ''],
+    ['gateway idle (after the load runs)', f(m.idleAfterLoadMb, 1), '', ''],
   ];
-  for (const [label, o] of [[' (fresh)', m.gatewayFresh], [' (after the load runs)', m.gateway], ['', m.peer]] as const) {
-    if (o) memRows.push([`${o.target}${label}, ${o.requested} open streams`, f(o.openRssMb, 1), `${o.flowing} flowing when read (${o.settleSeconds.toFixed(1)} s after opening), ${o.completed} ended normally, ${o.failed} failed; idle before: ${f(o.idleRssMb, 1)} MB`]);
+  const phases = [
+    [' (after the load runs)', m.gateway],
+    [' (after the load runs)', m.peer],
+    [' (fresh)', m.gatewayFresh],
+    [' (fresh)', m.gatewayStored],
+    [' (fresh)', m.bareNode],
+    [' (fresh; master + worker)', m.nginx],
+    [' (fresh)', m.peerFresh],
+    [' (fresh)', m.gatewayMany],
+  ] as const;
+  for (const [label, o] of phases) {
+    if (o) memRows.push([`${o.target}${label}, ${o.requested} open streams`, f(o.openRssMb, 1), kb(o), `${o.flowing} flowing when read (${o.settleSeconds.toFixed(1)} s after opening), ${o.completed} ended normally, ${o.failed} failed; before: ${f(o.idleRssMb, 1)} MB`]);
   }
   const p = m.abortProbe;
   if (p) {
     memRows.push([
       `gateway after ${p.aborted} clients left mid-stream`,
       f(p.rssPeakMb, 1),
+      '',
       `peak over the ${p.watchedSeconds.toFixed(0)} s after (before: ${f(p.rssBeforeMb, 1)} MB); meanwhile the slowest of ${p.calls} calls took ${f(p.longestCallSeconds, 2)} s, ${p.failedCalls} failed`,
     ]);
   }
-  out.push({ title: 'Memory (VmRSS of the serving process)', head: ['state', 'RSS MB', 'detail'], rows: memRows });
+  out.push({ title: 'Memory (VmRSS of the serving process; nginx: master + worker)', head: ['state', 'RSS MB', 'KB/stream', 'detail'], rows: memRows });
   if (r.workers.length > 0) {
     const one = load(r.workers, 'gateway-1w', 32);
     out.push({
       title: 'Workers: PROXYGPT_WORKERS=1 vs 2 at 32 connections',
-      head: ['gateway', 'req/s', 'p50 ms', 'p99 ms', '× 1 worker'],
-      rows: r.workers.map((l) => [l.target, f(l.rps, 0), f(l.p50, 2), f(l.p99, 2), x(ratio(l.rps, one?.rps))]),
+      head: ['gateway', 'req/s', 'p50 ms', 'p99 ms', '× 1 worker', 'µs CPU/call (all processes)', 'CPU × 1 worker'],
+      rows: r.workers.map((l) => [l.target, f(l.rps, 0), f(l.p50, 2), f(l.p99, 2), x(ratio(l.rps, one?.rps)), us(l.cpuUsPerCall), x(ratio(l.cpuUsPerCall, one?.cpuUsPerCall))]),
     });
   }
   return out;
@@ -199,8 +323,9 @@ function header(meta: Meta): string[] {
     `Machine: ${meta.cpus} × ${meta.cpuModel}, ${meta.os}; Node ${meta.node}; load average at start ${meta.loadAvgStart.map((l) => l.toFixed(2)).join(' ')}` +
       (meta.loadAvgEnd ? `, at end ${meta.loadAvgEnd.map((l) => l.toFixed(2)).join(' ')}` : '') +
       (meta.durationSeconds ? `; run took ${meta.durationSeconds.toFixed(0)} s` : ''),
-    `Gateway revision: ${meta.revision}`,
+    `Gateway revision: ${meta.revision}` + (meta.nginx ? `; nginx ${meta.nginx}` : '') + (meta.openFilesLimit !== undefined ? `; open-files limit ${meta.openFilesLimit}` : ''),
     `Settings: ${settings}`,
+    ...(meta.storedKeyUsage ? [`Stored key (metered): ${meta.storedKeyUsage}`] : []),
     ...meta.notes.map((n) => `Note: ${n}`),
   ];
 }

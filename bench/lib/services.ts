@@ -1,12 +1,14 @@
 /**
- * The processes under test: the mock upstream (bench/mock-server.ts under tsx) and the gateway
+ * The processes under test: the mock upstream (bench/mock-server.ts under tsx), the gateway
  * (dist/main.js, built first when dist is missing or older than src), configured as in production:
- * hourly and daily limits on (huge, so nothing is refused), usage recorded, SQLite file in a temp dir.
+ * hourly and daily limits on (huge, so nothing is refused), usage recorded, SQLite file in a temp
+ * dir, admin API on (for the stored key of the common team set-up), and the bare Node
+ * pass-through (bench/passthrough.ts under tsx).
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { CHAT_PATH, PROXY_KEY, UPSTREAM_KEY, chatBody } from './targets.js';
+import { ADMIN_KEY, CHAT_PATH, PROXY_KEY, UPSTREAM_KEY, chatBody } from './targets.js';
 import { freePort, httpProbe, startChild, waitReady, type Child } from './procs.js';
 
 export const ROOT = new URL('../..', import.meta.url).pathname.replace(/\/$/, '');
@@ -45,6 +47,50 @@ export async function startMock(logDir: string): Promise<Service> {
   return { child, port };
 }
 
+/** The bare Node pass-through in front of the mock (bench/passthrough.ts). */
+export async function startPassThrough(mockPort: number, logDir: string, name = 'bare-node'): Promise<Service> {
+  const port = await freePort();
+  const child = startChild(name, process.execPath, ['--import', 'tsx', join(ROOT, 'bench', 'passthrough.ts'), String(port), `http://127.0.0.1:${mockPort}`], join(logDir, `${name}.log`), {
+    cwd: ROOT,
+    ipc: true,
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, NODE_ENV: 'production' },
+  });
+  await waitReady(child, httpProbe(`http://127.0.0.1:${port}/v1/models`));
+  return { child, port };
+}
+
+/**
+ * The common team set-up: a stored key with request and token limits per hour and day, so every
+ * call is metered (estimate, reserve, cap, settle, usage record), set so high that nothing is
+ * refused during the run. Created over the admin API; returns the key's secret.
+ */
+export const STORED_KEY_LIMITS = { requests_per_hour: 1e9, requests_per_day: 1e9, tokens_per_hour: 1e12, tokens_per_day: 1e12 };
+
+export async function createStoredKey(gatewayPort: number, name = 'bench-team'): Promise<string> {
+  const res = await fetch(`http://127.0.0.1:${gatewayPort}/admin/keys`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${ADMIN_KEY}` },
+    body: JSON.stringify({ name, ...STORED_KEY_LIMITS }),
+  });
+  const body = (await res.json()) as { key?: string };
+  if (res.status !== 201 || typeof body.key !== 'string') throw new Error(`creating a stored key answered ${res.status}: ${JSON.stringify(body).slice(0, 300)}`);
+  const check = await fetch(`http://127.0.0.1:${gatewayPort}${CHAT_PATH}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${body.key}` },
+    body: chatBody(),
+  });
+  const text = await check.text();
+  if (check.status !== 200) throw new Error(`a chat call with the stored key answered ${check.status}: ${text.slice(0, 300)}`);
+  return body.key;
+}
+
+/** What the gateway recorded for a key over the last day (GET /admin/usage), proof that its calls were metered. */
+export async function keyUsage(gatewayPort: number, key = 'bench-team'): Promise<{ requests: number; total_tokens: number; usd: number }> {
+  const res = await fetch(`http://127.0.0.1:${gatewayPort}/admin/usage?key=${encodeURIComponent(key)}&since=1d`, { headers: { authorization: `Bearer ${ADMIN_KEY}` } });
+  if (res.status !== 200) throw new Error(`GET /admin/usage answered ${res.status}: ${(await res.text()).slice(0, 200)}`);
+  return (await res.json()) as { requests: number; total_tokens: number; usd: number };
+}
+
 export interface GatewayOptions {
   workers: number;
   logLevel: string;
@@ -61,6 +107,7 @@ export function gatewayEnv(mockPort: number, port: number, dbPath: string, optio
     OPENAI_API_KEY: UPSTREAM_KEY,
     OPENAI_BASE_URL: `http://127.0.0.1:${mockPort}/v1`,
     PROXYGPT_API_KEY: PROXY_KEY,
+    PROXYGPT_ADMIN_KEY: ADMIN_KEY,
     USE_HOURLY_RATE_LIMIT: 'true',
     PROXYGPT_HOURLY_RATE_LIMIT: '1000000000',
     USE_DAILY_RATE_LIMIT: 'true',

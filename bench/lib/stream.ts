@@ -6,8 +6,9 @@
  * 200 gaps from the role chunk to the last content chunk. Same spacing as direct = preserved;
  * gaps under 1 ms = "bursts" (events held back and released together).
  *
- * Open streams: N slow streams are opened at once and held; once they flow (or after a timeout),
- * the gateway's VmRSS is sampled; then the mock ends them all normally.
+ * Open streams: N slow streams are opened (at once, or in batches for thousands) and held; once
+ * they flow (or after a timeout), the serving process tree's VmRSS is sampled; then the mock ends
+ * them all normally. Memory per open stream = (RSS with N open − RSS before) / N flowing.
  * Abort probe: a few clients leave mid-stream; how long until the next call is answered.
  */
 import { setMaxListeners } from 'node:events';
@@ -15,6 +16,7 @@ import { Agent, request } from 'undici';
 import { CHAT_PATH, chatBody, type Target } from './targets.js';
 import { rotate, summarise, type Summary } from './stats.js';
 import { rssMb, sleep } from './procs.js';
+import { treeRssMb } from './cpu.js';
 
 export interface ChunkTiming {
   target: string;
@@ -79,21 +81,25 @@ export interface OpenStreams {
   openRssMb: number | null;
   /** Seconds from opening to all flowing (or the wait limit). */
   settleSeconds: number;
+  /** (openRssMb − idleRssMb) / flowing, in KB; null when nothing flowed or RSS was unreadable. */
+  kbPerStream: number | null;
 }
 
 /**
- * Opens `count` slow streams to `target` at once (one connection each: a chunk every 500 ms, far
- * more chunks than the test lasts), waits until all deliver (or `waitMs`), samples the VmRSS of
- * `pid` (the process serving them) for `holdMs`, then calls `finish` (the mock ends every stream
- * normally) and waits for them to end; what is still open after that is aborted.
+ * Opens `count` slow streams to `target` (one connection each: a chunk every `chunkDelayMs`, 500 by
+ * default, far more chunks than the test lasts), `batch` at a time (all at once by default), each
+ * batch given `waitMs` to flow; samples the VmRSS of the tree under `pid` (the process serving
+ * them) for `holdMs`, then calls `finish` (the mock ends every stream normally) and waits for them
+ * to end; what is still open after that is aborted.
  */
 export async function openStreams(
   target: Target,
   pid: number | undefined,
   count: number,
-  options: { holdMs: number; waitMs: number; finish: () => void },
+  options: { holdMs: number; waitMs: number; finish: () => void; batch?: number; chunkDelayMs?: number },
 ): Promise<OpenStreams> {
-  const idleRssMb = rssMb(pid);
+  const idleRssMb = treeRssMb(pid);
+  const batch = Math.max(1, options.batch ?? count);
   const agent = new Agent({ connections: count + 16, keepAliveTimeout: 1000 });
   const abort = new AbortController();
   setMaxListeners(0, abort.signal);
@@ -101,11 +107,11 @@ export async function openStreams(
   let completed = 0;
   let failed = 0;
   const opened = Date.now();
-  const streams = Array.from({ length: count }, async () => {
+  const open = async () => {
     try {
       const res = await request(target.origin + CHAT_PATH, {
         method: 'POST',
-        headers: { ...target.headers, 'x-mock-chunks': '100000', 'x-mock-chunk-delay-ms': '500' },
+        headers: { ...target.headers, 'x-mock-chunks': '100000', 'x-mock-chunk-delay-ms': String(options.chunkDelayMs ?? 500) },
         body: chatBody(true),
         dispatcher: agent,
         signal: abort.signal,
@@ -128,13 +134,20 @@ export async function openStreams(
     } catch {
       if (!abort.signal.aborted) failed++;
     }
-  });
-  while (flowing + failed < count && Date.now() - opened < options.waitMs) await sleep(100);
+  };
+  const streams: Promise<void>[] = [];
+  while (streams.length < count) {
+    const upTo = Math.min(count, streams.length + batch);
+    while (streams.length < upTo) streams.push(open());
+    const batchOpened = Date.now();
+    while (flowing + failed < upTo && Date.now() - batchOpened < options.waitMs) await sleep(100);
+    if (flowing + failed < upTo) break;
+  }
   const settleSeconds = (Date.now() - opened) / 1000;
   let openRssMb: number | null = null;
   const holdUntil = Date.now() + options.holdMs;
   while (Date.now() < holdUntil) {
-    const rss = rssMb(pid);
+    const rss = treeRssMb(pid);
     if (rss !== null) openRssMb = Math.max(openRssMb ?? 0, rss);
     await sleep(200);
   }
@@ -150,7 +163,8 @@ export async function openStreams(
   abort.abort();
   await ended;
   await agent.destroy();
-  return { target: target.name, requested: count, flowing: flowingAtRead, completed, failed, idleRssMb, openRssMb, settleSeconds };
+  const kbPerStream = idleRssMb === null || openRssMb === null || flowingAtRead === 0 ? null : ((openRssMb - idleRssMb) * 1024) / flowingAtRead;
+  return { target: target.name, requested: count, flowing: flowingAtRead, completed, failed, idleRssMb, openRssMb, settleSeconds, kbPerStream };
 }
 
 export interface AbortProbe {
