@@ -6,7 +6,6 @@
  * keys work, each as itself (usage is recorded under the key that matched).
  */
 import { describe, expect, it } from 'vitest';
-import { tempDir } from '../helpers.js';
 import { ADMIN_KEY, admin, call, createKey, rateLimit, usageRows, type HttpResult } from '../keys/helpers.js';
 import { adminGateways } from '../keys/gateway-fixture.js';
 import { runCli } from '../cli/cli.js';
@@ -43,7 +42,7 @@ describe('a near miss of the admin key', () => {
   it('is refused by the CLI in remote mode (HTTP 401), without showing either key', async () => {
     const gw = await start();
     const miss = nearMisses(ADMIN_KEY).find((m) => m.what === 'middle character changed')!;
-    const result = await runCli(['--url', gw.url, '--admin-key', miss.value, 'keys', 'create', '--name', 'mallory'], { cwd: tempDir(), env: {} });
+    const result = await runCli(['--url', gw.url, '--admin-key', miss.value, 'keys', 'create', '--name', 'mallory'], { env: {} });
     expect(result.code).toBe(1);
     expect(result.stderr).toBe(`proxygpt: ${gw.url} refused the admin key (HTTP 401): check --admin-key or PROXYGPT_ADMIN_KEY\n`);
     expect(result.stdout + result.stderr).not.toContain(miss.value);
