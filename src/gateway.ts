@@ -4,7 +4,7 @@
  * frameworks. Global limits come from the environment; a stored key adds its own on top.
  */
 import type { Config } from './config.js';
-import { ApiError } from './errors.js';
+import { rateLimited } from './errors.js';
 import type { Authenticator, Principal } from './auth/authenticator.js';
 import type { Policy } from './policy/policy.js';
 import type { KeyAccessCache } from './policy/key-access.js';
@@ -148,23 +148,19 @@ export class Gateway {
     const blocked = decision.states.find((s) => s.name === decision.blockedBy) ?? decision.states[0]!;
     const headers = rateLimitHeaders(decision.states, blocked);
     if (decision.retryAfterMs === undefined) {
-      throw new ApiError(
-        429,
-        `This request alone needs more than the limit of ${describeLimit(blocked)} (estimated from its prompt and max tokens). Lower max_tokens or ask your admin for a higher limit.`,
-        blocked.unit,
-        'rate_limit_exceeded',
+      throw rateLimited({
+        message: `This request alone needs more than the limit of ${describeLimit(blocked)} (estimated from its prompt and max tokens). Lower max_tokens or ask your admin for a higher limit.`,
+        unit: blocked.unit,
         headers,
-      );
+      });
     }
     const retryMs = decision.retryAfterMs;
     const retrySeconds = Math.max(1, Math.ceil(retryMs / 1000));
-    throw new ApiError(
-      429,
-      `Rate limit reached: ${describeLimit(blocked)}. Try again in ${retrySeconds}s. See GET /ratelimit for the current usage.`,
-      blocked.unit,
-      'rate_limit_exceeded',
-      { ...headers, 'retry-after': String(retrySeconds), 'retry-after-ms': String(Math.ceil(retryMs)) },
-    );
+    throw rateLimited({
+      message: `Rate limit reached: ${describeLimit(blocked)}. Try again in ${retrySeconds}s. See GET /ratelimit for the current usage.`,
+      unit: blocked.unit,
+      headers: { ...headers, 'retry-after': String(retrySeconds), 'retry-after-ms': String(Math.ceil(retryMs)) },
+    });
   }
 
   /**

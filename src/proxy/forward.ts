@@ -7,7 +7,7 @@
 import { EventEmitter } from 'node:events';
 import { Pool, type Dispatcher } from 'undici';
 import type { IncomingHttpHeaders } from 'node:http';
-import { ApiError } from '../errors.js';
+import { upstreamTimeout, upstreamUnreachable } from '../errors.js';
 import { upstreamRequestHeaders } from './headers.js';
 
 export interface UpstreamRequest {
@@ -86,10 +86,7 @@ export class Upstream {
   private translate(err: unknown, signal: CallSignal): Error {
     if (signal.aborted) return new ClientGoneError();
     const code = (err as { code?: string }).code ?? '';
-    const mapped = TIMEOUT_CODES.has(code)
-      ? new ApiError(504, 'The upstream API did not answer in time.', 'api_error', 'upstream_timeout')
-      : new ApiError(502, 'The upstream API could not be reached.', 'api_error', 'upstream_unreachable');
-    return Object.assign(mapped, { cause: err });
+    return TIMEOUT_CODES.has(code) ? upstreamTimeout(err) : upstreamUnreachable(err);
   }
 
   async close(): Promise<void> {

@@ -5,7 +5,7 @@
  * {"message": "<assistant text>"}. Upstream errors come back with their status and body.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { ApiError } from '../errors.js';
+import { badUpstreamResponse } from '../errors.js';
 import type { Gateway } from '../gateway.js';
 import { forwardFor, settleWith } from '../proxy/relay.js';
 import { usageContext } from './usage-context.js';
@@ -125,7 +125,7 @@ export function registerLegacyRoute(app: FastifyInstance, gateway: Gateway): voi
       }
       const content = parsed?.choices?.[0]?.message?.content;
       if (typeof content !== 'string') {
-        throw new ApiError(502, 'The upstream answer had no assistant message.', 'api_error', 'bad_upstream_response').withHeaders(admission.headers);
+        throw badUpstreamResponse('The upstream answer had no assistant message.').withHeaders(admission.headers);
       }
       return { message: content };
     },

@@ -5,7 +5,7 @@
  * record (onResponse hook).
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest, HTTPMethods } from 'fastify';
-import { badRequest } from '../errors.js';
+import { invalidRequest } from '../errors.js';
 import type { Gateway } from '../gateway.js';
 import type { Principal } from '../auth/authenticator.js';
 import { forwardFor, relay } from '../proxy/relay.js';
@@ -46,16 +46,16 @@ async function inspectBody(request: FastifyRequest): Promise<InspectedBody> {
     try {
       form = await new Response(request.rawBody, { headers: { 'content-type': contentType } }).formData();
     } catch {
-      throw badRequest('The multipart body could not be parsed.');
+      throw invalidRequest('The multipart body could not be parsed.');
     }
     const model = form.get('model');
-    if (model !== null && typeof model !== 'string') throw badRequest('The model field must be text.', 'invalid_request', 'model');
+    if (model !== null && typeof model !== 'string') throw invalidRequest('The model field must be text.', 'model');
     return { model, stream: form.get('stream') === 'true', json: null };
   }
   const body = request.body;
-  if (body === null || typeof body !== 'object' || Array.isArray(body)) throw badRequest('The request body must be a JSON object.');
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) throw invalidRequest('The request body must be a JSON object.');
   const json = body as Record<string, unknown>;
-  if (json.model !== undefined && typeof json.model !== 'string') throw badRequest('model must be a string.', 'invalid_request', 'model');
+  if (json.model !== undefined && typeof json.model !== 'string') throw invalidRequest('model must be a string.', 'model');
   return { model: (json.model as string | undefined) ?? null, stream: json.stream === true, json };
 }
 

@@ -11,7 +11,7 @@ import { Writable } from 'node:stream';
 import { authHeaders, chatBody, OTHER_KEY, PROXY_KEY, startGateway, UPSTREAM_KEY, type TestGateway } from '../helpers.js';
 import { Redactor } from '../../src/redact.js';
 import { createLogger } from '../../src/log.js';
-import { ApiError } from '../../src/errors.js';
+import { upstreamUnreachable } from '../../src/errors.js';
 import { freePort } from '../support/server-process.js';
 
 const SECRETS = [UPSTREAM_KEY, PROXY_KEY, OTHER_KEY];
@@ -139,7 +139,7 @@ describe.each([
   it('in a 502 whose cause mentions a secret: details only with INSECURE_DEBUG, redacted', async () => {
     const cause = new Error(`connect refused while sending ${UPSTREAM_KEY}`);
     vi.spyOn(gw.app.gateway.upstream, 'send').mockRejectedValueOnce(
-      Object.assign(new ApiError(502, 'The upstream API could not be reached.', 'api_error', 'upstream_unreachable'), { cause }),
+      upstreamUnreachable(cause),
     );
     const r = await call(`${gw.url}/v1/chat/completions`, { method: 'POST', headers: authHeaders(), body: chatBody() });
     expect(r.status).toBe(502);
