@@ -1,6 +1,6 @@
 /**
- * Upstream client: one keep-alive connection pool to the OpenAI-compatible upstream, shared by all
- * requests of this process. Sends the client's body bytes as they came (no re-serialisation) and
+ * The upstream pool: one keep-alive connection pool to the OpenAI-compatible upstream, shared by
+ * all requests of this process. Sends the client's body bytes as they came (no re-serialisation) and
  * hands back the response stream untouched, so SSE flows through chunk by chunk. Maps transport
  * failures to 502 (unreachable) and 504 (timed out).
  */
@@ -35,6 +35,7 @@ export class CallSignal extends EventEmitter {
   }
 }
 
+/** One answer of the upstream: status, headers and the body stream. */
 export type UpstreamResponse = Dispatcher.ResponseData;
 
 /** The client went away before the upstream answered; nothing is left to send. */
@@ -47,7 +48,7 @@ export class ClientGoneError extends Error {
 
 const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'ETIMEDOUT']);
 
-export class Upstream {
+export class UpstreamPool {
   private readonly pool: Pool;
   private readonly basePath: string;
 
