@@ -2,7 +2,8 @@
  * The request path's invariant, over HTTP: every call that reached admission is settled exactly
  * once (one limiter commit for its reservation, never a release next to it) and recorded exactly
  * once, whichever way it ends: 2xx JSON (whole and tapped), a complete SSE stream, a client that
- * leaves mid-stream or before the headers, an upstream error status, an unreachable upstream
+ * leaves mid-stream, before the headers or while its call is being admitted (then nothing goes
+ * upstream and nothing is billed), an upstream error status, an unreachable upstream
  * (502), a timed-out one (504), a body the upstream cuts short (JSON and SSE), an error thrown
  * inside the relay, the legacy route (also when it throws after settling), and a call the
  * limiter refuses (recorded once, nothing to commit).
@@ -29,6 +30,8 @@ interface Watch {
   committed: string[];
   released: string[];
   records: UsageRecord[];
+  /** Awaited before the next reservation is made (then cleared). */
+  gate: (() => Promise<void>) | null;
   reset(): void;
 }
 
@@ -39,6 +42,7 @@ function watch(gw: TestGateway): Watch {
     committed: [],
     released: [],
     records: [],
+    gate: null,
     reset() {
       for (const list of [this.reserved, this.committed, this.released, this.records]) list.length = 0;
       this.refused = 0;
@@ -47,6 +51,9 @@ function watch(gw: TestGateway): Watch {
   const { limiter, recorder } = gw.app;
   const reserve = limiter.reserve.bind(limiter);
   vi.spyOn(limiter, 'reserve').mockImplementation(async (rules, costs) => {
+    const gate = seen.gate;
+    seen.gate = null;
+    if (gate !== null) await gate();
     const decision = await reserve(rules, costs);
     if (decision.admitted) seen.reserved.push(decision.reservation!.id);
     else seen.refused++;
@@ -204,6 +211,39 @@ describe('every call after admission is settled and recorded exactly once', () =
     });
     expect(record.status).toBe(499);
     expect(record.promptTokens).toBeGreaterThan(0);
+  });
+
+  it('a client that leaves while its call is being admitted: nothing goes upstream, nothing is billed', async () => {
+    const connections = () => new Promise<number>((resolve, reject) => gw.app.server.server.getConnections((err, n) => (err ? reject(err) : resolve(n))));
+    const record = await endsOnce(gw, async () => {
+      gw.mock.reset();
+      const own = new Agent();
+      const others = await connections(); // kept-alive connections of the earlier calls
+      try {
+        const controller = new AbortController();
+        let admitting!: () => void;
+        const reached = new Promise<void>((resolve) => (admitting = resolve));
+        // The reservation waits until the gateway has seen the client's connection close.
+        watches.get(gw)!.gate = async () => {
+          admitting();
+          await eventually('the client connection is closed', connections, (n) => n === others);
+        };
+        const pending = fetch(`${gw.url}/v1/chat/completions`, {
+          method: 'POST',
+          headers: authHeaders(key.key),
+          body: JSON.stringify(chatRequest()),
+          signal: controller.signal,
+          dispatcher: own,
+        });
+        await reached;
+        controller.abort();
+        await pending.catch(() => undefined);
+      } finally {
+        await own.destroy();
+      }
+    });
+    expect(record).toMatchObject({ status: 499, promptTokens: 0, completionTokens: 0 });
+    expect(gw.mock.requests).toHaveLength(0);
   });
 
   it('an upstream error status', async () => {
