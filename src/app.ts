@@ -16,10 +16,12 @@ import { systemClock, type Clock, type Limiter } from './limits/limiter.js';
 import { openSqlite } from './store/sqlite-db.js';
 import { SqliteStore } from './store/sqlite.js';
 import { UsageRecorder } from './store/recorder.js';
-import { Upstream } from './proxy/forward.js';
+import { UpstreamPool } from './proxy/forward.js';
 import { Gateway } from './gateway.js';
-import { DAY_MS, horizonOf } from './limits/rules.js';
+import { CallLimits } from './limits/call-limits.js';
+import { DAY_MS, globalRules, horizonOf } from './limits/rules.js';
 import { Authenticator } from './auth/authenticator.js';
+import { Access } from './policy/access.js';
 import { KeyAccessCache } from './policy/key-access.js';
 import { PriceBook } from './metering/price-book.js';
 import { stopTokenizer } from './metering/tokenizer.js';
@@ -46,6 +48,8 @@ export interface App {
   server: FastifyInstance;
   gateway: Gateway;
   limiter: Limiter;
+  upstreamPool: UpstreamPool;
+  recorder: UsageRecorder;
   logger: Logger;
   close(): Promise<void>;
 }
@@ -89,25 +93,24 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     db.close();
     throw err;
   }
-  const upstream = new Upstream(config.openaiBaseUrl, config.openaiApiKey, config.upstreamTimeoutMs);
+  const upstreamPool = new UpstreamPool(config.openaiBaseUrl, config.openaiApiKey, config.upstreamTimeoutMs);
   const recorder = new UsageRecorder(store, (err) => logger.error({ err }, 'writing usage records failed'));
-  const gateway = new Gateway(
-    config,
-    new Authenticator(new KeyRing(config.proxyKeys), store, clock),
-    new Policy(config.allowedEndpoints, config.allowedModels),
-    new KeyAccessCache(),
-    limiter,
-    upstream,
-    recorder,
+  const prices = new PriceBook(store, clock);
+  const limits = new CallLimits({ limiter, prices, globalRules: globalRules(config), countMode: config.countMode });
+  const gateway = new Gateway({
+    access: new Access(new Policy(config.allowedEndpoints, config.allowedModels), new KeyAccessCache()),
+    limits,
+    pool: upstreamPool,
     redactor,
-    new PriceBook(store, clock),
-  );
-  const server = await buildServer({ gateway, store, redactor, logger, clock });
+    defaultMaxTokens: config.defaultMaxTokens,
+  });
+  const authenticator = new Authenticator(new KeyRing(config.proxyKeys), store, clock);
+  const server = await buildServer({ config, gateway, authenticator, recorder, store, prices, redactor, logger, clock });
 
   const retention = options.usageRetentionMs ?? 90 * DAY_MS;
   const prune = async () => {
     try {
-      const longest = Math.max(DAY_MS, ...gateway.globalRules.map((r) => r.windowMs));
+      const longest = Math.max(DAY_MS, ...limits.globalRules.map((r) => r.windowMs));
       const removed = (await limiter.prune((series) => horizonOf(series, longest))) + (await store.pruneUsage(clock() - retention));
       if (removed > 0) logger.debug({ removed }, 'pruned old events');
     } catch (err) {
@@ -121,6 +124,8 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     server,
     gateway,
     limiter,
+    upstreamPool,
+    recorder,
     logger,
     async close() {
       clearInterval(pruneTimer);
@@ -133,7 +138,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       clearTimeout(cut);
       await recorder.close();
       await stopTokenizer();
-      await upstream.close();
+      await upstreamPool.close();
       await limiter.close();
       limiterDb.close();
       await store.close();

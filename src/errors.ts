@@ -1,29 +1,59 @@
 /**
- * OpenAI-style errors: one class the request path throws, and the JSON shape every failure uses,
- * `{"error": {"message", "type", "code", "param"}}`.
+ * OpenAI-style errors: the one error class the gateway throws, the JSON shape every failure uses
+ * (`{"error": {"message", "type", "code", "param"}}`), and the catalogue of named factories that
+ * build them. Every error code a client can see is spelled in this file, once.
  */
 
 export interface ErrorBody {
   error: { message: string; type: string; code: string | null; param: string | null };
 }
 
+export interface ApiErrorOptions {
+  status: number;
+  message: string;
+  /** OpenAI's error type (`invalid_request_error`, `permission_error`, …; for a 429 the limited unit). */
+  type: string;
+  code?: string | null;
+  param?: string | null;
+  /** Response headers that come with the error (`www-authenticate`, `retry-after`, rate-limit headers). */
+  headers?: Record<string, string>;
+  cause?: unknown;
+}
+
 export class ApiError extends Error {
-  constructor(
-    readonly statusCode: number,
-    message: string,
-    readonly type: string,
-    readonly code: string | null = null,
-    readonly headers: Record<string, string> = {},
-    readonly param: string | null = null,
-  ) {
-    super(message);
+  readonly statusCode: number;
+  readonly type: string;
+  readonly code: string | null;
+  readonly param: string | null;
+  readonly headers: Record<string, string>;
+
+  constructor(options: ApiErrorOptions) {
+    super(options.message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'ApiError';
+    this.statusCode = options.status;
+    this.type = options.type;
+    this.code = options.code ?? null;
+    this.param = options.param ?? null;
+    this.headers = options.headers ?? {};
   }
 
-  /** A copy of this error that also carries `extra` response headers. */
+  /** A copy of this error with some options replaced (the cause is kept unless replaced). */
+  with(changes: Partial<ApiErrorOptions>): ApiError {
+    return new ApiError({
+      status: this.statusCode,
+      message: this.message,
+      type: this.type,
+      code: this.code,
+      param: this.param,
+      headers: this.headers,
+      cause: this.cause,
+      ...changes,
+    });
+  }
+
+  /** A copy of this error that also carries `extra` response headers (its own win). */
   withHeaders(extra: Record<string, string>): ApiError {
-    const copy = new ApiError(this.statusCode, this.message, this.type, this.code, { ...extra, ...this.headers }, this.param);
-    return Object.assign(copy, { cause: this.cause });
+    return this.with({ headers: { ...extra, ...this.headers } });
   }
 
   toBody(): ErrorBody {
@@ -35,12 +65,46 @@ export function errorBody(message: string, type: string, code: string | null, pa
   return { error: { message, type, code, param } };
 }
 
-export const badRequest = (message: string, code = 'invalid_request', param: string | null = null) =>
-  new ApiError(400, message, 'invalid_request_error', code, {}, param);
+const INVALID = 'invalid_request_error';
 
+// 400: the request itself is wrong.
+export const invalidRequest = (message: string, param: string | null = null) =>
+  new ApiError({ status: 400, message, type: INVALID, code: 'invalid_request', param });
+export const invalidJson = (message: string) => new ApiError({ status: 400, message, type: INVALID, code: 'invalid_json' });
+export const invalidPath = (message: string) => new ApiError({ status: 400, message, type: INVALID, code: 'invalid_path' });
+export const invalidUrl = (message: string) => new ApiError({ status: 400, message, type: INVALID, code: 'invalid_url' });
+/** Another 4xx the framework raised, with its own status. */
+export const clientError = (status: number, message: string) => new ApiError({ status, message, type: INVALID, code: 'invalid_request' });
+
+// 401, 403, 404, 409: who may do what.
 export const unauthorized = (message: string) =>
-  new ApiError(401, message, 'invalid_request_error', 'invalid_api_key', { 'www-authenticate': 'Bearer' });
+  new ApiError({ status: 401, message, type: INVALID, code: 'invalid_api_key', headers: { 'www-authenticate': 'Bearer' } });
+export const endpointNotAllowed = (message: string) => new ApiError({ status: 403, message, type: 'permission_error', code: 'endpoint_not_allowed' });
+export const modelNotAllowed = (message: string) => new ApiError({ status: 403, message, type: 'permission_error', code: 'model_not_allowed' });
+export const ipNotAllowed = (message: string) => new ApiError({ status: 403, message, type: 'permission_error', code: 'ip_not_allowed' });
+export const notFound = (message: string) => new ApiError({ status: 404, message, type: INVALID, code: 'not_found' });
+export const conflict = (message: string) => new ApiError({ status: 409, message, type: INVALID, code: 'conflict' });
 
-export const forbidden = (message: string, code: string) => new ApiError(403, message, 'permission_error', code);
+// 408, 413, 414, 415, 431: the request's size or shape (framework and socket level).
+export const requestTimeout = () => new ApiError({ status: 408, message: 'The request was not received in time.', type: INVALID, code: 'request_timeout' });
+export const requestTooLarge = () =>
+  new ApiError({ status: 413, message: 'The request body is larger than this gateway accepts.', type: INVALID, code: 'request_too_large' });
+export const pathSegmentTooLong = () => new ApiError({ status: 414, message: 'A segment of the request path is too long.', type: INVALID, code: 'invalid_url' });
+export const unsupportedMediaType = () =>
+  new ApiError({ status: 415, message: 'Unsupported Content-Type: send application/json.', type: INVALID, code: 'unsupported_media_type' });
+export const headersTooLarge = () => new ApiError({ status: 431, message: 'Request headers are too large.', type: INVALID, code: 'headers_too_large' });
+/** HTTP that Node's parser rejects (junk headers, a broken request line). */
+export const malformedHttp = () => new ApiError({ status: 400, message: 'Malformed HTTP request.', type: INVALID, code: 'bad_request' });
 
-export const notFound = (message: string) => new ApiError(404, message, 'invalid_request_error', 'not_found');
+/** 429 from the gateway's own limits; `unit` (requests, tokens, usd) is OpenAI's error type for it. */
+export const rateLimited = (options: { message: string; unit: string; headers: Record<string, string> }) =>
+  new ApiError({ status: 429, message: options.message, type: options.unit, code: 'rate_limit_exceeded', headers: options.headers });
+
+// 5xx: the gateway or its upstream failed.
+export const internalError = (message: string) => new ApiError({ status: 500, message, type: 'server_error', code: 'internal_error' });
+export const upstreamUnreachable = (cause?: unknown) =>
+  new ApiError({ status: 502, message: 'The upstream API could not be reached.', type: 'api_error', code: 'upstream_unreachable', cause });
+export const badUpstreamResponse = (message: string) => new ApiError({ status: 502, message, type: 'api_error', code: 'bad_upstream_response' });
+export const notReady = (message: string) => new ApiError({ status: 503, message, type: 'api_error', code: 'not_ready' });
+export const upstreamTimeout = (cause?: unknown) =>
+  new ApiError({ status: 504, message: 'The upstream API did not answer in time.', type: 'api_error', code: 'upstream_timeout', cause });

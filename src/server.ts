@@ -1,17 +1,22 @@
 /**
- * Builds the HTTP app: input rules, error shape, call recording, CORS, docs, and the route
- * modules, in the order Fastify needs them.
+ * Builds the HTTP app: request state, input rules, error shape, call recording, CORS, docs, and
+ * the route modules, in the order Fastify needs them. Each route module gets only what it uses.
  */
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import cors from '@fastify/cors';
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
+import type { Config } from './config.js';
 import type { Gateway } from './gateway.js';
+import type { Authenticator } from './auth/authenticator.js';
+import type { PriceBook } from './metering/price-book.js';
 import type { Store } from './store/store.js';
+import type { UsageRecorder } from './store/recorder.js';
 import type { Redactor } from './redact.js';
 import { clientErrorHandler, frameworkErrorHandler, installErrorHandling } from './http/error-handler.js';
 import { installRequestInput } from './http/request-input.js';
 import { installCallRecording } from './http/call-record.js';
+import { declareRequestState } from './http/request-state.js';
 import { registerDocsPages, registerOpenApi } from './routes/docs.js';
 import { registerV1Routes } from './routes/v1.js';
 import { registerLegacyRoute } from './routes/legacy.js';
@@ -26,16 +31,23 @@ const REQUEST_ID_PREFIX = randomBytes(6).toString('hex');
 let requestCounter = 0;
 const nextRequestId = () => `${REQUEST_ID_PREFIX}-${(++requestCounter).toString(36)}`;
 
-export interface ServerParts {
+export interface ServerOptions {
+  config: Config;
+  /** Opens the proxied calls (/v1 and the legacy route). */
   gateway: Gateway;
+  /** Checks proxy keys (every route that takes one). */
+  authenticator: Authenticator;
+  /** Writes each proxied call's usage record. */
+  recorder: UsageRecorder;
   store: Store;
+  prices: PriceBook;
   redactor: Redactor;
   logger: Logger;
   clock: () => number;
 }
 
-export async function buildServer({ gateway, store, redactor, logger, clock }: ServerParts): Promise<FastifyInstance> {
-  const config = gateway.config;
+export async function buildServer(options: ServerOptions): Promise<FastifyInstance> {
+  const { config, gateway, authenticator, recorder, store, prices, redactor, logger, clock } = options;
   const app = Fastify({
     loggerInstance: logger,
     logController: new LogController({ disableRequestLogging: true }),
@@ -49,6 +61,7 @@ export async function buildServer({ gateway, store, redactor, logger, clock }: S
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false } },
   }) as unknown as FastifyInstance;
 
+  declareRequestState(app);
   installErrorHandling(app, config.insecureDebug, redactor);
   installRequestInput(app, config.maxBodyBytes);
   // Hooks on every request take a callback, not an async function: no promise per request.
@@ -56,7 +69,7 @@ export async function buildServer({ gateway, store, redactor, logger, clock }: S
     reply.header('x-proxygpt-request-id', request.id);
     done();
   });
-  installCallRecording(app, gateway.recorder, clock);
+  installCallRecording(app, recorder, clock);
 
   if (config.corsOrigins.length > 0) {
     await app.register(cors, {
@@ -73,11 +86,12 @@ export async function buildServer({ gateway, store, redactor, logger, clock }: S
   }
 
   await registerOpenApi(app, VERSION);
-  registerV1Routes(app, gateway);
-  registerLegacyRoute(app, gateway);
-  registerRateLimitRoute(app, gateway);
+  const keys = { authenticator, access: gateway.access };
+  registerV1Routes(app, { endpoints: config.allowedEndpoints, keys, gateway });
+  registerLegacyRoute(app, { model: config.legacyModel, keys, gateway });
+  registerRateLimitRoute(app, { keys, limits: gateway.limits });
   registerHealthRoutes(app, store);
-  registerAdminRoutes(app, config.adminKey, new KeyService(store, config, clock), gateway.prices, clock);
+  registerAdminRoutes(app, config.adminKey, new KeyService(store, config, clock), prices, clock);
   await registerDocsPages(app);
   return app;
 }

@@ -1,35 +1,36 @@
 /**
- * The last step of the request path: once a proxied call is over (its response finished, or its
- * client went away), wait for it to be metered and settled, then write its usage record and one
- * access-log line. Calls whose client left early are recorded with status 499.
+ * The last step of the request path: once a proxied call's response is over (finished, or its
+ * client went away), wait until the call is settled (`call.settled`; at once when it is already),
+ * then write its usage record and one access-log line. Calls whose client left early are
+ * recorded with status 499. Requests that never became a call (refused by auth or policy, bad
+ * input) are not recorded.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { CallSettlement, ProxyCall } from '../call/proxy-call.js';
 import type { UsageRecord } from '../store/store.js';
 import type { UsageRecorder } from '../store/recorder.js';
-import '../routes/usage-context.js';
+import './request-state.js';
 
-async function recordCall(request: FastifyRequest, reply: FastifyReply, recorder: UsageRecorder, clock: () => number): Promise<void> {
-  const usage = request.usage;
-  if (usage === null) return;
-  const status = reply.raw.writableFinished ? reply.statusCode : 499;
-  const durationMs = Math.round(reply.elapsedTime);
-  // A finished call is being settled already (usage.done). A client that left early also aborts
-  // the upstream call; the route learns of it from the same 'close' event and only then starts
-  // settling: let it get there first.
-  if (usage.done === null) await new Promise((resolve) => setImmediate(resolve));
-  if (usage.done !== null) await usage.done;
+function writeRecord(
+  request: FastifyRequest,
+  call: ProxyCall,
+  status: number,
+  durationMs: number,
+  settlement: CallSettlement | null,
+  recorder: UsageRecorder,
+  clock: () => number,
+): void {
   const path = (request.raw.url ?? '/').split('?')[0]!;
-  const settlement = usage.settlement;
   const record: UsageRecord = {
     ts: clock(),
     requestId: request.id,
-    principal: usage.principal,
+    principal: call.principal.id,
     method: request.method,
     path,
-    model: usage.model,
+    model: call.body.model,
     status,
     durationMs,
-    stream: usage.stream,
+    stream: call.body.stream,
     promptTokens: settlement?.usage.promptTokens ?? 0,
     completionTokens: settlement?.usage.completionTokens ?? 0,
     costMicroUsd: settlement?.costMicroUsd ?? 0,
@@ -42,11 +43,27 @@ async function recordCall(request: FastifyRequest, reply: FastifyReply, recorder
   );
 }
 
+function recordCall(request: FastifyRequest, reply: FastifyReply, recorder: UsageRecorder, clock: () => number): void {
+  const call = request.call;
+  if (call === null) return;
+  const status = reply.raw.writableFinished ? reply.statusCode : 499;
+  const durationMs = Math.round(reply.elapsedTime);
+  if (call.isSettled) return writeRecord(request, call, status, durationMs, call.settlement, recorder, clock);
+  // A stream, or a client that left before the answer: the call settles once its body is over.
+  call.settled
+    .then((settlement) => writeRecord(request, call, status, durationMs, settlement, recorder, clock))
+    .catch((err: unknown) => request.log.error({ err }, 'recording usage failed'));
+}
+
 export function installCallRecording(app: FastifyInstance, recorder: UsageRecorder, clock: () => number): void {
   app.addHook('onRequest', (request, reply, done) => {
     // 'close' follows 'finish' for complete responses and also fires when the client leaves early.
     reply.raw.once('close', () => {
-      recordCall(request, reply, recorder, clock).catch((err: unknown) => request.log.error({ err }, 'recording usage failed'));
+      try {
+        recordCall(request, reply, recorder, clock);
+      } catch (err) {
+        request.log.error({ err }, 'recording usage failed');
+      }
     });
     done();
   });

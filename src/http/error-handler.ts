@@ -6,43 +6,53 @@
  */
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Socket } from 'node:net';
-import { ApiError, errorBody } from '../errors.js';
+import { STATUS_CODES } from 'node:http';
+import {
+  ApiError,
+  clientError,
+  headersTooLarge,
+  internalError,
+  invalidJson,
+  invalidRequest,
+  invalidUrl,
+  malformedHttp,
+  notFound,
+  pathSegmentTooLong,
+  requestTimeout,
+  requestTooLarge,
+  unsupportedMediaType,
+} from '../errors.js';
 import type { Redactor } from '../redact.js';
 
-const FRAMEWORK_ERRORS: Record<string, [number, string, string]> = {
-  FST_ERR_CTP_BODY_TOO_LARGE: [413, 'request_too_large', 'The request body is larger than this gateway accepts.'],
-  FST_ERR_CTP_INVALID_MEDIA_TYPE: [415, 'unsupported_media_type', 'Unsupported Content-Type: send application/json.'],
-  FST_ERR_CTP_INVALID_TYPE: [415, 'unsupported_media_type', 'Unsupported Content-Type: send application/json.'],
-  FST_ERR_CTP_EMPTY_JSON_BODY: [400, 'invalid_json', 'The request body is empty; send a JSON object.'],
-  FST_ERR_CTP_INVALID_CONTENT_LENGTH: [400, 'invalid_request', 'Content-Length does not match the body.'],
-  FST_ERR_CTP_INVALID_JSON_BODY: [400, 'invalid_json', 'The request body is not valid JSON.'],
-  FST_ERR_BAD_URL: [400, 'invalid_url', 'The request URL is malformed.'],
-  FST_ERR_ASYNC_CONSTRAINT: [400, 'invalid_request', 'The request could not be routed.'],
-  FST_ERR_MAX_PARAM_LENGTH: [414, 'invalid_url', 'A segment of the request path is too long.'],
+const FRAMEWORK_ERRORS: Record<string, () => ApiError> = {
+  FST_ERR_CTP_BODY_TOO_LARGE: requestTooLarge,
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: unsupportedMediaType,
+  FST_ERR_CTP_INVALID_TYPE: unsupportedMediaType,
+  FST_ERR_CTP_EMPTY_JSON_BODY: () => invalidJson('The request body is empty; send a JSON object.'),
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: () => invalidRequest('Content-Length does not match the body.'),
+  FST_ERR_CTP_INVALID_JSON_BODY: () => invalidJson('The request body is not valid JSON.'),
+  FST_ERR_BAD_URL: () => invalidUrl('The request URL is malformed.'),
+  FST_ERR_ASYNC_CONSTRAINT: () => invalidRequest('The request could not be routed.'),
+  FST_ERR_MAX_PARAM_LENGTH: pathSegmentTooLong,
 };
 
 export function toApiError(err: FastifyError | Error, insecureDebug: boolean, redactor: Redactor, requestId: string): ApiError {
   if (err instanceof ApiError) {
     if (!insecureDebug || !(err.cause instanceof Error)) return err;
     const detail = redactor.text(`${err.cause.name}: ${err.cause.message}`);
-    return Object.assign(new ApiError(err.statusCode, `${err.message} (${detail})`, err.type, err.code, err.headers, err.param), {
-      cause: err.cause,
-    });
+    return err.with({ message: `${err.message} (${detail})` });
   }
   const fastifyErr = err as FastifyError;
-  if (fastifyErr.validation) {
-    return new ApiError(400, `Invalid request: ${redactor.text(fastifyErr.message)}`, 'invalid_request_error', 'invalid_request');
-  }
+  if (fastifyErr.validation) return invalidRequest(`Invalid request: ${redactor.text(fastifyErr.message)}`);
   const known = fastifyErr.code ? FRAMEWORK_ERRORS[fastifyErr.code] : undefined;
-  if (known) return new ApiError(known[0], known[2], 'invalid_request_error', known[1]);
+  if (known) return known();
   const status = fastifyErr.statusCode ?? 500;
-  if (status >= 400 && status < 500) {
-    return new ApiError(status, redactor.text(fastifyErr.message), 'invalid_request_error', 'invalid_request');
-  }
-  const message = insecureDebug
-    ? `Internal error (request id ${requestId}): ${redactor.text(`${err.name}: ${err.message}`)}`
-    : `The gateway failed to handle this request (request id ${requestId}). Set INSECURE_DEBUG=true on the server to see details.`;
-  return new ApiError(500, message, 'server_error', 'internal_error');
+  if (status >= 400 && status < 500) return clientError(status, redactor.text(fastifyErr.message));
+  return internalError(
+    insecureDebug
+      ? `Internal error (request id ${requestId}): ${redactor.text(`${err.name}: ${err.message}`)}`
+      : `The gateway failed to handle this request (request id ${requestId}). Set INSECURE_DEBUG=true on the server to see details.`,
+  );
 }
 
 /**
@@ -75,25 +85,24 @@ export function installErrorHandling(app: FastifyInstance, insecureDebug: boolea
 
   app.setNotFoundHandler((request, reply) => {
     reply.code(404).type('application/json; charset=utf-8');
-    return reply.send(errorBody(`No route for ${request.method} ${request.url.split('?')[0]}.`, 'invalid_request_error', 'not_found'));
+    return reply.send(notFound(`No route for ${request.method} ${request.url.split('?')[0]}.`).toBody());
   });
 }
 
-const CLIENT_ERRORS: Record<string, [number, string, string, string]> = {
-  HPE_HEADER_OVERFLOW: [431, 'Request Header Fields Too Large', 'headers_too_large', 'Request headers are too large.'],
-  ERR_HTTP_REQUEST_TIMEOUT: [408, 'Request Timeout', 'request_timeout', 'The request was not received in time.'],
+const CLIENT_ERRORS: Record<string, () => ApiError> = {
+  HPE_HEADER_OVERFLOW: headersTooLarge,
+  ERR_HTTP_REQUEST_TIMEOUT: requestTimeout,
 };
-const MALFORMED: [number, string, string, string] = [400, 'Bad Request', 'bad_request', 'Malformed HTTP request.'];
 
 /** Answer for requests Node's HTTP parser rejects (junk headers, oversized headers, timeouts). */
 export function clientErrorHandler(err: Error & { code?: string }, socket: Socket): void {
   // Nothing can be written once a response on this connection has started: just close it.
   const inFlight = (socket as Socket & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
   if (err.code === 'ECONNRESET' || !socket.writable || inFlight?.headersSent) return void socket.destroy();
-  const [status, reason, code, message] = (err.code ? CLIENT_ERRORS[err.code] : undefined) ?? MALFORMED;
-  const body = JSON.stringify(errorBody(message, 'invalid_request_error', code));
+  const error = ((err.code ? CLIENT_ERRORS[err.code] : undefined) ?? malformedHttp)();
+  const body = JSON.stringify(error.toBody());
   socket.end(
-    `HTTP/1.1 ${status} ${reason}\r\n` +
+    `HTTP/1.1 ${error.statusCode} ${STATUS_CODES[error.statusCode]}\r\n` +
       `Content-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
   );
 }

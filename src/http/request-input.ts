@@ -5,7 +5,7 @@
  * nothing else (415).
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { badRequest } from '../errors.js';
+import { invalidJson, invalidPath } from '../errors.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -42,7 +42,7 @@ export function installRequestInput(app: FastifyInstance, maxBodyBytes: number):
 
   app.addHook('onRequest', (request: FastifyRequest, _reply, done) => {
     const reason = unsafePathReason(request.raw.url ?? '/');
-    done(reason === null ? undefined : badRequest(`Rejected request path: ${reason}.`, 'invalid_path'));
+    done(reason === null ? undefined : invalidPath(`Rejected request path: ${reason}.`));
   });
 
   app.removeAllContentTypeParsers();
@@ -52,7 +52,7 @@ export function installRequestInput(app: FastifyInstance, maxBodyBytes: number):
     if (bytes.length === 0) {
       // Admin actions (rotate, revoke) take no body; clients often still send the JSON content type.
       if (request.url.startsWith('/admin/')) return done(null, undefined);
-      return done(badRequest('The request body is empty; send a JSON object.', 'invalid_json'), undefined);
+      return done(invalidJson('The request body is empty; send a JSON object.'), undefined);
     }
     try {
       done(null, JSON.parse(bytes.toString('utf8')));
@@ -60,7 +60,7 @@ export function installRequestInput(app: FastifyInstance, maxBodyBytes: number):
       // V8's message quotes the input; say where it broke without echoing the body back.
       const position = /position (\d+)/.exec((err as Error).message)?.[1];
       const where = position === undefined ? '' : ` (at position ${position})`;
-      done(badRequest(`The request body is not valid JSON${where}.`, 'invalid_json'), undefined);
+      done(invalidJson(`The request body is not valid JSON${where}.`), undefined);
     }
   });
   app.addContentTypeParser(['multipart/form-data'], { parseAs: 'buffer', bodyLimit: maxBodyBytes }, (request, body, done) => {

@@ -6,7 +6,7 @@
  */
 import { z } from 'zod';
 import { parseEndpoints, type Config } from '../config.js';
-import { badRequest } from '../errors.js';
+import { invalidRequest } from '../errors.js';
 import { parseCidr } from '../policy/key-access.js';
 import { Policy } from '../policy/policy.js';
 import type { KeyPolicy } from '../store/store.js';
@@ -63,7 +63,7 @@ export function parseInput<T>(schema: z.ZodType<T>, value: unknown): T {
     // An unknown field is reported at its parent's path: name the field itself.
     const path = issue.code === 'unrecognized_keys' ? [...issue.path, issue.keys[0]!] : issue.path;
     const param = path.join('.') || null;
-    throw badRequest(`${param ? `${param}: ` : ''}${issue.message}`, 'invalid_request', param);
+    throw invalidRequest(`${param ? `${param}: ` : ''}${issue.message}`, param);
   }
   return result.data;
 }
@@ -95,12 +95,12 @@ export function policyOf(input: UpdateKeyInput, base: KeyPolicy, config: Pick<Co
       try {
         rules = parseEndpoints(input.endpoints.join(','), 'endpoints');
       } catch (err) {
-        throw badRequest((err as Error).message, 'invalid_request', 'endpoints');
+        throw invalidRequest((err as Error).message, 'endpoints');
       }
       for (const rule of rules) {
         const probe = rule.path.endsWith('/*') ? rule.path.slice(0, -1) : rule.path;
         if (!gateway.endpointAllowed(rule.method, probe)) {
-          throw badRequest(`endpoints: ${rule.method} ${rule.path} is not enabled on this gateway (PROXYGPT_ALLOWED_ENDPOINTS)`, 'invalid_request', 'endpoints');
+          throw invalidRequest(`endpoints: ${rule.method} ${rule.path} is not enabled on this gateway (PROXYGPT_ALLOWED_ENDPOINTS)`, 'endpoints');
         }
       }
     }
@@ -110,13 +110,13 @@ export function policyOf(input: UpdateKeyInput, base: KeyPolicy, config: Pick<Co
     if (input.models !== null && config.allowedModels !== null) {
       const gateway = new Policy(null, config.allowedModels);
       const outside = input.models.find((m) => !/[*?[\]{}]/.test(m) && !gateway.modelAllowed(m));
-      if (outside !== undefined) throw badRequest(`models: ${outside} is not enabled on this gateway (PROXYGPT_ALLOWED_MODELS)`, 'invalid_request', 'models');
+      if (outside !== undefined) throw invalidRequest(`models: ${outside} is not enabled on this gateway (PROXYGPT_ALLOWED_MODELS)`, 'models');
     }
     policy.models = input.models;
   }
   if (input.ips !== undefined) {
     const bad = input.ips?.find((ip) => parseCidr(ip) === null);
-    if (bad !== undefined) throw badRequest(`ips: ${JSON.stringify(bad)} is not an IP address or CIDR range`, 'invalid_request', 'ips');
+    if (bad !== undefined) throw invalidRequest(`ips: ${JSON.stringify(bad)} is not an IP address or CIDR range`, 'ips');
     policy.ips = input.ips;
   }
   return policy;

@@ -4,7 +4,7 @@
  * usage reports and price overrides. Answers in the admin API's JSON shape (snake_case, ISO times).
  */
 import type { Config } from '../config.js';
-import { ApiError, notFound } from '../errors.js';
+import { conflict, notFound } from '../errors.js';
 import { displayPrefix, generateKeyId, generateSecret, hashSecret } from '../auth/secrets.js';
 import type { ModelPrice } from '../metering/prices.js';
 import { BUNDLED_PRICES } from '../metering/prices.js';
@@ -117,7 +117,7 @@ export class KeyService {
       if (input.disabled === true) await this.store.updateKey(key.id, { disabled: true }, now);
       return { key: viewOf((await this.store.getKey(key.id))!, now), secret };
     } catch (err) {
-      if (isUniqueViolation(err)) throw new ApiError(409, `A key named ${JSON.stringify(input.name)} already exists.`, 'invalid_request_error', 'conflict');
+      if (isUniqueViolation(err)) throw conflict(`A key named ${JSON.stringify(input.name)} already exists.`);
       throw err;
     }
   }
@@ -143,7 +143,7 @@ export class KeyService {
       );
       return viewOf(updated!, now);
     } catch (err) {
-      if (isUniqueViolation(err)) throw new ApiError(409, `A key named ${JSON.stringify(input.name)} already exists.`, 'invalid_request_error', 'conflict');
+      if (isUniqueViolation(err)) throw conflict(`A key named ${JSON.stringify(input.name)} already exists.`);
       throw err;
     }
   }

@@ -5,7 +5,7 @@
  */
 import { BlockList, isIP } from 'node:net';
 import { parseEndpoints } from '../config.js';
-import { forbidden } from '../errors.js';
+import { ipNotAllowed } from '../errors.js';
 import type { Principal } from '../auth/authenticator.js';
 import type { KeyPolicy } from '../store/store.js';
 import { Policy } from './policy.js';
@@ -53,7 +53,7 @@ export class KeyAccess {
     if (this.ips === null) return;
     const address = normaliseIp(ip);
     const family = isIP(address) === 6 ? 'ipv6' : 'ipv4';
-    if (!this.ips.check(address, family)) throw forbidden(`Requests from ${address} are not allowed for this key.`, 'ip_not_allowed');
+    if (!this.ips.check(address, family)) throw ipNotAllowed(`Requests from ${address} are not allowed for this key.`);
   }
 
   checkEndpoint(method: string, path: string): void {

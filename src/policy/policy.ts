@@ -5,7 +5,7 @@
  */
 import picomatch from 'picomatch';
 import type { EndpointRule } from '../config.js';
-import { forbidden } from '../errors.js';
+import { endpointNotAllowed, modelNotAllowed } from '../errors.js';
 
 export class Policy {
   private readonly modelMatchers: ((model: string) => boolean) | null;
@@ -37,7 +37,7 @@ export class Policy {
   /** Throws 403 unless the endpoint is allowed. */
   checkEndpoint(method: string, path: string): void {
     if (!this.endpointAllowed(method, path)) {
-      throw forbidden(`${method} ${path} is not enabled for ${this.scope}.`, 'endpoint_not_allowed');
+      throw endpointNotAllowed(`${method} ${path} is not enabled for ${this.scope}.`);
     }
   }
 
@@ -45,7 +45,7 @@ export class Policy {
   checkModel(model: unknown): void {
     if (this.modelMatchers === null || model === undefined) return;
     if (typeof model !== 'string' || !this.modelAllowed(model)) {
-      throw forbidden(`The model ${JSON.stringify(model)} is not enabled for ${this.scope}.`, 'model_not_allowed');
+      throw modelNotAllowed(`The model ${JSON.stringify(model)} is not enabled for ${this.scope}.`);
     }
   }
 }

@@ -1,13 +1,13 @@
 /**
- * Upstream client: one keep-alive connection pool to the OpenAI-compatible upstream, shared by all
- * requests of this process. Sends the client's body bytes as they came (no re-serialisation) and
+ * The upstream pool: one keep-alive connection pool to the OpenAI-compatible upstream, shared by
+ * all requests of this process. Sends the client's body bytes as they came (no re-serialisation) and
  * hands back the response stream untouched, so SSE flows through chunk by chunk. Maps transport
  * failures to 502 (unreachable) and 504 (timed out).
  */
 import { EventEmitter } from 'node:events';
 import { Pool, type Dispatcher } from 'undici';
 import type { IncomingHttpHeaders } from 'node:http';
-import { ApiError } from '../errors.js';
+import { upstreamTimeout, upstreamUnreachable } from '../errors.js';
 import { upstreamRequestHeaders } from './headers.js';
 
 export interface UpstreamRequest {
@@ -35,6 +35,7 @@ export class CallSignal extends EventEmitter {
   }
 }
 
+/** One answer of the upstream: status, headers and the body stream. */
 export type UpstreamResponse = Dispatcher.ResponseData;
 
 /** The client went away before the upstream answered; nothing is left to send. */
@@ -47,7 +48,7 @@ export class ClientGoneError extends Error {
 
 const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'ETIMEDOUT']);
 
-export class Upstream {
+export class UpstreamPool {
   private readonly pool: Pool;
   private readonly basePath: string;
 
@@ -86,10 +87,7 @@ export class Upstream {
   private translate(err: unknown, signal: CallSignal): Error {
     if (signal.aborted) return new ClientGoneError();
     const code = (err as { code?: string }).code ?? '';
-    const mapped = TIMEOUT_CODES.has(code)
-      ? new ApiError(504, 'The upstream API did not answer in time.', 'api_error', 'upstream_timeout')
-      : new ApiError(502, 'The upstream API could not be reached.', 'api_error', 'upstream_unreachable');
-    return Object.assign(mapped, { cause: err });
+    return TIMEOUT_CODES.has(code) ? upstreamTimeout(err) : upstreamUnreachable(err);
   }
 
   async close(): Promise<void> {

@@ -60,11 +60,11 @@ export function upstreamRequestHeaders(client: IncomingHttpHeaders, upstreamKey:
 }
 
 /** Upstream response headers to pass to the client (the gateway sets its own x-ratelimit-*). */
-export function clientResponseHeaders(upstream: Record<string, string | string[] | undefined>): Record<string, string | string[]> {
+export function clientResponseHeaders(upstreamHeaders: Record<string, string | string[] | undefined>): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {};
-  for (const name in upstream) {
+  for (const name in upstreamHeaders) {
     if (NOT_FORWARDED_DOWN.has(name) || name.startsWith('x-ratelimit-')) continue;
-    const value = upstream[name];
+    const value = upstreamHeaders[name];
     if (value !== undefined) out[name] = value;
   }
   return out;

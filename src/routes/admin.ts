@@ -6,7 +6,7 @@
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { badRequest, notFound, unauthorized } from '../errors.js';
+import { invalidRequest, notFound, unauthorized } from '../errors.js';
 import { bearerToken, constantTimeEqual } from '../auth/keys.js';
 import type { KeyService } from '../keys/service.js';
 import { createKeySchema, parseDuration, updateKeySchema } from '../keys/input.js';
@@ -25,7 +25,7 @@ export function parseTime(value: string | undefined, now: number, name: string):
   if (duration !== null) return now - duration;
   if (/^\d+$/.test(value)) return Number(value);
   const parsed = Date.parse(value);
-  if (Number.isNaN(parsed)) throw badRequest(`${name} must be an ISO time, epoch milliseconds or a duration like 7d`, 'invalid_request', name);
+  if (Number.isNaN(parsed)) throw invalidRequest(`${name} must be an ISO time, epoch milliseconds or a duration like 7d`, name);
   return parsed;
 }
 
@@ -97,7 +97,7 @@ export function registerAdminRoutes(app: FastifyInstance, adminKey: string | nul
         { ...noValidation, schema: { ...common, summary: 'Override the price of a model (USD per million tokens)', body: jsonSchema(priceSchema) } },
         async (request) => {
           const result = priceSchema.safeParse(request.body);
-          if (!result.success) throw badRequest(`Invalid price: ${result.error.issues[0]!.message}`, 'invalid_request', String(result.error.issues[0]!.path[0] ?? ''));
+          if (!result.success) throw invalidRequest(`Invalid price: ${result.error.issues[0]!.message}`, String(result.error.issues[0]!.path[0] ?? ''));
           const price = { input: result.data.input, cachedInput: result.data.cached_input ?? result.data.input, output: result.data.output };
           await keys.setPrice(request.params.model, price);
           prices.invalidate();

@@ -3,7 +3,7 @@
  * that the store answers a query (503 otherwise), for load balancers and orchestrators.
  */
 import type { FastifyInstance } from 'fastify';
-import { errorBody } from '../errors.js';
+import { notReady } from '../errors.js';
 import type { Store } from '../store/store.js';
 
 export function registerHealthRoutes(app: FastifyInstance, store: Store): void {
@@ -17,7 +17,7 @@ export function registerHealthRoutes(app: FastifyInstance, store: Store): void {
       return { status: 'ok' };
     } catch (err) {
       request.log.warn({ err: (err as Error).message }, 'readiness check failed');
-      return reply.code(503).send(errorBody('The store is not reachable.', 'api_error', 'not_ready'));
+      return reply.code(503).send(notReady('The store is not reachable.').toBody());
     }
   });
 }

@@ -1,16 +1,18 @@
 /**
  * The original ProxyGPT route, kept so old clients keep working: POST /api/openai/completions/gpt3
- * takes a JSON array of {role, content} and an optional ?temperature=, sends one chat completion
- * with the configured legacy model through the same auth and limits, and answers
- * {"message": "<assistant text>"}. Upstream errors come back with their status and body.
+ * takes a JSON array of {role, content} and an optional ?temperature=, and answers
+ * {"message": "<assistant text>"}. It runs the /v1 request path (the same key check, standing for
+ * POST /v1/chat/completions, the same policy, limits, metering and settling) and only maps its
+ * JSON in (a chat completion with the configured legacy model) and out. Upstream errors come back
+ * with their status and body.
  */
-import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { ApiError } from '../errors.js';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { badUpstreamResponse } from '../errors.js';
 import type { Gateway } from '../gateway.js';
-import { forwardFor, settleWith } from '../proxy/relay.js';
-import { usageContext } from './usage-context.js';
-import { estimateUsage } from '../metering/estimate.js';
-import { usageFromJson } from '../metering/usage.js';
+import type { ProxyCall } from '../call/proxy-call.js';
+import { readAnswer } from '../call/relay.js';
+import type { UpstreamResponse } from '../proxy/forward.js';
+import { requireProxyKey, type RequireProxyKeyOptions } from '../http/require-proxy-key.js';
 
 interface ChatAnswer {
   choices?: { message?: { content?: unknown } }[];
@@ -34,17 +36,38 @@ const messageSchema = {
 /** A decimal number as it may appear in `?temperature=` (no exponent, hex, Infinity or blanks). */
 const DECIMAL = /^-?(\d+(\.\d*)?|\.\d+)$/;
 
-export function registerLegacyRoute(app: FastifyInstance, gateway: Gateway): void {
-  // Upstream error bodies are passed to the client: the gateway's redactor makes sure none of our
-  // secrets ride along.
-  const { redactor } = gateway;
+/** The upstream endpoint this route stands for (its key must be allowed to use it). */
+const CHAT_COMPLETIONS = { method: 'POST', path: '/v1/chat/completions' } as const;
+const UPSTREAM_HEADERS = { 'content-type': 'application/json', accept: 'application/json' };
+
+/** Maps the upstream's chat completion out: its assistant text, or its error as it came (redacted). */
+async function answerInLegacyShape(call: ProxyCall, reply: FastifyReply, response: UpstreamResponse): Promise<FastifyReply> {
+  reply.headers(call.admission!.headers);
+  const status = response.statusCode;
+  const { text, json } = await readAnswer(call, response);
+  if (status < 200 || status >= 300) {
+    return reply
+      .code(status)
+      .type(String(response.headers['content-type'] ?? 'application/json'))
+      .send(call.context.redactor.text(text));
+  }
+  const content = (json as ChatAnswer | undefined)?.choices?.[0]?.message?.content;
+  if (typeof content !== 'string') throw badUpstreamResponse('The upstream answer had no assistant message.');
+  return reply.send({ message: content });
+}
+
+export interface LegacyRouteOptions {
+  /** PROXYGPT_LEGACY_MODEL. */
+  model: string;
+  keys: Pick<RequireProxyKeyOptions, 'authenticator' | 'access'>;
+  gateway: Gateway;
+}
+
+export function registerLegacyRoute(app: FastifyInstance, { model, keys, gateway }: LegacyRouteOptions): void {
   app.post<{ Body: LegacyMessage[]; Querystring: { temperature?: number } }>(
     '/api/openai/completions/gpt3',
     {
-      onRequest: async (request: FastifyRequest) => {
-        request.principal = await gateway.authenticate(request.headers.authorization);
-        gateway.authorize(request.principal, 'POST', '/v1/chat/completions', request.ip);
-      },
+      onRequest: requireProxyKey({ ...keys, endpoint: CHAT_COMPLETIONS }),
       // Query strings are text and the server's validator does not coerce types: turn a decimal
       // `?temperature=0.5` into a number here so that the schema (0..2) can check it.
       preValidation: async (request: FastifyRequest) => {
@@ -71,63 +94,16 @@ export function registerLegacyRoute(app: FastifyInstance, gateway: Gateway): voi
       },
     },
     async (request, reply) => {
-      const principal = request.principal!;
-      const model = gateway.config.legacyModel;
-      gateway.checkModel(principal, model);
-      request.usage = usageContext(principal.id, model, false);
+      // Map in: a chat completion of the legacy model.
       const payload: Record<string, unknown> = { model, messages: request.body };
       if (request.query.temperature !== undefined) payload.temperature = request.query.temperature;
-      const metered = gateway.meters(principal);
-      const estimate = metered ? estimateUsage(payload, gateway.config.defaultMaxTokens) : null;
+      const call = (request.call = gateway.open(request.principal!, { model, stream: false, json: payload }, request.log));
       // A key with token or spend limits never gets more completion than it reserved.
-      if (metered) payload.max_tokens = gateway.config.defaultMaxTokens;
-      const admission = await gateway.admit(principal, model, estimate);
-
-      const upstream = await forwardFor(
-        gateway,
-        request,
-        reply,
-        admission,
-        {
-          method: 'POST',
-          path: '/chat/completions',
-          search: '',
-          headers: { 'content-type': 'application/json', accept: 'application/json' },
-          body: JSON.stringify(payload),
-        },
-        payload,
-      );
-      if (upstream === null) return reply.code(499).send();
-      reply.headers(admission.headers);
-      const status = upstream.statusCode;
-      let text: string;
-      try {
-        text = await upstream.body.text();
-      } catch (err) {
-        // The client left (or the upstream broke) mid-body: bill what the prompt cost.
-        await settleWith(gateway, admission, status, null, payload, '', request.usage);
-        throw err;
-      }
-      let parsed: ChatAnswer | null = null;
-      try {
-        parsed = JSON.parse(text) as ChatAnswer;
-      } catch {
-        parsed = null;
-      }
-      const ok = status >= 200 && status < 300;
-      // A 2xx without usage is counted with the tokenizer; an error counts only what it reports.
-      await settleWith(gateway, admission, status, usageFromJson(parsed), ok ? payload : null, '', request.usage);
-      if (!ok) {
-        return reply
-          .code(status)
-          .type(String(upstream.headers['content-type'] ?? 'application/json'))
-          .send(redactor.text(text));
-      }
-      const content = parsed?.choices?.[0]?.message?.content;
-      if (typeof content !== 'string') {
-        throw new ApiError(502, 'The upstream answer had no assistant message.', 'api_error', 'bad_upstream_response').withHeaders(admission.headers);
-      }
-      return { message: content };
+      const cap = call.completionCap();
+      if (cap !== null) payload.max_tokens = cap;
+      // Reserve → forward → meter and map out → settle.
+      const upstreamRequest = { method: 'POST', path: '/chat/completions', search: '', headers: UPSTREAM_HEADERS, body: JSON.stringify(payload) };
+      return call.run(reply, upstreamRequest, answerInLegacyShape);
     },
   );
 }

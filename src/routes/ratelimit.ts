@@ -4,7 +4,8 @@
  * …) plus how many requests remain and when the next one frees up.
  */
 import type { FastifyInstance } from 'fastify';
-import type { Gateway } from '../gateway.js';
+import type { CallLimits } from '../limits/call-limits.js';
+import { requireProxyKey, type RequireProxyKeyOptions } from '../http/require-proxy-key.js';
 
 const limitProperties = (prefix: string) => ({
   [`${prefix}_rate_limit`]: { type: 'integer', description: `Requests allowed per rolling ${prefix === 'hourly' ? 'hour' : 'day'}` },
@@ -13,14 +14,17 @@ const limitProperties = (prefix: string) => ({
   [`${prefix}_reset_seconds`]: { type: 'number', description: 'Seconds until the oldest counted request leaves the window' },
 });
 
-export function registerRateLimitRoute(app: FastifyInstance, gateway: Gateway): void {
+export interface RateLimitRouteOptions {
+  keys: Pick<RequireProxyKeyOptions, 'authenticator' | 'access'>;
+  limits: Pick<CallLimits, 'status'>;
+}
+
+export function registerRateLimitRoute(app: FastifyInstance, { keys, limits }: RateLimitRouteOptions): void {
   app.get(
     '/ratelimit',
     {
-      onRequest: async (request) => {
-        request.principal = await gateway.authenticate(request.headers.authorization);
-        gateway.keyAccess.get(request.principal)?.checkIp(request.ip);
-      },
+      // A route of the gateway's own, no upstream endpoint: the key's IP allowlist still applies.
+      onRequest: requireProxyKey({ ...keys, endpoint: 'none' }),
       schema: {
         tags: ['Gateway'],
         summary: 'Current rate-limit usage',
@@ -47,7 +51,7 @@ export function registerRateLimitRoute(app: FastifyInstance, gateway: Gateway): 
     },
     async (request) => {
       const principal = request.principal!;
-      const { global, key } = await gateway.status(principal);
+      const { global, key } = await limits.status(principal);
       const body: Record<string, unknown> = {};
       for (const state of global) {
         body[`${state.name}_rate_limit`] = state.limit;

@@ -152,7 +152,7 @@ export async function usageRows(gw: TestGateway, principal: string, count: numbe
   return eventually(
     `${count} usage records of ${principal} are written`,
     async () => {
-      await gw.app.gateway.recorder.flush();
+      await gw.app.recorder.flush();
       const db = openDb(gw);
       try {
         return db.prepare('SELECT * FROM usage_events WHERE principal = ? ORDER BY id').all(principal) as UsageRow[];

@@ -119,7 +119,7 @@ describe('legacy route: client gone before the upstream answered', () => {
     // The legacy route forwards no client header, so the mock cannot be told to be slow by the
     // client: add the mock's delay header on the way to the upstream instead.
     slowMock.reset();
-    const upstream = gw.app.gateway.upstream;
+    const upstream = gw.app.upstreamPool;
     const original = upstream.send.bind(upstream);
     upstream.send = (req) => original({ ...req, headers: { ...req.headers, 'x-mock-delay-ms': '10000' } });
     try {

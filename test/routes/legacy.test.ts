@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { authHeaders, PROXY_KEY, startGateway, UPSTREAM_KEY, type TestGateway } from '../helpers.js';
+import { eventually, openDb, type UsageRow } from '../keys/helpers.js';
 
 const ROUTE = '/api/openai/completions/gpt3';
 const HI = JSON.stringify([{ role: 'user', content: 'hi' }]);
@@ -197,6 +198,38 @@ describe('upstream errors', () => {
     } finally {
       await wrongPath.close();
     }
+  });
+
+  it('bills a 2xx without usage as /v1 does: prompt and completion counted with the tokenizer', async () => {
+    const answer = { choices: [{ index: 0, message: { role: 'assistant', content: 'four score and seven years ago our fathers' } }] };
+    next = { status: 200, body: JSON.stringify(answer), contentType: 'application/json' };
+    const viaLegacy = await legacy(gwBad, HI);
+    expect(viaLegacy.json).toEqual({ message: answer.choices[0]!.message.content });
+    const viaV1 = await fetch(`${gwBad.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: authHeaders(),
+      body: JSON.stringify({ model: 'gpt-3.5-turbo', messages: [{ role: 'user', content: 'hi' }] }),
+    });
+    expect(await viaV1.json()).toEqual(answer);
+    const ids = [viaLegacy.res.headers.get('x-proxygpt-request-id'), viaV1.headers.get('x-proxygpt-request-id')];
+    const rows = await eventually(
+      'both calls are recorded',
+      async () => {
+        await gwBad.app.recorder.flush();
+        const db = openDb(gwBad);
+        try {
+          return ids.map((id) => db.prepare('SELECT * FROM usage_events WHERE request_id = ?').get(id) as UsageRow | undefined);
+        } finally {
+          db.close();
+        }
+      },
+      (found) => found.every((row) => row !== undefined),
+    );
+    const [legacyRow, v1Row] = rows as UsageRow[];
+    expect(legacyRow).toMatchObject({ status: 200, estimated: 1, path: ROUTE });
+    expect(legacyRow!.completion_tokens).toBeGreaterThan(0);
+    expect(legacyRow!.completion_tokens).toBe(v1Row!.completion_tokens);
+    expect(legacyRow!.prompt_tokens).toBe(v1Row!.prompt_tokens);
   });
 
   it('answers 502 bad_upstream_response when a 200 carries no assistant message', async () => {

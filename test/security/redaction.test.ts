@@ -11,7 +11,7 @@ import { Writable } from 'node:stream';
 import { authHeaders, chatBody, OTHER_KEY, PROXY_KEY, startGateway, UPSTREAM_KEY, type TestGateway } from '../helpers.js';
 import { Redactor } from '../../src/redact.js';
 import { createLogger } from '../../src/log.js';
-import { ApiError } from '../../src/errors.js';
+import { upstreamUnreachable } from '../../src/errors.js';
 import { freePort } from '../support/server-process.js';
 
 const SECRETS = [UPSTREAM_KEY, PROXY_KEY, OTHER_KEY];
@@ -110,7 +110,7 @@ describe.each([
   });
 
   it('in a 500 from an unexpected failure: generic message with a request id, or redacted details', async () => {
-    vi.spyOn(gw.app.gateway.upstream, 'send').mockRejectedValueOnce(
+    vi.spyOn(gw.app.upstreamPool, 'send').mockRejectedValueOnce(
       new Error(`socket to upstream with Bearer ${UPSTREAM_KEY} failed for client ${PROXY_KEY} and ${OTHER_KEY}`),
     );
     const r = await call(`${gw.url}/v1/chat/completions`, { method: 'POST', headers: authHeaders(), body: chatBody() });
@@ -138,8 +138,8 @@ describe.each([
 
   it('in a 502 whose cause mentions a secret: details only with INSECURE_DEBUG, redacted', async () => {
     const cause = new Error(`connect refused while sending ${UPSTREAM_KEY}`);
-    vi.spyOn(gw.app.gateway.upstream, 'send').mockRejectedValueOnce(
-      Object.assign(new ApiError(502, 'The upstream API could not be reached.', 'api_error', 'upstream_unreachable'), { cause }),
+    vi.spyOn(gw.app.upstreamPool, 'send').mockRejectedValueOnce(
+      upstreamUnreachable(cause),
     );
     const r = await call(`${gw.url}/v1/chat/completions`, { method: 'POST', headers: authHeaders(), body: chatBody() });
     expect(r.status).toBe(502);
@@ -156,7 +156,7 @@ describe.each([
       env: { INSECURE_DEBUG: insecureDebug, OPENAI_API_KEY: PLAIN_UPSTREAM_KEY, PROXYGPT_API_KEYS: PLAIN_PROXY_KEY },
     });
     try {
-      vi.spyOn(plain.app.gateway.upstream, 'send').mockRejectedValueOnce(new Error(`keys ${PLAIN_UPSTREAM_KEY} / ${PLAIN_PROXY_KEY} in a message`));
+      vi.spyOn(plain.app.upstreamPool, 'send').mockRejectedValueOnce(new Error(`keys ${PLAIN_UPSTREAM_KEY} / ${PLAIN_PROXY_KEY} in a message`));
       const r = await call(`${plain.url}/v1/chat/completions`, { method: 'POST', headers: authHeaders(PLAIN_PROXY_KEY), body: chatBody() });
       expect(r.status).toBe(500);
       expectNoSecrets('500 response', visible(r), [PLAIN_UPSTREAM_KEY, PLAIN_PROXY_KEY]);

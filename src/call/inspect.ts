@@ -1,0 +1,90 @@
+/**
+ * What the request path reads from a call's body, and what it changes before sending it on.
+ * Inspection: the model (JSON field or multipart form field) and the stream flag, for the model
+ * policy and for metering. The upstream body: the client's bytes as they came, unless the gateway
+ * must ask for the stream's usage chunk or cap the completion at what a key reserved.
+ */
+import type { FastifyRequest } from 'fastify';
+import { invalidRequest } from '../errors.js';
+
+/** What the policy and the meter need to know about a call's body. */
+export interface CallBody {
+  model: string | null;
+  stream: boolean;
+  /** The parsed JSON object (to estimate and count the prompt), or null for bodiless and multipart requests. */
+  json: Record<string, unknown> | null;
+}
+
+const NO_BODY: CallBody = Object.freeze({ model: null, stream: false, json: null });
+
+export function pathOf(url: string): string {
+  const q = url.indexOf('?');
+  return q === -1 ? url : url.slice(0, q);
+}
+
+export function searchOf(url: string): string {
+  const q = url.indexOf('?');
+  return q === -1 ? '' : url.slice(q);
+}
+
+/** Reads the model and stream flag of a request's body (400 when they are not what OpenAI takes). */
+export async function inspectBody(request: FastifyRequest): Promise<CallBody> {
+  if (request.rawBody === null) return NO_BODY;
+  const contentType = String(request.headers['content-type'] ?? '');
+  if (contentType.toLowerCase().startsWith('multipart/form-data')) {
+    let form: FormData;
+    try {
+      form = await new Response(request.rawBody, { headers: { 'content-type': contentType } }).formData();
+    } catch {
+      throw invalidRequest('The multipart body could not be parsed.');
+    }
+    const model = form.get('model');
+    if (model !== null && typeof model !== 'string') throw invalidRequest('The model field must be text.', 'model');
+    return { model, stream: form.get('stream') === 'true', json: null };
+  }
+  const body = request.body;
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) throw invalidRequest('The request body must be a JSON object.');
+  const json = body as Record<string, unknown>;
+  if (json.model !== undefined && typeof json.model !== 'string') throw invalidRequest('model must be a string.', 'model');
+  return { model: (json.model as string | undefined) ?? null, stream: json.stream === true, json };
+}
+
+/** The body field that caps the completion, by upstream endpoint (the path below /v1). */
+const COMPLETION_CAP_FIELD: Record<string, string> = {
+  '/chat/completions': 'max_completion_tokens',
+  '/responses': 'max_output_tokens',
+  '/completions': 'max_tokens',
+};
+const CAP_FIELDS = ['max_tokens', 'max_completion_tokens', 'max_output_tokens'];
+
+/**
+ * The body to send to the upstream's `path` (below /v1): the client's bytes as they came, unless
+ * the gateway must add to them.
+ * - A streamed chat completion asks the upstream for the usage chunk (hidden again from a client
+ *   that did not ask for it: `strip`).
+ * - A key with token or spend limits gets the completion budget it reserved (`capTokens`) as the
+ *   request's cap when the client named none, so what it settles can never exceed what it reserved.
+ */
+export function upstreamBody<Raw extends Buffer | string | null>(
+  path: string,
+  body: CallBody,
+  raw: Raw,
+  capTokens: number | null,
+): { body: Raw | Buffer; strip: boolean } {
+  const json = body.json;
+  if (json === null) return { body: raw, strip: false };
+  const patch: Record<string, unknown> = {};
+  let strip = false;
+  if (body.stream && path === '/chat/completions') {
+    const options = json.stream_options;
+    const asked = options !== null && typeof options === 'object' && (options as { include_usage?: unknown }).include_usage === true;
+    if (!asked) {
+      patch.stream_options = options !== null && typeof options === 'object' ? { ...options, include_usage: true } : { include_usage: true };
+      strip = true;
+    }
+  }
+  const capField = COMPLETION_CAP_FIELD[path];
+  if (capTokens !== null && capField !== undefined && !CAP_FIELDS.some((f) => typeof json[f] === 'number')) patch[capField] = capTokens;
+  if (Object.keys(patch).length === 0) return { body: raw, strip: false };
+  return { body: Buffer.from(JSON.stringify({ ...json, ...patch })), strip };
+}

@@ -1,0 +1,96 @@
+/**
+ * The meter step: relays an upstream answer to the client while reading what it cost, and
+ * settles the call once the answer is over. SSE streams and large JSON bodies pass through a tap
+ * (chunk by chunk, nothing buffered) that reads the reported usage; JSON answers up to 1 MiB are
+ * read whole and sent as they came; error bodies are read whole and redacted. A client that
+ * leaves mid-stream destroys the tap, which aborts the upstream request; it is billed what was
+ * delivered (prompt plus completion text so far, counted with the tokenizer), never nothing.
+ */
+import type { FastifyReply } from 'fastify';
+import { pipeline } from 'node:stream/promises';
+import { JsonTap } from '../metering/json-tap.js';
+import { SseTap } from '../metering/sse-tap.js';
+import { usageFromJson } from '../metering/usage.js';
+import { clientResponseHeaders } from '../proxy/headers.js';
+import type { UpstreamResponse } from '../proxy/forward.js';
+import { BILL_NOTHING, type CallOutcome, type ProxyCall } from './proxy-call.js';
+
+/** JSON answers up to this size (nearly all) are read whole and sent with their length. */
+const WHOLE_BODY_MAX_BYTES = 1024 * 1024;
+
+const isOk = (status: number): boolean => status >= 200 && status < 300;
+
+/** The assistant text of a chat completion (or text completion) body. */
+function completionTextOf(body: unknown): string {
+  const choices = (body as { choices?: { message?: { content?: unknown }; text?: unknown }[] } | null)?.choices;
+  if (!Array.isArray(choices)) return '';
+  return choices.map((c) => (typeof c.message?.content === 'string' ? c.message.content : typeof c.text === 'string' ? c.text : '')).join('');
+}
+
+/** What a complete 2xx JSON answer bills: its reported usage, or its completion text to count. */
+export function meterJson(parsed: unknown): CallOutcome {
+  const reported = usageFromJson(parsed);
+  return { reported, delivered: reported === null ? completionTextOf(parsed) : '' };
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined; // not JSON after all: nothing to read
+  }
+}
+
+/**
+ * Reads an answer whole and settles the call before handing it back: an error bills nothing (it
+ * reports no usage); a 2xx bills its usage or its counted prompt and completion. `json` is the
+ * parsed 2xx body (undefined when it is not JSON, or for an error).
+ */
+export async function readAnswer(call: ProxyCall, response: UpstreamResponse): Promise<{ text: string; json: unknown }> {
+  const text = await response.body.text();
+  if (!isOk(response.statusCode)) {
+    await call.settle(BILL_NOTHING);
+    return { text, json: undefined };
+  }
+  const json = parseJson(text);
+  await call.settle(meterJson(json));
+  return { text, json };
+}
+
+/** The /v1 responder: the upstream's status, headers and body as they came (errors redacted). */
+export async function relay(call: ProxyCall, reply: FastifyReply, response: UpstreamResponse): Promise<FastifyReply> {
+  const status = response.statusCode;
+  reply.code(status).headers(clientResponseHeaders(response.headers)).headers(call.admission!.headers);
+
+  if (!isOk(status)) {
+    // Error bodies are small: read them whole and make sure no secret of ours rides along.
+    const { text } = await readAnswer(call, response);
+    reply.removeHeader('content-length');
+    return reply.send(call.context.redactor.text(text));
+  }
+
+  const contentType = String(response.headers['content-type'] ?? '');
+  const length = Number(response.headers['content-length'] ?? NaN);
+  if (contentType.includes('json') && length <= WHOLE_BODY_MAX_BYTES) {
+    // One read, one parse, sent as it came; settled while it is being sent.
+    const body = Buffer.from(await response.body.arrayBuffer());
+    void call.settle(meterJson(parseJson(body.toString('utf8'))));
+    return reply.send(body);
+  }
+
+  const tap = contentType.includes('text/event-stream')
+    ? new SseTap({ stripUsageChunk: call.stripUsageChunk })
+    : contentType.includes('json')
+      ? new JsonTap()
+      : null;
+  if (tap === null) {
+    // Neither JSON nor a stream (audio, files): nothing to read the usage from.
+    await call.settle(BILL_NOTHING);
+    return reply.send(response.body);
+  }
+  if (tap instanceof SseTap) reply.removeHeader('content-length');
+  // Settled when the body is over: complete, or cut short by either side.
+  const end = () => call.settle({ reported: tap.usage(), delivered: tap.completionText() });
+  void pipeline(response.body, tap).then(end, end);
+  return reply.send(tap);
+}

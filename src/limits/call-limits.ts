@@ -1,0 +1,167 @@
+/**
+ * The limits of one call: which rules apply to a caller (the gateway's global ones, plus a stored
+ * key's own), what a call reserves in each series (a request slot; for keys with token or spend
+ * limits an estimate of its tokens and their price), the 429 with an exact Retry-After when it
+ * does not fit, and what it finally counts once it is over (the `success` mode counts a held
+ * request slot only for a 2xx answer; held tokens and spend become what the call really used).
+ */
+import type { Principal } from '../auth/authenticator.js';
+import type { CountMode } from '../config.js';
+import { rateLimited } from '../errors.js';
+import type { PriceBook } from '../metering/price-book.js';
+import { totalTokens, type TokenUsage } from '../metering/usage.js';
+import { formatResetDuration, tightest, type LimitRule, type Limiter, type Reservation, type RuleState, type SeriesCost } from './limiter.js';
+import { hasUsageLimits, keyRules, keySeries } from './rules.js';
+
+/** What admission produced: the reservation to settle and the headers every response carries. */
+export interface Admission {
+  reservation: Reservation | null;
+  headers: Record<string, string>;
+  /** Series this call reserved in, by quantity. */
+  series: { requests: string[]; tokens: string | null; usd: string | null };
+  model: string | null;
+}
+
+const NO_USAGE: TokenUsage = Object.freeze({ promptTokens: 0, completionTokens: 0, cachedTokens: 0 });
+
+/** Header names per unit, built once (names made per call cost a string table lookup each). */
+const RATE_LIMIT_HEADER_NAMES = (['requests', 'tokens'] as const).map((unit) => ({
+  unit,
+  limit: `x-ratelimit-limit-${unit}`,
+  remaining: `x-ratelimit-remaining-${unit}`,
+  reset: `x-ratelimit-reset-${unit}`,
+}));
+
+/** OpenAI's x-ratelimit-* headers for the tightest rule of each unit (or `refusing`, on a 429). */
+export function rateLimitHeaders(states: readonly RuleState[], refusing?: RuleState): Record<string, string> {
+  const headers: Record<string, string> = {};
+  for (const names of RATE_LIMIT_HEADER_NAMES) {
+    const state = refusing?.unit === names.unit ? refusing : tightest(states, names.unit);
+    if (state === undefined) continue;
+    headers[names.limit] = String(state.limit);
+    headers[names.remaining] = String(state.remaining);
+    headers[names.reset] = formatResetDuration(state.resetMs);
+  }
+  return headers;
+}
+
+const RULE_WORDS: Record<string, string> = {
+  hourly: 'requests per hour for this gateway',
+  daily: 'requests per day for this gateway',
+  key_requests_per_hour: 'requests per hour for this key',
+  key_requests_per_day: 'requests per day for this key',
+  key_tokens_per_hour: 'tokens per hour for this key',
+  key_tokens_per_day: 'tokens per day for this key',
+  key_usd_per_day: 'USD per day for this key',
+  key_usd_per_month: 'USD per calendar month for this key',
+};
+
+function describeLimit(state: RuleState): string {
+  const amount = state.unit === 'usd' ? `$${(state.limit / 1e6).toFixed(2)}` : String(state.limit);
+  return `${amount} ${RULE_WORDS[state.name] ?? state.name}`;
+}
+
+export interface CallLimitsOptions {
+  limiter: Limiter;
+  prices: PriceBook;
+  /** The gateway's own rules (from the environment), applied to every caller. */
+  globalRules: LimitRule[];
+  /** `success`: request slots are held while in flight and count only for a 2xx answer. */
+  countMode: CountMode;
+}
+
+export class CallLimits {
+  readonly globalRules: LimitRule[];
+  private readonly limiter: Limiter;
+  private readonly prices: PriceBook;
+  private readonly holdRequests: boolean;
+
+  constructor(options: CallLimitsOptions) {
+    this.limiter = options.limiter;
+    this.prices = options.prices;
+    this.globalRules = options.globalRules;
+    this.holdRequests = options.countMode === 'success';
+  }
+
+  rulesFor(principal: Principal): LimitRule[] {
+    return principal.policy === null ? this.globalRules : [...this.globalRules, ...keyRules(principal.id, principal.policy)];
+  }
+
+  /** Whether reserving for this caller needs a token estimate (it has token or spend limits). */
+  needsUsageEstimate(principal: Principal): boolean {
+    return principal.policy !== null && hasUsageLimits(principal.policy);
+  }
+
+  /** Reserves in every applicable window, atomically, or throws the 429 that says how long to wait. */
+  async reserve(principal: Principal, model: string | null, estimate: TokenUsage | null): Promise<Admission> {
+    const rules = this.rulesFor(principal);
+    const series: Admission['series'] = { requests: [], tokens: null, usd: null };
+    if (rules.length === 0) return { reservation: null, headers: {}, series, model };
+
+    const costs: Record<string, SeriesCost> = {};
+    for (const rule of rules) {
+      if (rule.unit === 'requests' && costs[rule.series] === undefined) {
+        costs[rule.series] = { amount: 1, hold: this.holdRequests };
+        series.requests.push(rule.series);
+      }
+    }
+    if (principal.policy !== null) {
+      const own = keySeries(principal.id);
+      const usage = estimate ?? NO_USAGE;
+      if (rules.some((r) => r.series === own.tokens)) {
+        costs[own.tokens] = { amount: totalTokens(usage), hold: true };
+        series.tokens = own.tokens;
+      }
+      if (rules.some((r) => r.series === own.usd)) {
+        costs[own.usd] = { amount: (await this.prices.current()).costMicroUsd(model, usage), hold: true };
+        series.usd = own.usd;
+      }
+    }
+
+    const decision = await this.limiter.reserve(rules, costs);
+    if (decision.admitted) return { reservation: decision.reservation ?? null, headers: rateLimitHeaders(decision.states), series, model };
+
+    const blocked = decision.states.find((s) => s.name === decision.blockedBy) ?? decision.states[0]!;
+    const headers = rateLimitHeaders(decision.states, blocked);
+    if (decision.retryAfterMs === undefined) {
+      throw rateLimited({
+        message: `This request alone needs more than the limit of ${describeLimit(blocked)} (estimated from its prompt and max tokens). Lower max_tokens or ask your admin for a higher limit.`,
+        unit: blocked.unit,
+        headers,
+      });
+    }
+    const retryMs = decision.retryAfterMs;
+    const retrySeconds = Math.max(1, Math.ceil(retryMs / 1000));
+    throw rateLimited({
+      message: `Rate limit reached: ${describeLimit(blocked)}. Try again in ${retrySeconds}s. See GET /ratelimit for the current usage.`,
+      unit: blocked.unit,
+      headers: { ...headers, 'retry-after': String(retrySeconds), 'retry-after-ms': String(Math.ceil(retryMs)) },
+    });
+  }
+
+  /**
+   * Counts what a call used, once it is over: held request slots count only for a 2xx `status`
+   * in the `success` mode; held tokens and spend become `usage` (nothing when null: the upstream
+   * failed, or answered an error without usage). Returns the call's cost in micro-dollars.
+   */
+  async settle(admission: Admission, status: number | null, usage: TokenUsage | null): Promise<number> {
+    const costMicroUsd = usage === null ? 0 : (await this.prices.current()).costMicroUsd(admission.model, usage);
+    const reservation = admission.reservation;
+    if (reservation !== null && Object.keys(reservation.held).length > 0) {
+      const ok = status !== null && status >= 200 && status < 300;
+      const actual: Record<string, number> = {};
+      for (const s of admission.series.requests) actual[s] = ok ? 1 : 0;
+      if (admission.series.tokens !== null) actual[admission.series.tokens] = usage === null ? 0 : totalTokens(usage);
+      if (admission.series.usd !== null) actual[admission.series.usd] = costMicroUsd;
+      await this.limiter.commit(reservation, actual);
+    }
+    return costMicroUsd;
+  }
+
+  /** Current state of the caller's limits: the global ones and its key's own. */
+  async status(principal: Principal): Promise<{ global: RuleState[]; key: RuleState[] }> {
+    const rules = this.rulesFor(principal);
+    const states = rules.length === 0 ? [] : await this.limiter.peek(rules);
+    return { global: states.filter((s) => !s.name.startsWith('key_')), key: states.filter((s) => s.name.startsWith('key_')) };
+  }
+}
