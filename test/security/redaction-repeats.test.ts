@@ -75,7 +75,7 @@ describe('a real gateway configured with plain secrets', () => {
 
   it('removes every copy from the log line and the (INSECURE_DEBUG) 500 answer of a failure', async () => {
     const gw = await start();
-    vi.spyOn(gw.app.gateway.upstream, 'send').mockRejectedValueOnce(
+    vi.spyOn(gw.app.upstreamPool, 'send').mockRejectedValueOnce(
       new Error(`upstream ${PLAIN_UPSTREAM} / ${PLAIN_UPSTREAM} / ${PLAIN_UPSTREAM}, admin ${PLAIN_ADMIN} ${PLAIN_ADMIN}, client ${PLAIN_PROXY} ${PLAIN_PROXY}`),
     );
     const res = await fetch(`${gw.url}/v1/chat/completions`, { method: 'POST', headers: authHeaders(PLAIN_PROXY), body: chatBody() });
