@@ -38,7 +38,10 @@ export async function inspectBody(request: FastifyRequest): Promise<CallBody> {
     } catch {
       throw invalidRequest('The multipart body could not be parsed.');
     }
-    const model = form.get('model');
+    // Upstreams disagree on which copy of a repeated field counts: one model field, or none.
+    const models = form.getAll('model');
+    if (models.length > 1) throw invalidRequest('The model field must be sent once.', 'model');
+    const model = models[0] ?? null;
     if (model !== null && typeof model !== 'string') throw invalidRequest('The model field must be text.', 'model');
     return { model, stream: form.get('stream') === 'true', json: null };
   }

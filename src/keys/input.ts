@@ -98,8 +98,7 @@ export function policyOf(input: UpdateKeyInput, base: KeyPolicy, config: Pick<Co
         throw invalidRequest((err as Error).message, 'endpoints');
       }
       for (const rule of rules) {
-        const probe = rule.path.endsWith('/*') ? rule.path.slice(0, -1) : rule.path;
-        if (!gateway.endpointAllowed(rule.method, probe)) {
+        if (!gateway.coversRule(rule)) {
           throw invalidRequest(`endpoints: ${rule.method} ${rule.path} is not enabled on this gateway (PROXYGPT_ALLOWED_ENDPOINTS)`, 'endpoints');
         }
       }

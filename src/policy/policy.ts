@@ -25,9 +25,18 @@ export class Policy {
     if (this.endpoints === null) return true;
     return this.endpoints.some((rule) => {
       if (rule.method !== method) return false;
-      if (rule.path.endsWith('/*')) return path.startsWith(rule.path.slice(0, -1));
+      // `/v1/models/*` covers what lies below `/v1/models/`: not `/v1/models` or `/v1/models/` itself.
+      if (rule.path.endsWith('/*')) return path.length > rule.path.length - 1 && path.startsWith(rule.path.slice(0, -1));
       return rule.path === path;
     });
+  }
+
+  /** Whether every request `rule` allows is allowed here too (a key's own rules stay within the gateway's). */
+  coversRule(rule: EndpointRule): boolean {
+    if (!rule.path.endsWith('/*')) return this.endpointAllowed(rule.method, rule.path);
+    if (this.endpoints === null) return true;
+    const below = rule.path.slice(0, -1);
+    return this.endpoints.some((own) => own.method === rule.method && own.path.endsWith('/*') && below.startsWith(own.path.slice(0, -1)));
   }
 
   modelAllowed(model: string): boolean {

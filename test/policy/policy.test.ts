@@ -43,10 +43,29 @@ describe('endpoints', () => {
     for (const path of ['/v1/models/gpt-4o', '/v1/models/ft:gpt-4o-mini:org:custom:abc123', '/v1/models/meta-llama/Llama-3-8B']) {
       expect(policy.endpointAllowed('GET', path), path).toBe(true);
     }
-    for (const path of ['/v1/models', '/v1/modelsX', '/v1/models-evil', '/v1/modelsfoo/bar', '/v1/model/gpt-4o', '/v1/Models/gpt-4o', '/v1/x/v1/models/gpt-4o']) {
+    for (const path of ['/v1/models', '/v1/models/', '/v1/modelsX', '/v1/models-evil', '/v1/modelsfoo/bar', '/v1/model/gpt-4o', '/v1/Models/gpt-4o', '/v1/x/v1/models/gpt-4o']) {
       expect(policy.endpointAllowed('GET', path), path).toBe(false);
     }
     for (const method of ['POST', 'DELETE']) expect(policy.endpointAllowed(method, '/v1/models/gpt-4o'), method).toBe(false);
+  });
+
+  it('covers a key rule only when it allows everything the rule does', () => {
+    const gateway = new Policy([{ method: 'POST', path: '/v1/chat/completions' }, { method: 'GET', path: '/v1/models/*' }, { method: 'GET', path: '/v1/files' }], null);
+    expect(gateway.coversRule({ method: 'POST', path: '/v1/chat/completions' })).toBe(true);
+    expect(gateway.coversRule({ method: 'GET', path: '/v1/models/*' })).toBe(true);
+    expect(gateway.coversRule({ method: 'GET', path: '/v1/models/gpt-4o/*' })).toBe(true);
+    expect(gateway.coversRule({ method: 'GET', path: '/v1/models/gpt-4o' })).toBe(true);
+    for (const rule of [
+      { method: 'GET', path: '/v1/models' },
+      { method: 'GET', path: '/v1/*' },
+      { method: 'GET', path: '/v1/files/*' },
+      { method: 'POST', path: '/v1/models/*' },
+      { method: 'GET', path: '/v1/modelsX/*' },
+      { method: 'POST', path: '/v1/chat/completions/*' },
+    ]) {
+      expect(gateway.coversRule(rule), `${rule.method} ${rule.path}`).toBe(false);
+    }
+    expect(new Policy(null, null).coversRule({ method: 'GET', path: '/v1/*' })).toBe(true);
   });
 
   it('matches when any one of several rules does', () => {

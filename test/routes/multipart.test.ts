@@ -149,6 +149,19 @@ describe('the model form field', () => {
     expect(allowed.status, JSON.stringify(allowed.json)).toBe(200);
   });
 
+  it('a model field sent twice is 400 (param model) and nothing goes up, whichever copy is allowed', async () => {
+    // Upstreams differ on which copy of a repeated field they read: the first could pass the
+    // allowlist while the upstream serves the second.
+    const calls = await upstreamCalls(async () => {
+      for (const models of [['whisper-1', 'gpt-evil'], ['gpt-evil', 'whisper-1'], ['whisper-1', 'whisper-1']]) {
+        const body = form({});
+        for (const model of models) body.append('model', model);
+        expectRefusal(await post('/v1/audio/transcriptions', body), 400, 'invalid_request', 'model');
+      }
+    });
+    expect(calls).toBe(0);
+  });
+
   it('a file part named model is 400 (param model) and nothing goes up', async () => {
     const calls = await upstreamCalls(async () => {
       const body = form({}, { model: { bytes: Buffer.from('whisper-1'), name: 'model.txt', type: 'text/plain' }, file: { bytes: AUDIO, name: 'clip.wav', type: 'audio/wav' } });
