@@ -67,6 +67,11 @@ describe('Authenticator', () => {
     }
   });
 
+  it('looks up only keys of the gateway's own format (pgpt-), whatever the store holds', async () => {
+    await stored('legacy', 'plain-secret-without-prefix');
+    expect(await refusal('Bearer plain-secret-without-prefix')).toEqual({ status: 401, code: 'invalid_api_key', message: 'Invalid proxy key. Check the key your ProxyGPT admin gave you.' });
+  });
+
   it('refuses a disabled key, saying so', async () => {
     await stored('bob', 'pgpt-bob-secret-00000000', { disabled: true });
     expect(await refusal('Bearer pgpt-bob-secret-00000000')).toEqual({ status: 401, code: 'invalid_api_key', message: 'This proxy key has been disabled by the admin.' });
