@@ -67,7 +67,7 @@ describe('Authenticator', () => {
     }
   });
 
-  it('looks up only keys of the gateway's own format (pgpt-), whatever the store holds', async () => {
+  it('looks up only keys in the gateway format (pgpt-), whatever the store holds', async () => {
     await stored('legacy', 'plain-secret-without-prefix');
     expect(await refusal('Bearer plain-secret-without-prefix')).toEqual({ status: 401, code: 'invalid_api_key', message: 'Invalid proxy key. Check the key your ProxyGPT admin gave you.' });
   });
