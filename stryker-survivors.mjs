@@ -55,7 +55,7 @@ class SurvivorsReporter {
     else t.other++;
     if (result.status === 'Survived' || result.status === 'NoCoverage') {
       const replacement = (result.replacement ?? '').replace(/\s+/g, ' ').slice(0, 160);
-      appendFileSync(SURVIVORS, `${result.status}\t${file}:${result.location.start.line + 1}\t${result.mutatorName}\t${replacement}\t${result.coveredBy?.length ?? 0} tests\n`);
+      appendFileSync(SURVIVORS, `${result.status}\t${file}:${result.location.start.line}\t${result.mutatorName}\t${replacement}\t${result.coveredBy?.length ?? 0} tests\n`);
     }
     this.write();
   }
