@@ -1,15 +1,15 @@
 // @ts-check
 /**
  * A Stryker reporter (`npm run mutate`) for long runs: it writes each surviving (or uncovered)
- * mutant to reports/mutation/survivors.txt the moment it is known (file:line, mutator,
- * replacement, how many tests covered it), and keeps reports/mutation/progress.md current: per
+ * mutant to <reports>/survivors.txt the moment it is known (file:line, mutator,
+ * replacement, how many tests covered it), and keeps <reports>/progress.md current (<reports>: reports/mutation/<group>, see stryker.config.mjs): per
  * file, how many mutants are planned and how many are killed, survived, timed out or uncovered so
  * far, with the score of each file whose mutants are all tested. So tests can be written against
  * survivors while the run goes on, and a run stopped early still tells the files it finished.
  */
 import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
 
-const DIR = 'reports/mutation';
+const DIR = process.env.MUTATE_REPORTS ?? 'reports/mutation';
 const SURVIVORS = `${DIR}/survivors.txt`;
 const PROGRESS = `${DIR}/progress.md`;
 

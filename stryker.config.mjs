@@ -33,6 +33,25 @@ function members(file, ...names) {
   });
 }
 
+/**
+ * The scope in two groups, to run one at a time (`npm run mutate:security`, `mutate:accounting`;
+ * `npm run mutate` runs both): each group keeps its own reports and incremental file under
+ * reports/mutation/<group>/, so a short run on one group does not forget the other's results.
+ */
+const GROUPS = {
+  security: ['src/auth/**/*.ts', 'src/policy/**/*.ts', 'src/proxy/headers.ts', 'src/redact.ts', 'src/limits/window-math.ts', 'src/limits/limiter.ts'],
+  accounting: [
+    ...members('src/limits/memory.ts', 'state', 'append', 'seek', 'view', 'firstTsAtCum', 'judge', 'reserve', 'takeHolds', 'commit', 'release', 'peek'),
+    ...members('src/limits/sqlite.ts', 'this.commitTx', 'this.releaseTx', 'seriesRow', 'append', 'evaluate', 'reserveNow', 'reserve', 'flushReserves', 'commit', 'release'),
+    'src/metering/**/*.ts',
+  ],
+};
+const group = process.env.MUTATE_GROUP ?? 'all';
+if (group !== 'all' && !(group in GROUPS)) throw new Error(`stryker.config.mjs: MUTATE_GROUP must be ${Object.keys(GROUPS).join(' or ')}`);
+const reports = `reports/mutation/${group}`;
+// The survivors reporter (stryker-survivors.mjs) writes beside the other reports.
+process.env.MUTATE_REPORTS = reports;
+
 /** @type {import('@stryker-mutator/api/core').PartialStrykerOptions} */
 export default {
   testRunner: 'vitest',
@@ -48,25 +67,15 @@ export default {
   // suite with it, a minute or more each. By default they are reported as ignored;
   // MUTATE_STATIC=1 tests them too (incremental mode then runs only those).
   ignoreStatic: process.env.MUTATE_STATIC !== '1',
-  mutate: [
-    'src/auth/**/*.ts',
-    'src/policy/**/*.ts',
-    'src/proxy/headers.ts',
-    'src/redact.ts',
-    'src/limits/window-math.ts',
-    'src/limits/limiter.ts',
-    ...members('src/limits/memory.ts', 'state', 'append', 'seek', 'view', 'firstTsAtCum', 'judge', 'reserve', 'takeHolds', 'commit', 'release', 'peek'),
-    ...members('src/limits/sqlite.ts', 'this.commitTx', 'this.releaseTx', 'seriesRow', 'append', 'evaluate', 'reserveNow', 'reserve', 'flushReserves', 'commit', 'release'),
-    'src/metering/**/*.ts',
-  ],
+  mutate: group === 'all' ? [...GROUPS.security, ...GROUPS.accounting] : GROUPS[/** @type {keyof typeof GROUPS} */ (group)],
   // Only what the tests need goes into the sandbox.
   ignorePatterns: ['dist', 'data', 'coverage', 'bench/results', 'reports', '*.db', '*.db-wal', '*.db-shm', '.env'],
   incremental: true,
-  incrementalFile: 'reports/mutation/stryker-incremental.json',
+  incrementalFile: `${reports}/stryker-incremental.json`,
   plugins: ['@stryker-mutator/*', './stryker-survivors.mjs'],
   reporters: ['html', 'clear-text', 'json', 'progress', 'survivors'],
-  htmlReporter: { fileName: 'reports/mutation/mutation.html' },
-  jsonReporter: { fileName: 'reports/mutation/mutation.json' },
+  htmlReporter: { fileName: `${reports}/mutation.html` },
+  jsonReporter: { fileName: `${reports}/mutation.json` },
   clearTextReporter: { allowColor: false, logTests: false, reportScoreTable: true },
   tempDirName: '.stryker-tmp',
   concurrency: 2,
