@@ -77,21 +77,26 @@ export function judgeRule(
   return { state, fits, retryAfterMs, leavesAt: bounds.leavesAt };
 }
 
-/** The refusal when any judgement does not fit (the longest wait wins), or null to admit. */
+/**
+ * The refusal when any judgement does not fit, or null to admit: the longest wait wins (the first
+ * of equals); a rule the cost alone exceeds wins over any wait (no wait helps), and is named.
+ */
 export function refusal(rules: readonly LimitRule[], judgements: readonly Judgement[]): Decision | null {
   let blockedBy: string | undefined;
   let retryAfterMs: number | undefined;
-  let never = false;
+  let never: string | undefined;
   judgements.forEach((j, i) => {
     if (j.fits) return;
-    if (j.retryAfterMs === undefined) never = true;
+    if (j.retryAfterMs === undefined) never ??= rules[i]!.name;
     if (blockedBy === undefined || (j.retryAfterMs ?? 0) > (retryAfterMs ?? 0)) {
       blockedBy = rules[i]!.name;
       retryAfterMs = j.retryAfterMs;
     }
   });
   if (blockedBy === undefined) return null;
-  return { admitted: false, states: judgements.map((j) => j.state), blockedBy, retryAfterMs: never ? undefined : retryAfterMs };
+  const states = judgements.map((j) => j.state);
+  if (never !== undefined) return { admitted: false, states, blockedBy: never, retryAfterMs: undefined };
+  return { admitted: false, states, blockedBy, retryAfterMs };
 }
 
 /**
