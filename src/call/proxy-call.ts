@@ -199,6 +199,12 @@ export class ProxyCall {
         settlement = { usage: usage ?? NO_USAGE, costMicroUsd, estimated };
       } catch (err) {
         this.log.error({ err }, 'settling a call failed');
+        // Whatever it holds must not stay held until the hold expires: drop it, uncounted.
+        try {
+          await this.context.limits.release(admission);
+        } catch (releaseErr) {
+          this.log.error({ err: releaseErr }, 'releasing a call that failed to settle failed too');
+        }
       }
     }
     this.settlement = settlement;

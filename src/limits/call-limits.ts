@@ -158,6 +158,14 @@ export class CallLimits {
     return costMicroUsd;
   }
 
+  /**
+   * Drops what a call holds without counting it: for a call whose `settle` failed (the limiter
+   * could not commit), so that its hold does not block the key until it expires.
+   */
+  async release(admission: Admission): Promise<void> {
+    if (admission.reservation !== null && Object.keys(admission.reservation.held).length > 0) await this.limiter.release(admission.reservation);
+  }
+
   /** Current state of the caller's limits: the global ones and its key's own. */
   async status(principal: Principal): Promise<{ global: RuleState[]; key: RuleState[] }> {
     const rules = this.rulesFor(principal);
