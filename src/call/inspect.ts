@@ -6,6 +6,7 @@
  */
 import type { FastifyRequest } from 'fastify';
 import { invalidRequest } from '../errors.js';
+import { editObject, objectMembers, setTopLevelMembers, topLevelObject } from './json-bytes.js';
 
 /** What the policy and the meter need to know about a call's body. */
 export interface CallBody {
@@ -60,6 +61,8 @@ const COMPLETION_CAP_FIELD: Record<string, string> = {
 };
 const CAP_FIELDS = ['max_tokens', 'max_completion_tokens', 'max_output_tokens'];
 
+const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
+
 /**
  * The body to send to the upstream's `path` (below /v1): the client's bytes as they came, unless
  * the gateway must add to them.
@@ -67,6 +70,8 @@ const CAP_FIELDS = ['max_tokens', 'max_completion_tokens', 'max_output_tokens'];
  *   that did not ask for it: `strip`).
  * - A key with token or spend limits gets the completion budget it reserved (`capTokens`) as the
  *   request's cap when the client named none, so what it settles can never exceed what it reserved.
+ * The additions are spliced into the client's bytes (json-bytes.ts): every other value goes up
+ * exactly as the client wrote it, and the gateway's copy of an added member is the only one.
  */
 export function upstreamBody<Raw extends Buffer | string | null>(
   path: string,
@@ -75,19 +80,27 @@ export function upstreamBody<Raw extends Buffer | string | null>(
   capTokens: number | null,
 ): { body: Raw | Buffer; strip: boolean } {
   const json = body.json;
-  if (json === null) return { body: raw, strip: false };
-  const patch: Record<string, unknown> = {};
-  let strip = false;
-  if (body.stream && path === '/chat/completions') {
-    const options = json.stream_options;
-    const asked = options !== null && typeof options === 'object' && (options as { include_usage?: unknown }).include_usage === true;
-    if (!asked) {
-      patch.stream_options = options !== null && typeof options === 'object' ? { ...options, include_usage: true } : { include_usage: true };
-      strip = true;
-    }
-  }
+  if (json === null || raw === null) return { body: raw, strip: false };
+  const options = json.stream_options;
+  const askUsage = body.stream && path === '/chat/completions' && !(isObject(options) && options.include_usage === true);
   const capField = COMPLETION_CAP_FIELD[path];
-  if (capTokens !== null && capField !== undefined && !CAP_FIELDS.some((f) => typeof json[f] === 'number')) patch[capField] = capTokens;
-  if (Object.keys(patch).length === 0) return { body: raw, strip: false };
-  return { body: Buffer.from(JSON.stringify({ ...json, ...patch })), strip };
+  const cap = capTokens !== null && capField !== undefined && !CAP_FIELDS.some((f) => typeof json[f] === 'number');
+  if (!askUsage && !cap) return { body: raw, strip: false };
+
+  const bytes: Buffer = typeof raw === 'string' ? Buffer.from(raw) : (raw as Buffer);
+  const top = topLevelObject(bytes);
+  if (top === null) return { body: raw, strip: false }; // not the object `json` was parsed from: nothing to add to
+  const set = new Map<string, string>();
+  if (askUsage) {
+    // The client's own options (the last copy: the one `json` holds) with include_usage on.
+    const last = isObject(options) ? top.members.findLast((m) => m.key === 'stream_options') : undefined;
+    const own = last === undefined ? null : objectMembers(bytes, last.valueStart);
+    set.set('stream_options', own === null ? INCLUDE_USAGE : editObject(bytes, own, INCLUDE_USAGE_KEY, [INCLUDE_USAGE_MEMBER]).toString('utf8'));
+  }
+  if (cap) set.set(capField, String(capTokens));
+  return { body: setTopLevelMembers(bytes, top, set), strip: askUsage };
 }
+
+const INCLUDE_USAGE_MEMBER = '"include_usage":true';
+const INCLUDE_USAGE = `{${INCLUDE_USAGE_MEMBER}}`;
+const INCLUDE_USAGE_KEY: ReadonlySet<string> = new Set(['include_usage']);

@@ -122,24 +122,36 @@ export function topLevelObject(bytes: Buffer): ObjectSpan | null {
 }
 
 /**
- * The object `span` of `bytes` with every member whose key is in `drop` removed and `added`
- * (member texts such as `"include_usage":true`) appended before its closing brace. The kept
- * members' bytes are copied as they are; only the whitespace between removed members goes. Bytes
- * before and after the object stay too.
+ * The text of the object `span` of `bytes` (from its opening to its closing brace) with every
+ * member whose key is in `drop` removed and `added` (member texts such as `"include_usage":true`)
+ * appended before its closing brace. The kept members' bytes are copied as they are; only the
+ * whitespace around removed members goes.
  */
 export function editObject(bytes: Buffer, span: ObjectSpan, drop: ReadonlySet<string>, added: readonly string[]): Buffer {
   const kept = span.members.filter((m) => !drop.has(m.key));
-  const tail = added.length === 0 ? '' : added.join(',');
+  const tail = added.join(',');
+  const comma = kept.length > 0 && tail !== '' ? ',' : '';
   if (kept.length === span.members.length) {
     // Nothing to remove: insert before the closing brace, every byte of the client's kept.
-    const comma = kept.length > 0 && tail !== '' ? ',' : '';
-    return Buffer.concat([bytes.subarray(0, span.close), Buffer.from(comma + tail), bytes.subarray(span.close)]);
+    return Buffer.concat([bytes.subarray(span.open, span.close), Buffer.from(comma + tail), bytes.subarray(span.close, span.close + 1)]);
   }
-  const parts: Buffer[] = [bytes.subarray(0, span.open + 1)];
+  const parts: Buffer[] = [bytes.subarray(span.open, span.open + 1)];
   kept.forEach((m, index) => {
     if (index > 0) parts.push(Buffer.from(','));
     parts.push(bytes.subarray(m.start, m.end));
   });
-  parts.push(Buffer.from((kept.length > 0 && tail !== '' ? ',' : '') + tail), bytes.subarray(span.close));
+  parts.push(Buffer.from(`${comma}${tail}}`));
   return Buffer.concat(parts);
+}
+
+/**
+ * `bytes`, a JSON object whose top level is `top`, with the members named in `set` given these
+ * values (JSON texts): every copy the client sent of them is removed and the gateway's is
+ * appended last, so the upstream reads the gateway's whichever copy of a duplicate key its parser
+ * keeps. Everything else is copied byte for byte.
+ */
+export function setTopLevelMembers(bytes: Buffer, top: ObjectSpan, set: ReadonlyMap<string, string>): Buffer {
+  const added = [...set].map(([key, value]) => `${JSON.stringify(key)}:${value}`);
+  const edited = editObject(bytes, top, new Set(set.keys()), added);
+  return Buffer.concat([bytes.subarray(0, top.open), edited, bytes.subarray(top.close + 1)]);
 }
