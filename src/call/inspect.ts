@@ -6,6 +6,7 @@
  */
 import type { FastifyRequest } from 'fastify';
 import { invalidRequest } from '../errors.js';
+import { MAX_TOKEN_COUNT } from '../metering/usage.js';
 import { editObject, objectMembers, setTopLevelMembers, topLevelObject } from './json-bytes.js';
 
 /** What the policy and the meter need to know about a call's body. */
@@ -53,13 +54,43 @@ export async function inspectBody(request: FastifyRequest): Promise<CallBody> {
   return { model: (json.model as string | undefined) ?? null, stream: json.stream === true, json };
 }
 
+/** Most choices (`n`) one request may ask for: OpenAI's own maximum. */
+const MAX_CHOICES = 128;
+const BUDGET_FIELDS = ['max_tokens', 'max_completion_tokens', 'max_output_tokens'] as const;
+
+/**
+ * For a caller with token or spend limits: the numbers its reservation is computed from must be
+ * sane, or the request is a 400 naming the field (before anything is reserved). The completion
+ * caps must be whole numbers from 0 to MAX_TOKEN_COUNT and `n` from 1 to 128; null stands for
+ * "not named". (A valid budget larger than the key's limits is the limiter's 429.)
+ */
+export function checkBudgetFields(json: Record<string, unknown>): void {
+  for (const field of BUDGET_FIELDS) {
+    const v = json[field];
+    if (v === undefined || v === null) continue;
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > MAX_TOKEN_COUNT) {
+      throw invalidRequest(`${field} must be a whole number from 0 to ${MAX_TOKEN_COUNT} (got ${describe(v)}).`, field);
+    }
+  }
+  const n = json.n;
+  if (n !== undefined && n !== null && (typeof n !== 'number' || !Number.isInteger(n) || n < 1 || n > MAX_CHOICES)) {
+    throw invalidRequest(`n must be a whole number from 1 to ${MAX_CHOICES} (got ${describe(n)}).`, 'n');
+  }
+}
+
+/** What a refused value was, without echoing text or structures back. */
+function describe(v: unknown): string {
+  if (typeof v === 'number') return Number.isFinite(v) ? String(v) : 'a number too large for JSON';
+  return Array.isArray(v) ? 'an array' : typeof v === 'object' ? 'an object' : `a ${typeof v}`;
+}
+
 /** The body field that caps the completion, by upstream endpoint (the path below /v1). */
 const COMPLETION_CAP_FIELD: Record<string, string> = {
   '/chat/completions': 'max_completion_tokens',
   '/responses': 'max_output_tokens',
   '/completions': 'max_tokens',
 };
-const CAP_FIELDS = ['max_tokens', 'max_completion_tokens', 'max_output_tokens'];
+const CAP_FIELDS = BUDGET_FIELDS;
 
 const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
 

@@ -190,6 +190,10 @@ export class ProxyCall {
     if (admission !== null) {
       try {
         let usage = outcome.reported;
+        if (usage?.clamped !== undefined) {
+          // Names and reasons only: a count sent as text could hold anything.
+          this.log.warn({ fields: usage.clamped, model: this.body.model }, 'the upstream reported token counts out of range; recorded them clamped');
+        }
         let estimated = false;
         if (usage === null && outcome.delivered !== null && this.body.json !== null) {
           usage = await countUsage(this.body.json, outcome.delivered);
