@@ -16,7 +16,7 @@ import { ApiError } from '../errors.js';
 import type { Admission, CallLimits } from '../limits/call-limits.js';
 import { countUsage, estimateUsage } from '../metering/estimate.js';
 import type { TokenUsage } from '../metering/usage.js';
-import { CallSignal, ClientGoneError, type UpstreamPool, type UpstreamRequest, type UpstreamResponse } from '../proxy/forward.js';
+import { CallSignal, ClientGoneError, upstreamBodyFailure, type UpstreamPool, type UpstreamRequest, type UpstreamResponse } from '../proxy/forward.js';
 import type { Redactor } from '../redact.js';
 import { upstreamBody, type CallBody } from './inspect.js';
 
@@ -119,11 +119,13 @@ export class ProxyCall {
       const response = await this.forward(request, reply);
       if (response === null) return reply.code(499).send();
       return await respond(this, reply, response);
-    } catch (err) {
+    } catch (thrown) {
       // An answer nobody will read any more must not hold its upstream connection: dump() drops
       // the rest (cut past 128 KiB) without an error event of its own (destroy() would raise one).
       void this.response?.body.dump();
       await this.settle(this.failure());
+      // A body that timed out or broke off while being read: 504 or 502, as before the headers.
+      const err = this.response !== null && !(thrown instanceof ApiError) ? upstreamBodyFailure(thrown) : thrown;
       throw err instanceof ApiError && this.admission !== null ? err.withHeaders(this.admission.headers) : err;
     }
   }
