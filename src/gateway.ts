@@ -7,7 +7,7 @@
  */
 import type { FastifyBaseLogger } from 'fastify';
 import type { Principal } from './auth/authenticator.js';
-import type { CallBody } from './call/inspect.js';
+import { checkBudgetFields, type CallBody } from './call/inspect.js';
 import { ProxyCall, type CallContext } from './call/proxy-call.js';
 import type { CallLimits } from './limits/call-limits.js';
 import type { Access } from './policy/access.js';
@@ -38,9 +38,13 @@ export class Gateway implements CallContext {
     this.defaultMaxTokens = options.defaultMaxTokens;
   }
 
-  /** Checks the body's model against the caller's policy (403), then opens its call. */
+  /**
+   * Checks the body's model against the caller's policy (403) and, for a caller with token or
+   * spend limits, the numbers its reservation is computed from (400), then opens its call.
+   */
   open(principal: Principal, body: CallBody, log: FastifyBaseLogger): ProxyCall {
     this.access.checkModel(principal, body.model);
+    if (body.json !== null && this.limits.needsUsageEstimate(principal)) checkBudgetFields(body.json);
     return new ProxyCall(this, principal, body, log);
   }
 }

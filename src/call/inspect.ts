@@ -6,6 +6,8 @@
  */
 import type { FastifyRequest } from 'fastify';
 import { invalidRequest } from '../errors.js';
+import { MAX_TOKEN_COUNT } from '../metering/usage.js';
+import { editObject, objectMembers, setTopLevelMembers, topLevelObject } from './json-bytes.js';
 
 /** What the policy and the meter need to know about a call's body. */
 export interface CallBody {
@@ -52,13 +54,45 @@ export async function inspectBody(request: FastifyRequest): Promise<CallBody> {
   return { model: (json.model as string | undefined) ?? null, stream: json.stream === true, json };
 }
 
+/** Most choices (`n`) one request may ask for: OpenAI's own maximum. */
+const MAX_CHOICES = 128;
+const BUDGET_FIELDS = ['max_tokens', 'max_completion_tokens', 'max_output_tokens'] as const;
+
+/**
+ * For a caller with token or spend limits: the numbers its reservation is computed from must be
+ * sane, or the request is a 400 naming the field (before anything is reserved). The completion
+ * caps must be whole numbers from 0 to MAX_TOKEN_COUNT and `n` from 1 to 128; null stands for
+ * "not named". (A valid budget larger than the key's limits is the limiter's 429.)
+ */
+export function checkBudgetFields(json: Record<string, unknown>): void {
+  for (const field of BUDGET_FIELDS) {
+    const v = json[field];
+    if (v === undefined || v === null) continue;
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > MAX_TOKEN_COUNT) {
+      throw invalidRequest(`${field} must be a whole number from 0 to ${MAX_TOKEN_COUNT} (got ${describe(v)}).`, field);
+    }
+  }
+  const n = json.n;
+  if (n !== undefined && n !== null && (typeof n !== 'number' || !Number.isInteger(n) || n < 1 || n > MAX_CHOICES)) {
+    throw invalidRequest(`n must be a whole number from 1 to ${MAX_CHOICES} (got ${describe(n)}).`, 'n');
+  }
+}
+
+/** What a refused value was, without echoing text or structures back. */
+function describe(v: unknown): string {
+  if (typeof v === 'number') return Number.isFinite(v) ? String(v) : 'a number too large for JSON';
+  return Array.isArray(v) ? 'an array' : typeof v === 'object' ? 'an object' : `a ${typeof v}`;
+}
+
 /** The body field that caps the completion, by upstream endpoint (the path below /v1). */
 const COMPLETION_CAP_FIELD: Record<string, string> = {
   '/chat/completions': 'max_completion_tokens',
   '/responses': 'max_output_tokens',
   '/completions': 'max_tokens',
 };
-const CAP_FIELDS = ['max_tokens', 'max_completion_tokens', 'max_output_tokens'];
+const CAP_FIELDS = BUDGET_FIELDS;
+
+const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
 
 /**
  * The body to send to the upstream's `path` (below /v1): the client's bytes as they came, unless
@@ -67,6 +101,8 @@ const CAP_FIELDS = ['max_tokens', 'max_completion_tokens', 'max_output_tokens'];
  *   that did not ask for it: `strip`).
  * - A key with token or spend limits gets the completion budget it reserved (`capTokens`) as the
  *   request's cap when the client named none, so what it settles can never exceed what it reserved.
+ * The additions are spliced into the client's bytes (json-bytes.ts): every other value goes up
+ * exactly as the client wrote it, and the gateway's copy of an added member is the only one.
  */
 export function upstreamBody<Raw extends Buffer | string | null>(
   path: string,
@@ -75,19 +111,27 @@ export function upstreamBody<Raw extends Buffer | string | null>(
   capTokens: number | null,
 ): { body: Raw | Buffer; strip: boolean } {
   const json = body.json;
-  if (json === null) return { body: raw, strip: false };
-  const patch: Record<string, unknown> = {};
-  let strip = false;
-  if (body.stream && path === '/chat/completions') {
-    const options = json.stream_options;
-    const asked = options !== null && typeof options === 'object' && (options as { include_usage?: unknown }).include_usage === true;
-    if (!asked) {
-      patch.stream_options = options !== null && typeof options === 'object' ? { ...options, include_usage: true } : { include_usage: true };
-      strip = true;
-    }
-  }
+  if (json === null || raw === null) return { body: raw, strip: false };
+  const options = json.stream_options;
+  const askUsage = body.stream && path === '/chat/completions' && !(isObject(options) && options.include_usage === true);
   const capField = COMPLETION_CAP_FIELD[path];
-  if (capTokens !== null && capField !== undefined && !CAP_FIELDS.some((f) => typeof json[f] === 'number')) patch[capField] = capTokens;
-  if (Object.keys(patch).length === 0) return { body: raw, strip: false };
-  return { body: Buffer.from(JSON.stringify({ ...json, ...patch })), strip };
+  const cap = capTokens !== null && capField !== undefined && !CAP_FIELDS.some((f) => typeof json[f] === 'number');
+  if (!askUsage && !cap) return { body: raw, strip: false };
+
+  const bytes: Buffer = typeof raw === 'string' ? Buffer.from(raw) : (raw as Buffer);
+  const top = topLevelObject(bytes);
+  if (top === null) return { body: raw, strip: false }; // not the object `json` was parsed from: nothing to add to
+  const set = new Map<string, string>();
+  if (askUsage) {
+    // The client's own options (the last copy: the one `json` holds) with include_usage on.
+    const last = isObject(options) ? top.members.findLast((m) => m.key === 'stream_options') : undefined;
+    const own = last === undefined ? null : objectMembers(bytes, last.valueStart);
+    set.set('stream_options', own === null ? INCLUDE_USAGE : editObject(bytes, own, INCLUDE_USAGE_KEY, [INCLUDE_USAGE_MEMBER]).toString('utf8'));
+  }
+  if (cap) set.set(capField, String(capTokens));
+  return { body: setTopLevelMembers(bytes, top, set), strip: askUsage };
 }
+
+const INCLUDE_USAGE_MEMBER = '"include_usage":true';
+const INCLUDE_USAGE = `{${INCLUDE_USAGE_MEMBER}}`;
+const INCLUDE_USAGE_KEY: ReadonlySet<string> = new Set(['include_usage']);

@@ -16,7 +16,7 @@ import { ApiError } from '../errors.js';
 import type { Admission, CallLimits } from '../limits/call-limits.js';
 import { countUsage, estimateUsage } from '../metering/estimate.js';
 import type { TokenUsage } from '../metering/usage.js';
-import { CallSignal, ClientGoneError, type UpstreamPool, type UpstreamRequest, type UpstreamResponse } from '../proxy/forward.js';
+import { CallSignal, ClientGoneError, upstreamBodyFailure, type UpstreamPool, type UpstreamRequest, type UpstreamResponse } from '../proxy/forward.js';
 import type { Redactor } from '../redact.js';
 import { upstreamBody, type CallBody } from './inspect.js';
 
@@ -119,11 +119,13 @@ export class ProxyCall {
       const response = await this.forward(request, reply);
       if (response === null) return reply.code(499).send();
       return await respond(this, reply, response);
-    } catch (err) {
+    } catch (thrown) {
       // An answer nobody will read any more must not hold its upstream connection: dump() drops
       // the rest (cut past 128 KiB) without an error event of its own (destroy() would raise one).
       void this.response?.body.dump();
       await this.settle(this.failure());
+      // A body that timed out or broke off while being read: 504 or 502, as before the headers.
+      const err = this.response !== null && !(thrown instanceof ApiError) ? upstreamBodyFailure(thrown) : thrown;
       throw err instanceof ApiError && this.admission !== null ? err.withHeaders(this.admission.headers) : err;
     }
   }
@@ -190,6 +192,10 @@ export class ProxyCall {
     if (admission !== null) {
       try {
         let usage = outcome.reported;
+        if (usage?.clamped !== undefined) {
+          // Names and reasons only: a count sent as text could hold anything.
+          this.log.warn({ fields: usage.clamped, model: this.body.model }, 'the upstream reported token counts out of range; recorded them clamped');
+        }
         let estimated = false;
         if (usage === null && outcome.delivered !== null && this.body.json !== null) {
           usage = await countUsage(this.body.json, outcome.delivered);
@@ -199,6 +205,12 @@ export class ProxyCall {
         settlement = { usage: usage ?? NO_USAGE, costMicroUsd, estimated };
       } catch (err) {
         this.log.error({ err }, 'settling a call failed');
+        // Whatever it holds must not stay held until the hold expires: drop it, uncounted.
+        try {
+          await this.context.limits.release(admission);
+        } catch (releaseErr) {
+          this.log.error({ err: releaseErr }, 'releasing a call that failed to settle failed too');
+        }
       }
     }
     this.settlement = settlement;

@@ -2,10 +2,16 @@
  * What the gateway accepts as input before any route runs: safe paths only (no `..`, encoded or
  * not, no backslashes or NUL bytes), JSON bodies kept as the exact bytes received (forwarded
  * without re-serialisation) next to their parsed value, multipart bodies passed through raw, and
- * nothing else (415).
+ * nothing else (415). JSON nested more than MAX_JSON_DEPTH levels is refused (400) here, before
+ * admission: no honest request needs it, and code that walks a parsed value (an estimate, a copy,
+ * JSON.stringify) would otherwise overflow the stack on it after the call was counted.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { invalidJson, invalidPath } from '../errors.js';
+import { nestsDeeperThan } from '../call/json-bytes.js';
+import { invalidJson, invalidPath, invalidRequest } from '../errors.js';
+
+/** Deepest nesting of arrays and objects accepted in a JSON body (the body itself is level 1); serde_json's default. */
+export const MAX_JSON_DEPTH = 128;
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -54,14 +60,19 @@ export function installRequestInput(app: FastifyInstance, maxBodyBytes: number):
       if (request.url.startsWith('/admin/')) return done(null, undefined);
       return done(invalidJson('The request body is empty; send a JSON object.'), undefined);
     }
+    let parsed: unknown;
     try {
-      done(null, JSON.parse(bytes.toString('utf8')));
+      parsed = JSON.parse(bytes.toString('utf8'));
     } catch (err) {
       // V8's message quotes the input; say where it broke without echoing the body back.
       const position = /position (\d+)/.exec((err as Error).message)?.[1];
       const where = position === undefined ? '' : ` (at position ${position})`;
-      done(invalidJson(`The request body is not valid JSON${where}.`), undefined);
+      return done(invalidJson(`The request body is not valid JSON${where}.`), undefined);
     }
+    if (nestsDeeperThan(bytes, MAX_JSON_DEPTH)) {
+      return done(invalidRequest(`The request body nests arrays and objects more than ${MAX_JSON_DEPTH} levels deep; this gateway accepts at most ${MAX_JSON_DEPTH}.`), undefined);
+    }
+    done(null, parsed);
   });
   app.addContentTypeParser(['multipart/form-data'], { parseAs: 'buffer', bodyLimit: maxBodyBytes }, (request, body, done) => {
     request.rawBody = body as Buffer;

@@ -24,6 +24,13 @@ export interface Admission {
 
 const NO_USAGE: TokenUsage = Object.freeze({ promptTokens: 0, completionTokens: 0, cachedTokens: 0 });
 
+/**
+ * An amount the limiter can count (a non-negative safe integer): tokens and prices are bounded
+ * before they get here, but a product of the largest of both must still not make the limiter
+ * throw (a reservation that large is refused as over the limit; a settlement is counted in full).
+ */
+const countable = (amount: number): number => (Number.isNaN(amount) ? 0 : Math.min(Number.MAX_SAFE_INTEGER, Math.max(0, Math.ceil(amount))));
+
 /** Header names per unit, built once (names made per call cost a string table lookup each). */
 const RATE_LIMIT_HEADER_NAMES = (['requests', 'tokens'] as const).map((unit) => ({
   unit,
@@ -109,11 +116,11 @@ export class CallLimits {
       const own = keySeries(principal.id);
       const usage = estimate ?? NO_USAGE;
       if (rules.some((r) => r.series === own.tokens)) {
-        costs[own.tokens] = { amount: totalTokens(usage), hold: true };
+        costs[own.tokens] = { amount: countable(totalTokens(usage)), hold: true };
         series.tokens = own.tokens;
       }
       if (rules.some((r) => r.series === own.usd)) {
-        costs[own.usd] = { amount: (await this.prices.current()).costMicroUsd(model, usage), hold: true };
+        costs[own.usd] = { amount: countable((await this.prices.current()).costMicroUsd(model, usage)), hold: true };
         series.usd = own.usd;
       }
     }
@@ -145,17 +152,25 @@ export class CallLimits {
    * failed, or answered an error without usage). Returns the call's cost in micro-dollars.
    */
   async settle(admission: Admission, status: number | null, usage: TokenUsage | null): Promise<number> {
-    const costMicroUsd = usage === null ? 0 : (await this.prices.current()).costMicroUsd(admission.model, usage);
+    const costMicroUsd = usage === null ? 0 : countable((await this.prices.current()).costMicroUsd(admission.model, usage));
     const reservation = admission.reservation;
     if (reservation !== null && Object.keys(reservation.held).length > 0) {
       const ok = status !== null && status >= 200 && status < 300;
       const actual: Record<string, number> = {};
       for (const s of admission.series.requests) actual[s] = ok ? 1 : 0;
-      if (admission.series.tokens !== null) actual[admission.series.tokens] = usage === null ? 0 : totalTokens(usage);
+      if (admission.series.tokens !== null) actual[admission.series.tokens] = usage === null ? 0 : countable(totalTokens(usage));
       if (admission.series.usd !== null) actual[admission.series.usd] = costMicroUsd;
       await this.limiter.commit(reservation, actual);
     }
     return costMicroUsd;
+  }
+
+  /**
+   * Drops what a call holds without counting it: for a call whose `settle` failed (the limiter
+   * could not commit), so that its hold does not block the key until it expires.
+   */
+  async release(admission: Admission): Promise<void> {
+    if (admission.reservation !== null && Object.keys(admission.reservation.held).length > 0) await this.limiter.release(admission.reservation);
   }
 
   /** Current state of the caller's limits: the global ones and its key's own. */

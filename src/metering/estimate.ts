@@ -130,13 +130,17 @@ export function estimateTextTokens(text: string): number {
   return tokens;
 }
 
-/** The completion budget the request names, or `fallback`; times `n` choices. */
+/**
+ * The completion budget the request names, or `fallback`; times `n` choices. The gateway refuses
+ * budgets out of range before it estimates (call/inspect.ts checkBudgetFields); this stays safe
+ * on its own too: at most Number.MAX_SAFE_INTEGER.
+ */
 export function completionBudget(body: Record<string, unknown>, fallback: number): number {
   const named = [body.max_completion_tokens, body.max_tokens, body.max_output_tokens].find(
     (v): v is number => typeof v === 'number' && Number.isFinite(v) && v >= 0,
   );
   const n = typeof body.n === 'number' && Number.isInteger(body.n) && body.n > 1 ? body.n : 1;
-  return Math.ceil((named ?? fallback) * n);
+  return Math.min(Number.MAX_SAFE_INTEGER, Math.ceil((named ?? fallback) * n));
 }
 
 /** Upper-bound estimate of a request's usage, for reservations. Cheap: no tokenizer. */

@@ -2,7 +2,8 @@
  * The upstream pool: one keep-alive connection pool to the OpenAI-compatible upstream, shared by
  * all requests of this process. Sends the client's body bytes as they came (no re-serialisation) and
  * hands back the response stream untouched, so SSE flows through chunk by chunk. Maps transport
- * failures to 502 (unreachable) and 504 (timed out).
+ * failures to 502 (unreachable) and 504 (timed out), before the headers and (upstreamBodyFailure)
+ * while a body the gateway reads whole is read.
  */
 import { EventEmitter } from 'node:events';
 import { Pool, type Dispatcher } from 'undici';
@@ -47,6 +48,21 @@ export class ClientGoneError extends Error {
 }
 
 const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'ETIMEDOUT']);
+/** Transport failures while a body is read: the connection broke (undici's own, or the socket's). */
+const BROKEN_CODES = new Set(['UND_ERR_SOCKET', 'UND_ERR_CLOSED', 'UND_ERR_DESTROYED', 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH', 'ECONNRESET', 'EPIPE']);
+
+/**
+ * A failure reading an upstream answer's body (after its headers, before the client got any of
+ * it), mapped like a failure before the headers: timed out → 504, broken off → 502. Anything
+ * else (not a transport failure) is returned as it is.
+ */
+export function upstreamBodyFailure(err: unknown): unknown {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (typeof code !== 'string') return err;
+  if (TIMEOUT_CODES.has(code)) return upstreamTimeout(err).with({ message: 'The upstream API did not finish its answer in time.' });
+  if (BROKEN_CODES.has(code)) return upstreamUnreachable(err).with({ message: 'The upstream API broke off its answer.' });
+  return err;
+}
 
 export class UpstreamPool {
   private readonly pool: Pool;

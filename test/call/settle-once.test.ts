@@ -4,7 +4,8 @@
  * once, whichever way it ends: 2xx JSON (whole and tapped), a complete SSE stream, a client that
  * leaves mid-stream, before the headers or while its call is being admitted (then nothing goes
  * upstream and nothing is billed), an upstream error status, an unreachable upstream
- * (502), a timed-out one (504), a body the upstream cuts short (JSON and SSE), an error thrown
+ * (502), a timed-out one (504), a body the upstream cuts short (JSON: 502, and SSE) or stops
+ * sending (JSON: 504; also on the legacy route), an error thrown
  * inside the relay, the legacy route (also when it throws after settling), and a call the
  * limiter refuses (recorded once, nothing to commit).
  *
@@ -78,7 +79,7 @@ function watch(gw: TestGateway): Watch {
 }
 
 /** How the scripted upstream answers the next request. */
-type Script = 'json-cut' | 'sse-cut' | 'no-message' | 'hang';
+type Script = 'json-cut' | 'json-stall' | 'sse-cut' | 'no-message' | 'hang';
 
 let gw: TestGateway; // the mock upstream
 let local: TestGateway; // the scripted upstream below, 300 ms upstream timeout
@@ -100,9 +101,10 @@ beforeAll(async () => {
         res.writeHead(200, { 'content-type': 'application/json' });
         return void res.end('{"choices": []}');
       }
-      if (next === 'json-cut') {
+      if (next === 'json-cut' || next === 'json-stall') {
         res.writeHead(200, { 'content-type': 'application/json', 'content-length': '1000' });
         res.write('{"id":"chatcmpl-cut","choices":[');
+        if (next === 'json-stall') return; // the rest never comes
       } else {
         res.writeHead(200, { 'content-type': 'text/event-stream' });
         res.write('data: {"choices":[{"index":0,"delta":{"content":"half "}}]}\n\n');
@@ -274,16 +276,40 @@ describe('every call after admission is settled and recorded exactly once', () =
     expect(record.status).toBe(504);
   });
 
-  it('a JSON body the upstream cuts short', async () => {
+  it('a JSON body the upstream cuts short (502, as a reset before the headers)', async () => {
     next = 'json-cut';
     const record = await endsOnce(local, async () => {
       const res = await post(local, '/v1/chat/completions', chatBody());
-      expect(res.status).toBe(500);
-      await res.text();
+      expect(res.status).toBe(502);
+      expect(((await res.json()) as { error: { code: string } }).error.code).toBe('upstream_unreachable');
     });
-    expect(record.status).toBe(500);
+    expect(record.status).toBe(502);
     expect(record.promptTokens).toBeGreaterThan(0); // the upstream accepted the prompt: it is billed
   });
+
+  it('a JSON body that stops coming (504 past the upstream timeout)', async () => {
+    next = 'json-stall';
+    const record = await endsOnce(local, async () => {
+      const res = await post(local, '/v1/chat/completions', chatBody());
+      expect(res.status).toBe(504);
+      expect(((await res.json()) as { error: { code: string } }).error.code).toBe('upstream_timeout');
+    });
+    expect(record.status).toBe(504);
+    expect(record.promptTokens).toBeGreaterThan(0);
+  });
+
+  for (const [script, status] of [['json-cut', 502], ['json-stall', 504]] as const) {
+    it(`the legacy route, its answer ${script === 'json-cut' ? 'cut short' : 'stalled'} mid-body (${status})`, async () => {
+      next = script;
+      const record = await endsOnce(local, async () => {
+        const res = await legacy(local);
+        expect(res.status).toBe(status);
+        await res.text();
+      });
+      expect(record).toMatchObject({ status, path: '/api/openai/completions/gpt3' });
+      expect(record.promptTokens).toBeGreaterThan(0);
+    });
+  }
 
   it('an SSE stream the upstream cuts short', async () => {
     next = 'sse-cut';

@@ -30,14 +30,28 @@ describe('usage.ts', () => {
     });
   });
 
-  it('is null for what is not a usage object; bad numbers count as 0', () => {
+  it('is null for what is not a usage object; counts out of range are clamped to 0..2^31-1 and named', () => {
     for (const value of [null, undefined, 42, 'usage', {}, { total_tokens: 5 }]) expect(parseUsage(value)).toBeNull();
     expect(parseUsage({ prompt_tokens: -5, completion_tokens: 'many', prompt_tokens_details: null })).toEqual({
       promptTokens: 0,
       completionTokens: 0,
       cachedTokens: 0,
+      clamped: ['prompt_tokens: negative', 'completion_tokens: not a number (string)'],
     });
-    expect(parseUsage({ prompt_tokens: Infinity, completion_tokens: 2.6 })).toEqual({ promptTokens: 0, completionTokens: 3, cachedTokens: 0 });
+    expect(parseUsage({ prompt_tokens: Infinity, completion_tokens: 2.6 })).toEqual({
+      promptTokens: 2_147_483_647,
+      completionTokens: 3,
+      cachedTokens: 0,
+      clamped: ['prompt_tokens: too large', 'completion_tokens: not a whole number'],
+    });
+    expect(parseUsage({ input_tokens: '12', output_tokens: 2 ** 53 + 2, input_tokens_details: { cached_tokens: NaN } })).toEqual({
+      promptTokens: 12,
+      completionTokens: 2_147_483_647,
+      cachedTokens: 0,
+      clamped: ['input_tokens: a number sent as text', 'output_tokens: too large', 'cached_tokens: not a number'],
+    });
+    // In range: nothing noted (null and missing counts are 0).
+    expect(parseUsage({ prompt_tokens: 2_147_483_647, completion_tokens: null })).toEqual({ promptTokens: 2_147_483_647, completionTokens: 0, cachedTokens: 0 });
   });
 
   it('usageFromJson: chat body, Responses body, a Responses event wrapping a response; null otherwise', () => {

@@ -1,0 +1,115 @@
+/**
+ * The byte scans behind the body splice and the nesting limit (src/call/json-bytes.ts), on many
+ * generated JSON texts (seeded, so a failure repeats): odd whitespace, escaped keys and quotes,
+ * brackets inside strings, numbers no double holds, duplicate keys. Checked against JSON.parse and
+ * against the generator's own record of what it wrote, never against the scanner itself.
+ */
+import { describe, expect, it } from 'vitest';
+import { nestsDeeperThan, setTopLevelMembers, topLevelObject } from '../../src/call/json-bytes.js';
+
+/** A small seeded PRNG (mulberry32). */
+function prng(seed: number) {
+  return () => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const SPACES = ['', ' ', '\n', '\t', '\r\n  '];
+const STRINGS = ['"plain"', '"with \\"quotes\\" and \\\\"', '"brackets ] } [ {"', '"\\u00e9\\/\\ud83d\\ude00"', '""', '"\\\\"', '"日本語"'];
+const NUMBERS = ['0', '-1', '12345678901234567891', '0.30000000000000000001', '1e300', '-2.5E-3'];
+const KEYS = ['"a"', '"b"', '"stream_options"', '"stream\\u005foptions"', '"max_tokens"', '"k\\"q"'];
+
+/** Random JSON text with random whitespace; `depth` = how many levels its deepest container has. */
+function generate(rand: () => number, maxDepth: number): { text: string; depth: number } {
+  const pick = <T>(list: T[]) => list[Math.floor(rand() * list.length)]!;
+  const ws = () => pick(SPACES);
+  const roll = rand();
+  if (maxDepth === 0 || roll < 0.4) {
+    const scalar = pick([...STRINGS, ...NUMBERS, 'true', 'false', 'null']);
+    return { text: scalar, depth: 0 };
+  }
+  const n = Math.floor(rand() * 4);
+  const items = Array.from({ length: n }, () => generate(rand, maxDepth - 1));
+  const depth = 1 + Math.max(0, ...items.map((i) => i.depth));
+  if (roll < 0.7) return { text: `[${ws()}${items.map((i) => i.text).join(`${ws()},${ws()}`)}${ws()}]`, depth };
+  return { text: `{${ws()}${items.map((i) => `${pick(KEYS)}${ws()}:${ws()}${i.text}`).join(`${ws()},${ws()}`)}${ws()}}`, depth };
+}
+
+/** A random top-level object: its text and each member's text as written. */
+function generateObject(rand: () => number): { text: string; members: { key: string; text: string }[] } {
+  const pick = <T>(list: T[]) => list[Math.floor(rand() * list.length)]!;
+  const n = Math.floor(rand() * 6);
+  const members = Array.from({ length: n }, () => {
+    const key = pick(KEYS);
+    return { key: JSON.parse(key) as string, text: `${key}${pick(SPACES)}:${pick(SPACES)}${generate(rand, 4).text}` };
+  });
+  return { text: `${pick(SPACES)}{${pick(SPACES)}${members.map((m) => m.text).join(`${pick(SPACES)},${pick(SPACES)}`)}${pick(SPACES)}}${pick(SPACES)}`, members };
+}
+
+describe('nestsDeeperThan', () => {
+  it('agrees with the generated depth for 2,000 random texts, at every limit around it', () => {
+    const rand = prng(8);
+    for (let run = 0; run < 2_000; run++) {
+      const { text, depth } = generate(rand, 7);
+      JSON.parse(text); // the generator writes valid JSON
+      const bytes = Buffer.from(text);
+      // Short texts take the length shortcut: pad with spaces so that the scan runs too.
+      const padded = Buffer.from(text + ' '.repeat(20));
+      for (const limit of [depth - 1, depth, depth + 1].filter((l) => l >= 0)) {
+        expect(nestsDeeperThan(bytes, limit), `${text} at limit ${limit}`).toBe(depth > limit);
+        expect(nestsDeeperThan(padded, limit), `${text} (padded) at limit ${limit}`).toBe(depth > limit);
+      }
+    }
+  });
+
+  it('scans 100,000 levels without recursion', () => {
+    expect(nestsDeeperThan(Buffer.from('['.repeat(100_000) + ']'.repeat(100_000)), 128)).toBe(true);
+  });
+});
+
+describe('setTopLevelMembers', () => {
+  it('replaces every copy of the set keys and keeps every other member byte for byte (2,000 random objects)', () => {
+    const rand = prng(88);
+    for (let run = 0; run < 2_000; run++) {
+      const { text, members } = generateObject(rand);
+      const bytes = Buffer.from(text);
+      const top = topLevelObject(bytes);
+      expect(top, text).not.toBeNull();
+      expect(top!.members.map((m) => m.key)).toEqual(members.map((m) => m.key));
+      const set = new Map([
+        ['stream_options', '{"include_usage":true}'],
+        ['max_completion_tokens', '777'],
+      ]);
+      const out = setTopLevelMembers(bytes, top!, set).toString('utf8');
+      const expected = JSON.parse(text) as Record<string, unknown>;
+      delete expected.stream_options;
+      expect(JSON.parse(out), `${text} → ${out}`).toEqual({ ...expected, stream_options: { include_usage: true }, max_completion_tokens: 777 });
+      for (const m of members) {
+        if (m.key === 'stream_options') expect(out).not.toContain(m.text);
+        else expect(out).toContain(m.text);
+      }
+      // One copy of each set key, the gateway's, last.
+      const outTop = topLevelObject(Buffer.from(out))!;
+      expect(outTop.members.filter((m) => m.key === 'stream_options')).toHaveLength(1);
+      expect(outTop.members.slice(-2).map((m) => m.key)).toEqual(['stream_options', 'max_completion_tokens']);
+    }
+  });
+
+  it('leaves the bytes before and after the object and inside it untouched when nothing is removed', () => {
+    const text = ' \n{ "seed" : 12345678901234567891 ,"a":[1, {"b":"}"}] } \n';
+    const out = setTopLevelMembers(Buffer.from(text), topLevelObject(Buffer.from(text))!, new Map([['n', '1']])).toString('utf8');
+    expect(out).toBe(' \n{ "seed" : 12345678901234567891 ,"a":[1, {"b":"}"}] ,"n":1} \n');
+  });
+
+  it('adds to an empty object', () => {
+    const out = setTopLevelMembers(Buffer.from('{ }'), topLevelObject(Buffer.from('{ }'))!, new Map([['n', '1']])).toString('utf8');
+    expect(JSON.parse(out)).toEqual({ n: 1 });
+  });
+
+  it('finds no object in a body that is not one', () => {
+    for (const text of ['[]', '"x"', '12', 'null']) expect(topLevelObject(Buffer.from(text))).toBeNull();
+  });
+});
