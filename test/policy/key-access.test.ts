@@ -98,4 +98,16 @@ describe('KeyAccessCache', () => {
     expect(refusal(() => second.checkModel('m2'))).toBeNull();
     expect(refusal(() => second.checkModel('m1'))?.code).toBe('model_not_allowed');
   });
+
+  it('forgets everything past 10,000 keys (bounded memory), and compiles again on demand', () => {
+    const cache = new KeyAccessCache();
+    const of = (i: number): Principal => ({ ...principal(1, ['m']), id: `key_${i}` });
+    const first = cache.get(of(0))!;
+    for (let i = 1; i <= 10_000; i++) cache.get(of(i));
+    expect(cache.get(of(0))).toBe(first); // 10,001 entries: still kept
+    cache.get(of(10_001)); // one more: the cache starts over
+    const again = cache.get(of(0))!;
+    expect(again).not.toBe(first);
+    expect(refusal(() => again.checkModel('m'))).toBeNull();
+  });
 });
