@@ -3,7 +3,8 @@
  * usage the upstream reports (chat `usage` chunk, Responses `response.completed`), and can drop the
  * usage-only chunk the gateway asked for on the client's behalf, so the client sees exactly the
  * chunks it asked for (also without the `"usage":null` field OpenAI then adds to every chunk). It
- * parses JSON only for events that carry a usage object.
+ * parses JSON only for events that carry a usage object. Only complete events go on, so `redact`
+ * (the configured secrets out) sees every secret whole.
  */
 import { Transform, type TransformCallback } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';
@@ -12,6 +13,8 @@ import { parseUsage, type TokenUsage } from './usage.js';
 export interface SseTapOptions {
   /** Drop chat chunks that carry usage and no choices (the client did not ask for them). */
   stripUsageChunk: boolean;
+  /** Applied to the text that goes on (complete events only): removes our secrets. */
+  redact?: (text: string) => string;
 }
 
 const SEPARATOR = /\r?\n\r?\n/;
@@ -55,15 +58,21 @@ export class SseTap extends Transform {
       this.pending = this.pending.slice(end);
       out += this.inspect(event);
     }
-    if (out.length > 0) this.push(out);
+    this.send(out);
     done();
   }
 
   override _flush(done: TransformCallback): void {
     const rest = this.pending + this.decoder.end();
     const last = rest.length > 0 ? this.inspect(rest) : '';
-    if (last.length > 0) this.push(last);
+    this.send(last);
     done();
+  }
+
+  /** Pushes `out` (complete events) with our secrets removed. */
+  private send(out: string): void {
+    if (out.length === 0) return;
+    this.push(this.options.redact === undefined ? out : this.options.redact(out));
   }
 
   /** Reads one event; returns what goes on to the client ('' for nothing). */
