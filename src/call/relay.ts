@@ -84,7 +84,12 @@ export async function relay(call: ProxyCall, reply: FastifyReply, response: Upst
   }
 
   const tap = contentType.includes('text/event-stream')
-    ? new SseTap({ stripUsageChunk: call.stripUsageChunk, redact: (text) => redactor.secretsOnly(text) })
+    ? new SseTap({
+        stripUsageChunk: call.stripUsageChunk,
+        redact: (text) => redactor.secretsOnly(text),
+        // An event past the cap ended the client's stream: stop the upstream's too.
+        onTooLarge: () => response.body.destroy(),
+      })
     : contentType.includes('json')
       ? new JsonTap(redactor.scrubber())
       : null;
