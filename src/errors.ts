@@ -108,3 +108,11 @@ export const badUpstreamResponse = (message: string) => new ApiError({ status: 5
 export const notReady = (message: string) => new ApiError({ status: 503, message, type: 'api_error', code: 'not_ready' });
 export const upstreamTimeout = (cause?: unknown) =>
   new ApiError({ status: 504, message: 'The upstream API did not answer in time.', type: 'api_error', code: 'upstream_timeout', cause });
+/** Sent as the last event of a stream (its status is long gone) whose upstream event passed the cap. */
+export const upstreamEventTooLarge = (maxChars: number) =>
+  new ApiError({
+    status: 502,
+    message: `The upstream sent a stream event longer than ${maxChars / (1024 * 1024)} MiB (${maxChars} characters); the stream was ended.`,
+    type: 'api_error',
+    code: 'upstream_event_too_large',
+  });

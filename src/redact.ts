@@ -2,10 +2,17 @@
  * Secret redaction: removes every configured secret (upstream key, proxy keys, admin key) and
  * anything shaped like a bearer token or an OpenAI key from text and objects, and whatever an
  * object holds under a credential's name (`authorization`, `cookie`, `apiKey`...), before they
- * reach a log line or, with INSECURE_DEBUG, a client.
+ * reach a log line, an error body or, with INSECURE_DEBUG, a client.
+ *
+ * What an upstream answers with 2xx (headers and bodies) is only cleared of the configured
+ * secrets (`secretsOnly()`, `maskSecrets()`, `scrubber()`): a model may write "sk-..." or "Bearer ..."
+ * in a completion, and that is the client's to read. The common case, no secret in the text, costs
+ * one string search per secret (bench/redaction.ts measures it).
  */
 
 const REDACTED = '[REDACTED]';
+/** What each byte of a secret becomes where the length must stay (streamed bodies). */
+const MASK = 0x2a; // '*'
 const TRUNCATED = '[Truncated]';
 const MAX_DEPTH = 8;
 const TOKEN_PATTERNS = [/\bBearer\s+[^\s"',;]+/gi, /\bsk-[A-Za-z0-9_-]{6,}/g, /\bpgpt-[A-Za-z0-9_-]{6,}/g];
@@ -17,19 +24,174 @@ const SECRET_KEYS = new Set(['authorization', 'proxyauthorization', 'cookie', 's
 const credentialName = (key: string) => key.toLowerCase().replace(/[-_]/g, '');
 
 const escapeRegExp = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+/**
+ * How to find whether a text holds a secret at the least cost (measured: bench/redaction.ts): up
+ * to a few secrets, one search each (from its rarest character: steady whatever the secrets look
+ * like); above, one regex scan for all (a search each grows with their number).
+ */
+const ONE_SCAN_ABOVE = 4;
+
+/** Letters from the most to the least frequent in English text. */
+const LETTERS_BY_FREQUENCY = 'etaoinsrhldcumfpgwybvkxjqz';
+
+/** How rare `c` is in the text of an answer (JSON, prose): higher is rarer. */
+function rarity(c: string): number {
+  if (' "\n,.:{}'.includes(c)) return 0;
+  const letter = LETTERS_BY_FREQUENCY.indexOf(c);
+  if (letter !== -1) return 1 + letter;
+  if (c >= '0' && c <= '9') return 30;
+  if (c >= 'A' && c <= 'Z') return 40;
+  return 50; // '-', '_', other symbols
+}
+
+/** Where to start looking for `secret` from: its rarest character, at least 8 from its end. */
+function anchorOffset(secret: string): number {
+  let best = 0;
+  for (let i = 1; i <= secret.length - Math.min(secret.length, 8); i++) if (rarity(secret[i]!) > rarity(secret[best]!)) best = i;
+  return best;
+}
+
+/**
+ * One secret to look for, in text. A string search runs as fast as the first character of what
+ * it looks for is rare in the text (it stops at each occurrence to compare), so it looks for the
+ * rest of the secret from its rarest character (the anchor), then checks the part before it.
+ */
+class Needle {
+  private readonly offset: number;
+  private readonly anchor: string;
+  private readonly head: string;
+
+  constructor(secret: string) {
+    this.offset = anchorOffset(secret);
+    this.anchor = secret.slice(this.offset);
+    this.head = secret.slice(0, this.offset);
+  }
+
+  in(text: string): boolean {
+    for (let at = text.indexOf(this.anchor, this.offset); at !== -1; at = text.indexOf(this.anchor, at + 1)) {
+      if (this.offset === 0 || text.startsWith(this.head, at - this.offset)) return true;
+    }
+    return false;
+  }
+}
+
+/** The same in bytes (`secret` given as Latin-1: one character per byte), without decoding them. */
+class ByteNeedle {
+  private readonly offset: number;
+  private readonly anchor: Buffer;
+  private readonly head: Buffer;
+
+  constructor(secret: string) {
+    this.offset = anchorOffset(secret);
+    this.anchor = Buffer.from(secret.slice(this.offset), 'latin1');
+    this.head = Buffer.from(secret.slice(0, this.offset), 'latin1');
+  }
+
+  in(bytes: Buffer): boolean {
+    for (let at = bytes.indexOf(this.anchor, this.offset); at !== -1; at = bytes.indexOf(this.anchor, at + 1)) {
+      if (this.offset === 0 || bytes.subarray(at - this.offset, at).equals(this.head)) return true;
+    }
+    return false;
+  }
+}
+
 
 export class Redactor {
   private readonly secrets: string[];
+  /** The secrets as UTF-8 bytes, longest first, for scanning bodies without decoding them. */
+  private readonly secretBytes: Buffer[];
+  /** The same bytes as Latin-1 strings (one character per byte), for a fast search in bytes. */
+  private readonly secretLatin1: string[];
   /** One scan that finds whether a string needs any redaction at all (the common answer is no). */
   private readonly anything: RegExp;
+  /** With more than a few secrets, one scan for all, in text and in bytes read as Latin-1 (else null). */
+  private readonly anySecret: RegExp | null;
+  private readonly anySecretLatin1: RegExp | null;
+  /** With up to a few secrets, one search each, in text and in bytes (else empty). */
+  private readonly needles: Needle[];
+  private readonly byteNeedles: ByteNeedle[];
+  /** The longest secret's length in bytes (0 without secrets): a stream holds back one byte less. */
+  readonly longestSecretBytes: number;
 
   constructor(secrets: Iterable<string | null | undefined>) {
     // Longest first, so a secret that contains another is removed whole.
     this.secrets = [...new Set([...secrets].filter((s): s is string => typeof s === 'string' && s.length > 0))].sort(
       (a, b) => b.length - a.length,
     );
+    this.secretBytes = this.secrets.map((s) => Buffer.from(s, 'utf8')).sort((a, b) => b.length - a.length);
+    this.secretLatin1 = this.secretBytes.map((b) => b.toString('latin1'));
+    this.longestSecretBytes = this.secretBytes[0]?.length ?? 0;
     const alternatives = [...this.secrets.map(escapeRegExp), ...TOKEN_PATTERNS.map((p) => p.source)];
     this.anything = new RegExp(alternatives.join('|'), 'i');
+    const oneScan = this.secrets.length > ONE_SCAN_ABOVE;
+    this.anySecret = oneScan ? new RegExp(this.secrets.map(escapeRegExp).join('|')) : null;
+    this.anySecretLatin1 = oneScan ? new RegExp(this.secretLatin1.map(escapeRegExp).join('|')) : null;
+    this.needles = oneScan ? [] : this.secrets.map((secret) => new Needle(secret));
+    this.byteNeedles = oneScan ? [] : this.secretLatin1.map((secret) => new ByteNeedle(secret));
+  }
+
+  /** Whether `input` contains one of the configured secrets (not the token patterns). */
+  hasSecret(input: string): boolean {
+    if (this.anySecret !== null) return this.anySecret.test(input);
+    for (const needle of this.needles) if (needle.in(input)) return true;
+    return false;
+  }
+
+  /** `input` with every configured secret replaced by `[REDACTED]` (the token patterns stay). */
+  secretsOnly(input: string): string {
+    if (!this.hasSecret(input)) return input;
+    let out = input;
+    for (const secret of this.secrets) if (out.includes(secret)) out = out.split(secret).join(REDACTED);
+    return out;
+  }
+
+  /**
+   * `bytes` with every configured secret overwritten by as many `*` (so a declared length stays
+   * right and JSON stays JSON): `bytes` itself when there is none, else a masked copy. A few
+   * secrets are looked for in the bytes; many, in one regex scan of the bytes read as Latin-1 (one
+   * character per byte, so positions are byte offsets).
+   */
+  maskSecrets(bytes: Buffer): Buffer {
+    if (this.secretBytes.length === 0 || bytes.length === 0) return bytes;
+    if (this.anySecretLatin1 === null) {
+      if (!this.byteNeedles.some((needle) => needle.in(bytes))) return bytes; // the common case
+    } else if (!this.anySecretLatin1.test(bytes.toString('latin1'))) {
+      return bytes;
+    }
+    // One of ours is in there (rare): mask every occurrence of each, longest first.
+    const text = bytes.toString('latin1');
+    const out = Buffer.from(bytes);
+    for (const secret of this.secretLatin1) {
+      for (let at = text.indexOf(secret); at !== -1; at = text.indexOf(secret, at + secret.length)) out.fill(MASK, at, at + secret.length);
+    }
+    return out;
+  }
+
+  /**
+   * Where the end of `bytes` may be the beginning of a secret cut off by the end of a chunk: the
+   * first offset from which the rest of `bytes` is a (proper) prefix of a secret, or
+   * `bytes.length` when none is. Looks at most at the last `longest secret − 1` bytes.
+   */
+  secretStartAtEnd(bytes: Buffer): number {
+    const n = bytes.length;
+    let from = n;
+    for (const secret of this.secretBytes) {
+      for (let p = Math.max(0, n - secret.length + 1); p < from; p++) {
+        if (bytes[p] !== secret[0]) continue;
+        let i = 1;
+        while (p + i < n && bytes[p + i] === secret[i]) i++;
+        if (p + i === n) {
+          from = p;
+          break;
+        }
+      }
+    }
+    return from;
+  }
+
+  /** A scrubber for one byte stream: masks secrets, also those cut across two chunks. */
+  scrubber(): SecretScrubber {
+    return new SecretScrubber(this);
   }
 
   /** Whether `input` contains anything to redact. */
@@ -74,3 +236,33 @@ export class Redactor {
     return out;
   }
 }
+
+/**
+ * Masks the configured secrets in one byte stream, chunk by chunk. A secret may arrive cut across
+ * two chunks, so a chunk whose last bytes could begin a secret keeps them back (only those: no
+ * copy in the common case) and scans them again joined to the next chunk; `end()` hands over what
+ * is left. Per chunk: one search per secret, and a look at the chunk's last bytes.
+ */
+export class SecretScrubber {
+  private held: Buffer | null = null;
+
+  constructor(private readonly redactor: Redactor) {}
+
+  /** What of `chunk` (and the bytes held back before it) may go on now, masked. */
+  write(chunk: Buffer): Buffer {
+    if (this.redactor.longestSecretBytes === 0) return chunk;
+    const data = this.redactor.maskSecrets(this.held === null ? chunk : Buffer.concat([this.held, chunk]));
+    const from = this.redactor.secretStartAtEnd(data);
+    this.held = from === data.length ? null : Buffer.from(data.subarray(from));
+    return from === data.length ? data : data.subarray(0, from);
+  }
+
+  /** The bytes still held back (already masked, no secret in them): the stream's last ones. */
+  end(): Buffer {
+    const rest = this.held ?? EMPTY;
+    this.held = null;
+    return rest;
+  }
+}
+
+const EMPTY = Buffer.alloc(0);

@@ -5,6 +5,8 @@
  * read whole and sent as they came; error bodies are read whole and redacted. A client that
  * leaves mid-stream destroys the tap, which aborts the upstream request; it is billed what was
  * delivered (prompt plus completion text so far, counted with the tokenizer), never nothing.
+ * None of our secrets an upstream echoes reaches the client: headers and 2xx bodies are cleared
+ * of the configured secrets (streams too, also a secret cut across two chunks).
  */
 import type { FastifyReply } from 'fastify';
 import { pipeline } from 'node:stream/promises';
@@ -12,6 +14,7 @@ import { JsonTap } from '../metering/json-tap.js';
 import { SseTap } from '../metering/sse-tap.js';
 import { usageFromJson } from '../metering/usage.js';
 import { clientResponseHeaders } from '../proxy/headers.js';
+import { ScrubStream } from '../proxy/scrub-stream.js';
 import type { UpstreamResponse } from '../proxy/forward.js';
 import { BILL_NOTHING, type CallOutcome, type ProxyCall } from './proxy-call.js';
 
@@ -60,7 +63,8 @@ export async function readAnswer(call: ProxyCall, response: UpstreamResponse): P
 /** The /v1 responder: the upstream's status, headers and body as they came (errors redacted). */
 export async function relay(call: ProxyCall, reply: FastifyReply, response: UpstreamResponse): Promise<FastifyReply> {
   const status = response.statusCode;
-  reply.code(status).headers(clientResponseHeaders(response.headers)).headers(call.admission!.headers);
+  const redactor = call.context.redactor;
+  reply.code(status).headers(clientResponseHeaders(response.headers, redactor)).headers(call.admission!.headers);
 
   if (!isOk(status)) {
     // Error bodies are small: read them whole and make sure no secret of ours rides along.
@@ -74,19 +78,27 @@ export async function relay(call: ProxyCall, reply: FastifyReply, response: Upst
   if (contentType.includes('json') && length <= WHOLE_BODY_MAX_BYTES) {
     // One read, one parse, sent as it came; settled while it is being sent.
     const body = Buffer.from(await response.body.arrayBuffer());
-    void call.settle(meterJson(parseJson(body.toString('utf8'))));
-    return reply.send(body);
+    const text = body.toString('utf8');
+    void call.settle(meterJson(parseJson(text)));
+    return reply.send(redactor.hasSecret(text) ? redactor.secretsOnly(text) : body);
   }
 
   const tap = contentType.includes('text/event-stream')
-    ? new SseTap({ stripUsageChunk: call.stripUsageChunk })
+    ? new SseTap({
+        stripUsageChunk: call.stripUsageChunk,
+        redact: (text) => redactor.secretsOnly(text),
+        // An event past the cap ended the client's stream: stop the upstream's too.
+        onTooLarge: () => response.body.destroy(),
+      })
     : contentType.includes('json')
-      ? new JsonTap()
+      ? new JsonTap(redactor.scrubber())
       : null;
   if (tap === null) {
     // Neither JSON nor a stream (audio, files): nothing to read the usage from.
     await call.settle(BILL_NOTHING);
-    return reply.send(response.body);
+    const scrub = new ScrubStream(redactor.scrubber());
+    void pipeline(response.body, scrub).catch(() => undefined);
+    return reply.send(scrub);
   }
   if (tap instanceof SseTap) reply.removeHeader('content-length');
   // Settled when the body is over: complete, or cut short by either side.

@@ -4,17 +4,34 @@
  * usage-only chunk the gateway asked for on the client's behalf, so the client sees exactly the
  * chunks it asked for (also without the `"usage":null` field OpenAI then adds to every chunk). It
  * parses JSON only for events that carry a usage object.
+ *
+ * Bounded and linear whatever the upstream sends: each chunk is scanned once for the end of an
+ * event (the text before it is kept in parts, never rescanned or copied until the event is
+ * complete), and an event may hold at most MAX_EVENT_CHARS (1 MiB of text, its blank line
+ * included). Past that the client's stream ends with an OpenAI-shaped error event and the tap
+ * calls `onTooLarge` once the client has it, for the caller to abort the upstream. Only complete
+ * events go on, so `redact` (the configured secrets out) sees every secret whole.
  */
 import { Transform, type TransformCallback } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';
+import { upstreamEventTooLarge } from '../errors.js';
 import { parseUsage, type TokenUsage } from './usage.js';
 
 export interface SseTapOptions {
   /** Drop chat chunks that carry usage and no choices (the client did not ask for them). */
   stripUsageChunk: boolean;
+  /** Applied to the text that goes on (complete events only): removes our secrets. */
+  redact?: (text: string) => string;
+  /** Called once the client has the error event of an event too large: abort the upstream. */
+  onTooLarge?: () => void;
 }
 
-const SEPARATOR = /\r?\n\r?\n/;
+/** The most text one event may hold, its blank line included. */
+export const MAX_EVENT_CHARS = 1024 * 1024;
+/** The end of an event: a blank line (LF or CRLF). At most 4 characters long. */
+const SEPARATOR = /\r?\n\r?\n/g;
+/** The characters a separator may have begun with at the end of the text before a chunk. */
+const SEPARATOR_LEAD = 3;
 /** Delivered text kept per stream for counting (far beyond any completion). */
 const MAX_DELIVERED_CHARS = 4 * 1024 * 1024;
 /** `"usage":null`, which OpenAI puts on every chunk but the usage one when include_usage is on. */
@@ -29,7 +46,13 @@ function withoutNullUsage(event: string): string {
 
 export class SseTap extends Transform {
   private reported: TokenUsage | null = null;
-  private pending = '';
+  /** The text of the event being received (no blank line in it yet), in the pieces it came in. */
+  private parts: string[] = [];
+  private partsChars = 0;
+  /** The last few characters of `parts`, where the next chunk's separator may have begun. */
+  private lead = '';
+  /** Set once an event went past the cap: the client's stream is over, the rest is ignored. */
+  private tooLarge = false;
   /**
    * The text delivered so far (chat content deltas, Responses text deltas), for counting usage if
    * the stream ends without reporting it (a client that left). Only the text is kept, not the
@@ -45,25 +68,64 @@ export class SseTap extends Transform {
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
-    this.pending += this.decoder.write(chunk);
+    // Once ended for an event too large, the rest is not read: holding `done` back stops the
+    // upstream body (backpressure) until the caller aborts it.
+    if (this.tooLarge) return;
+    const text = this.decoder.write(chunk);
+    // Scanned once: the new text, and before it the few characters a separator may start with.
+    const probe = this.lead.length > 0 ? this.lead + text : text;
+    let start = this.lead.length; // where the unread text begins in `probe` (the lead is in parts)
     let out = '';
-    for (;;) {
-      const match = SEPARATOR.exec(this.pending);
-      if (match === null) break;
+    SEPARATOR.lastIndex = 0;
+    for (let match = SEPARATOR.exec(probe); match !== null; match = SEPARATOR.exec(probe)) {
       const end = match.index + match[0].length;
-      const event = this.pending.slice(0, end);
-      this.pending = this.pending.slice(end);
+      const piece = probe.slice(start, end);
+      const size = this.partsChars + piece.length;
+      if (size > MAX_EVENT_CHARS) return this.endTooLarge(out);
+      const event = this.parts.length === 0 ? piece : this.parts.join('') + piece;
+      this.parts = [];
+      this.partsChars = 0;
+      start = end;
       out += this.inspect(event);
     }
-    if (out.length > 0) this.push(out);
+    const rest = probe.slice(start);
+    if (rest.length > 0) {
+      if (this.partsChars + rest.length > MAX_EVENT_CHARS) return this.endTooLarge(out);
+      this.parts.push(rest);
+      this.partsChars += rest.length;
+    }
+    this.lead = start > this.lead.length ? rest.slice(-SEPARATOR_LEAD) : probe.slice(-SEPARATOR_LEAD);
+    this.send(out);
     done();
   }
 
   override _flush(done: TransformCallback): void {
-    const rest = this.pending + this.decoder.end();
-    const last = rest.length > 0 ? this.inspect(rest) : '';
-    if (last.length > 0) this.push(last);
+    if (this.tooLarge) return done();
+    const rest = this.parts.join('') + this.decoder.end();
+    this.send(rest.length > 0 ? this.inspect(rest) : '');
     done();
+  }
+
+  /** Pushes `out` (complete events) with our secrets removed. */
+  private send(out: string): void {
+    if (out.length === 0) return;
+    this.push(this.options.redact === undefined ? out : this.options.redact(out));
+  }
+
+  /**
+   * An event went past the cap: the events complete before it (`out`) go on, then an error event
+   * in OpenAI's shape, and the client's stream ends. The upstream is to be aborted (onTooLarge)
+   * once the client has read it all; until then nothing more is read from it.
+   */
+  private endTooLarge(out: string): void {
+    this.tooLarge = true;
+    this.parts = [];
+    this.partsChars = 0;
+    this.lead = '';
+    this.send(out);
+    this.push(`data: ${JSON.stringify(upstreamEventTooLarge(MAX_EVENT_CHARS).toBody())}\n\n`);
+    this.once('end', () => this.options.onTooLarge?.());
+    this.push(null);
   }
 
   /** Reads one event; returns what goes on to the client ('' for nothing). */

@@ -1,9 +1,12 @@
 /**
  * Header hygiene between client, gateway and upstream: what crosses in each direction. The
  * client's credentials never go up; hop-by-hop headers and the upstream account's details never
- * come back down.
+ * come back down, nor any of our secrets an upstream echoes in a header (the Authorization it
+ * got, in `www-authenticate` or an `x-echo-*`): redacted from every value, and a header named
+ * after one is dropped.
  */
 import type { IncomingHttpHeaders } from 'node:http';
+import type { Redactor } from '../redact.js';
 
 const NOT_FORWARDED_UP = new Set([
   'host',
@@ -59,13 +62,20 @@ export function upstreamRequestHeaders(client: IncomingHttpHeaders, upstreamKey:
   return out;
 }
 
-/** Upstream response headers to pass to the client (the gateway sets its own x-ratelimit-*). */
-export function clientResponseHeaders(upstreamHeaders: Record<string, string | string[] | undefined>): Record<string, string | string[]> {
+/**
+ * Upstream response headers to pass to the client (the gateway sets its own x-ratelimit-*), with
+ * the configured secrets redacted.
+ */
+export function clientResponseHeaders(
+  upstreamHeaders: Record<string, string | string[] | undefined>,
+  redactor: Pick<Redactor, 'hasSecret' | 'secretsOnly'>,
+): Record<string, string | string[]> {
   const out: Record<string, string | string[]> = {};
   for (const name in upstreamHeaders) {
-    if (NOT_FORWARDED_DOWN.has(name) || name.startsWith('x-ratelimit-')) continue;
+    if (NOT_FORWARDED_DOWN.has(name) || name.startsWith('x-ratelimit-') || redactor.hasSecret(name)) continue;
     const value = upstreamHeaders[name];
-    if (value !== undefined) out[name] = value;
+    if (value === undefined) continue;
+    out[name] = typeof value === 'string' ? redactor.secretsOnly(value) : value.map((v) => redactor.secretsOnly(v));
   }
   return out;
 }

@@ -48,12 +48,13 @@ async function answerInLegacyShape(call: ProxyCall, reply: FastifyReply, respons
   if (status < 200 || status >= 300) {
     return reply
       .code(status)
-      .type(String(response.headers['content-type'] ?? 'application/json'))
+      .type(call.context.redactor.secretsOnly(String(response.headers['content-type'] ?? 'application/json')))
       .send(call.context.redactor.text(text));
   }
   const content = (json as ChatAnswer | undefined)?.choices?.[0]?.message?.content;
   if (typeof content !== 'string') throw badUpstreamResponse('The upstream answer had no assistant message.');
-  return reply.send({ message: content });
+  // A model may write anything, but not one of our secrets (a client's own key it pasted, say).
+  return reply.send({ message: call.context.redactor.secretsOnly(content) });
 }
 
 export interface LegacyRouteOptions {

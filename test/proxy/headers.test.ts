@@ -3,14 +3,19 @@
  * direction is dropped, one by one, so removing any entry from either list fails a test; every
  * other name crosses with its value intact (arrays joined with ", " going up, kept as arrays
  * coming down); undefined values are skipped; the upstream key is the only credential going up;
- * only the `x-ratelimit-` prefix (not a look-alike) is dropped coming down. Inputs are lower-case,
+ * only the `x-ratelimit-` prefix (not a look-alike) is dropped coming down; a configured secret in
+ * a value coming down is redacted, and a name holding one is dropped. Inputs are lower-case,
  * as node's parser and undici deliver them. The lists are written out here from the security
  * contract, not imported, so the test cannot agree with a wrong list.
  */
 import { describe, expect, it } from 'vitest';
-import { clientResponseHeaders, upstreamRequestHeaders } from '../../src/proxy/headers.js';
+import { clientResponseHeaders as withRedactor, upstreamRequestHeaders } from '../../src/proxy/headers.js';
+import { Redactor } from '../../src/redact.js';
 
 const KEY = 'sk-upstream-unit-key';
+const PROXY = 'proxy-unit-key-0123';
+const REDACTOR = new Redactor([KEY, PROXY]);
+const clientResponseHeaders = (headers: Parameters<typeof withRedactor>[0]) => withRedactor(headers, REDACTOR);
 
 /** Must never go from the client to the upstream. */
 const NOT_UP = [
@@ -144,5 +149,26 @@ describe('clientResponseHeaders', () => {
     for (const name of NOT_DOWN) upstream[name] = `upstream-${name}`;
     upstream['x-ratelimit-limit-requests'] = '9';
     expect(clientResponseHeaders(upstream)).toStrictEqual({ 'x-request-id': 'req_1' });
+  });
+
+  it('redacts our secrets from every value, in strings and arrays, and drops a name holding one', () => {
+    const out = clientResponseHeaders({
+      'x-echo-authorization': `Bearer ${KEY}`,
+      'www-authenticate': `Bearer realm="api", key="${KEY}", other="${PROXY}"`,
+      'x-list': [`a ${PROXY}`, 'b', `${KEY}${KEY}`],
+      [`x-${PROXY}`]: 'named after a key',
+      'x-request-id': 'req_1',
+    });
+    expect(out).toStrictEqual({
+      'x-echo-authorization': 'Bearer [REDACTED]',
+      'www-authenticate': 'Bearer realm="api", key="[REDACTED]", other="[REDACTED]"',
+      'x-list': ['a [REDACTED]', 'b', '[REDACTED][REDACTED]'],
+      'x-request-id': 'req_1',
+    });
+  });
+
+  it('leaves what only looks like a key alone (it is not ours)', () => {
+    const upstream = { 'www-authenticate': 'Bearer realm="api"', 'x-note': 'sk-somebody-elses-key-000 pgpt-not-ours-000000' };
+    expect(clientResponseHeaders(upstream)).toStrictEqual(upstream);
   });
 });
