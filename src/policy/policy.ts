@@ -33,10 +33,9 @@ export class Policy {
 
   /** Whether every request `rule` allows is allowed here too (a key's own rules stay within the gateway's). */
   coversRule(rule: EndpointRule): boolean {
-    if (!rule.path.endsWith('/*')) return this.endpointAllowed(rule.method, rule.path);
-    if (this.endpoints === null) return true;
-    const below = rule.path.slice(0, -1);
-    return this.endpoints.some((own) => own.method === rule.method && own.path.endsWith('/*') && below.startsWith(own.path.slice(0, -1)));
+    // A prefix rule's own text (`/v1/models/*`) is a path below a prefix of ours exactly when
+    // everything the rule allows is: one check serves both kinds of rule.
+    return this.endpointAllowed(rule.method, rule.path);
   }
 
   modelAllowed(model: string): boolean {

@@ -40,7 +40,7 @@ describe('endpoints', () => {
   });
 
   it('a prefix rule matches the paths below its prefix, not its siblings and not the bare prefix', () => {
-    for (const path of ['/v1/models/gpt-4o', '/v1/models/ft:gpt-4o-mini:org:custom:abc123', '/v1/models/meta-llama/Llama-3-8B']) {
+    for (const path of ['/v1/models/a', '/v1/models/ab', '/v1/models/gpt-4o', '/v1/models/ft:gpt-4o-mini:org:custom:abc123', '/v1/models/meta-llama/Llama-3-8B']) {
       expect(policy.endpointAllowed('GET', path), path).toBe(true);
     }
     for (const path of ['/v1/models', '/v1/models/', '/v1/modelsX', '/v1/models-evil', '/v1/modelsfoo/bar', '/v1/model/gpt-4o', '/v1/Models/gpt-4o', '/v1/x/v1/models/gpt-4o']) {
