@@ -105,6 +105,14 @@ export const internalError = (message: string) => new ApiError({ status: 500, me
 export const upstreamUnreachable = (cause?: unknown) =>
   new ApiError({ status: 502, message: 'The upstream API could not be reached.', type: 'api_error', code: 'upstream_unreachable', cause });
 export const badUpstreamResponse = (message: string) => new ApiError({ status: 502, message, type: 'api_error', code: 'bad_upstream_response' });
+/** The upstream's error body ran past what the gateway reads of one (it was cut off, not relayed). */
+export const upstreamErrorTooLarge = (status: number, maxBytes: number) =>
+  new ApiError({
+    status: 502,
+    message: `The upstream answered ${status} with an error body larger than ${maxBytes} bytes; it was not relayed.`,
+    type: 'api_error',
+    code: 'upstream_error_too_large',
+  });
 export const notReady = (message: string) => new ApiError({ status: 503, message, type: 'api_error', code: 'not_ready' });
 export const upstreamTimeout = (cause?: unknown) =>
   new ApiError({ status: 504, message: 'The upstream API did not answer in time.', type: 'api_error', code: 'upstream_timeout', cause });
