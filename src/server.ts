@@ -15,6 +15,7 @@ import type { UsageRecorder } from './store/recorder.js';
 import type { Redactor } from './redact.js';
 import { clientErrorHandler, frameworkErrorHandler, installErrorHandling } from './http/error-handler.js';
 import { installRequestInput } from './http/request-input.js';
+import { serverTimeouts } from './http/connections.js';
 import { installCallRecording } from './http/call-record.js';
 import { declareRequestState } from './http/request-state.js';
 import { registerDocsPages, registerOpenApi } from './routes/docs.js';
@@ -48,7 +49,11 @@ export interface ServerOptions {
 
 export async function buildServer(options: ServerOptions): Promise<FastifyInstance> {
   const { config, gateway, authenticator, recorder, store, prices, redactor, logger, clock } = options;
+  const timeouts = serverTimeouts(config.requestTimeoutMs, config.keepAliveTimeoutMs);
   const app = Fastify({
+    http: timeouts.http,
+    requestTimeout: timeouts.requestTimeout,
+    keepAliveTimeout: timeouts.keepAliveTimeout,
     loggerInstance: logger,
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: config.maxBodyBytes,

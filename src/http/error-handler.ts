@@ -23,6 +23,7 @@ import {
   unsupportedMediaType,
 } from '../errors.js';
 import type { Redactor } from '../redact.js';
+import { DRAIN_MAX_MS } from './connections.js';
 
 const FRAMEWORK_ERRORS: Record<string, () => ApiError> = {
   FST_ERR_CTP_BODY_TOO_LARGE: requestTooLarge,
@@ -105,4 +106,7 @@ export function clientErrorHandler(err: Error & { code?: string }, socket: Socke
     `HTTP/1.1 ${error.statusCode} ${STATUS_CODES[error.statusCode]}\r\n` +
       `Content-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
   );
+  // end() only half-closes: a client that never closes its side (one trickling a body) would
+  // hold the connection for good. Time enough to read the answer, then it is gone.
+  setTimeout(() => socket.destroy(), DRAIN_MAX_MS).unref();
 }
