@@ -1,16 +1,29 @@
 /**
- * The HTTP server's connections: how long a client may take to send a request, and how long an
- * idle keep-alive connection stays open.
+ * The HTTP server's connections: how long a client may take to send a request, how long an idle
+ * keep-alive connection stays open, and what becomes of a connection whose request body is still
+ * arriving when its answer is already out (a 401 or 413 before the body).
  *
  * - Bounds: the whole request (headers and body) must arrive within the request timeout, its
  *   headers within a shorter one; Node checks both on a schedule and the client gets a 408. These
  *   bound receiving only: an answer (a stream) takes as long as it needs.
+ * - Early answers: the rest of the body is not the gateway's to read forever (Node reads it to
+ *   its end, however slowly it comes). Closing at once instead, as Node does after a
+ *   `Connection: close` answer, resets a client that is still uploading: its next write fails
+ *   (EPIPE) and it never reads the answer. So the connection reads on, dropping what comes, for a
+ *   bounded amount and a short time: a body that ends within them keeps the connection as the
+ *   answer said, one that does not has its connection cut, the answer long delivered.
  */
-import type { ServerOptions as HttpServerOptions } from 'node:http';
+import type { IncomingMessage, ServerOptions as HttpServerOptions, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 
 /** The headers of a request must arrive within this (or the whole request's bound, if shorter). */
 const HEADERS_TIMEOUT_MAX_MS = 20_000;
-/** Longest a connection stays open after its last answer when the client does not close it. */
+/** After an early answer: most body bytes read (and dropped) before the connection closes. */
+export const DRAIN_MAX_BYTES = 16 * 1024 * 1024;
+/**
+ * Longest a connection stays open after an answer that ends it, for the client to read it: the
+ * drain after an early answer, a socket-level answer (408) to a client that does not close.
+ */
 export const DRAIN_MAX_MS = 2_000;
 
 export interface ServerTimeouts {
@@ -34,4 +47,52 @@ export function serverTimeouts(requestTimeoutMs: number, keepAliveTimeoutMs: num
       connectionsCheckingInterval: Math.min(30_000, Math.max(100, Math.floor(headersTimeout / 4))),
     },
   };
+}
+
+/**
+ * Call before answering a request whose body may still be arriving (an error answered before the
+ * body was read, or instead of reading it). Once the answer is written, the rest of the body is
+ * read and dropped, up to DRAIN_MAX_BYTES and DRAIN_MAX_MS; a body that ends within them leaves
+ * the connection as the answer said (kept alive, or closed), one that does not has its connection
+ * cut. When the answer closes the connection (`Connection: close`, as Fastify answers a body it
+ * refused), the server half-closes first, so the client knows it has the whole answer.
+ */
+export function drainAfterAnswer(req: IncomingMessage, res: ServerResponse): void {
+  if (req.complete || res.headersSent || !hasBody(req)) return;
+  const socket = req.socket;
+  if (Object.prototype.hasOwnProperty.call(socket, 'destroySoon')) return; // arranged already
+  let closeAfterDrain = false;
+  // Node ends a `Connection: close` connection with destroySoon() once its answer is written:
+  // after the drain instead.
+  socket.destroySoon = () => {
+    closeAfterDrain = true;
+    if (socket.writable) socket.end();
+  };
+  const done = () => {
+    delete (socket as Partial<Socket>).destroySoon; // the prototype's again
+    if (closeAfterDrain) socket.destroySoon();
+  };
+  // Runs after Node's own 'finish' handler, which has decided to keep or close the connection.
+  res.once('finish', () => {
+    if (req.complete || socket.destroyed) return done();
+    let drained = 0;
+    const cut = () => socket.destroy();
+    const timer = setTimeout(cut, DRAIN_MAX_MS);
+    socket.once('close', () => clearTimeout(timer));
+    req.on('data', (chunk: Buffer) => {
+      drained += chunk.length;
+      if (drained > DRAIN_MAX_BYTES) cut();
+    });
+    req.once('end', () => {
+      clearTimeout(timer);
+      done();
+    });
+    req.resume();
+  });
+}
+
+/** Whether a request is framed with a body (a GET without Content-Length has none to wait for). */
+function hasBody(req: IncomingMessage): boolean {
+  const length = req.headers['content-length'];
+  return length === undefined ? req.headers['transfer-encoding'] !== undefined : length !== '0';
 }

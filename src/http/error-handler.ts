@@ -2,7 +2,9 @@
  * Turns every failure into an OpenAI-style JSON error with the right status: framework errors
  * (bad JSON, body too large, wrong content type, schema violations), our own ApiErrors, and
  * anything unexpected (500, generic message plus request id; details only with INSECURE_DEBUG,
- * and then with every secret redacted). Also answers malformed HTTP at the socket level.
+ * and then with every secret redacted). Also answers malformed HTTP at the socket level. An error
+ * answered while the request body is still arriving reads (and drops) a bounded rest of it before
+ * the connection goes on or is cut (connections.ts).
  */
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Socket } from 'node:net';
@@ -23,7 +25,7 @@ import {
   unsupportedMediaType,
 } from '../errors.js';
 import type { Redactor } from '../redact.js';
-import { DRAIN_MAX_MS } from './connections.js';
+import { DRAIN_MAX_MS, drainAfterAnswer } from './connections.js';
 
 const FRAMEWORK_ERRORS: Record<string, () => ApiError> = {
   FST_ERR_CTP_BODY_TOO_LARGE: requestTooLarge,
@@ -64,6 +66,7 @@ export function toApiError(err: FastifyError | Error, insecureDebug: boolean, re
 export function frameworkErrorHandler(insecureDebug: boolean, redactor: Redactor) {
   return (err: FastifyError, request: FastifyRequest, reply: FastifyReply): void => {
     const apiError = toApiError(err, insecureDebug, redactor, request.id);
+    drainAfterAnswer(request.raw, reply.raw);
     reply
       .code(apiError.statusCode)
       .headers(apiError.headers)
@@ -80,11 +83,13 @@ export function installErrorHandling(app: FastifyInstance, insecureDebug: boolea
       // The logger redacts every logged value (src/log.ts); a copy made here would lose the error's type.
       request.log.error({ err, status: apiError.statusCode }, 'request failed');
     }
+    drainAfterAnswer(request.raw, reply.raw);
     reply.code(apiError.statusCode).headers(apiError.headers).type('application/json; charset=utf-8');
     return reply.send(apiError.toBody());
   });
 
   app.setNotFoundHandler((request, reply) => {
+    drainAfterAnswer(request.raw, reply.raw);
     reply.code(404).type('application/json; charset=utf-8');
     return reply.send(notFound(`No route for ${request.method} ${request.url.split('?')[0]}.`).toBody());
   });
