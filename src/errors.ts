@@ -93,6 +93,12 @@ export const pathSegmentTooLong = () => new ApiError({ status: 414, message: 'A 
 export const unsupportedMediaType = () =>
   new ApiError({ status: 415, message: 'Unsupported Content-Type: send application/json.', type: INVALID, code: 'unsupported_media_type' });
 export const headersTooLarge = () => new ApiError({ status: 431, message: 'Request headers are too large.', type: INVALID, code: 'headers_too_large' });
+/** An HTTP/1.1 request without the Host header every HTTP/1.1 request must carry. */
+export const missingHost = () =>
+  new ApiError({ status: 400, message: 'The request has no Host header (HTTP/1.1 requires one).', type: INVALID, code: 'missing_host' });
+/** An `Expect` header other than `100-continue`: no such expectation can be met. */
+export const expectationFailed = () =>
+  new ApiError({ status: 417, message: 'Unsupported Expect header: only "100-continue" is understood.', type: INVALID, code: 'expectation_failed' });
 /** HTTP that Node's parser rejects (junk headers, a broken request line). */
 export const malformedHttp = () => new ApiError({ status: 400, message: 'Malformed HTTP request.', type: INVALID, code: 'bad_request' });
 

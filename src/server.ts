@@ -13,9 +13,9 @@ import type { PriceBook } from './metering/price-book.js';
 import type { Store } from './store/store.js';
 import type { UsageRecorder } from './store/recorder.js';
 import type { Redactor } from './redact.js';
-import { clientErrorHandler, frameworkErrorHandler, installErrorHandling } from './http/error-handler.js';
-import { installRequestInput } from './http/request-input.js';
+import { clientErrorHandler, expectationHandler, frameworkErrorHandler, installErrorHandling } from './http/error-handler.js';
 import { serverTimeouts } from './http/connections.js';
+import { installRequestInput } from './http/request-input.js';
 import { installCallRecording } from './http/call-record.js';
 import { declareRequestState } from './http/request-state.js';
 import { registerDocsPages, registerOpenApi } from './routes/docs.js';
@@ -66,14 +66,18 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false } },
   }) as unknown as FastifyInstance;
 
+  // Node answers an unknown Expect itself (an empty 417) unless someone listens.
+  app.server.on('checkExpectation', expectationHandler(nextRequestId));
+
   declareRequestState(app);
   installErrorHandling(app, config.insecureDebug, redactor);
-  installRequestInput(app, config.maxBodyBytes);
-  // Hooks on every request take a callback, not an async function: no promise per request.
+  // First, so that every answer carries its id. Hooks on every request take a callback, not an
+  // async function: no promise per request.
   app.addHook('onRequest', (request, reply, done) => {
     reply.header('x-proxygpt-request-id', request.id);
     done();
   });
+  installRequestInput(app, config.maxBodyBytes);
   installCallRecording(app, recorder, clock);
 
   if (config.corsOrigins.length > 0) {

@@ -45,6 +45,8 @@ export function serverTimeouts(requestTimeoutMs: number, keepAliveTimeoutMs: num
       // Node enforces both bounds only when it checks, every this often (30 s by default): a
       // quarter of the headers bound keeps the overrun small.
       connectionsCheckingInterval: Math.min(30_000, Math.max(100, Math.floor(headersTimeout / 4))),
+      // The gateway checks Host itself (request-input.ts), so that the 400 has the error shape.
+      requireHostHeader: false,
     },
   };
 }

@@ -2,16 +2,17 @@
  * Turns every failure into an OpenAI-style JSON error with the right status: framework errors
  * (bad JSON, body too large, wrong content type, schema violations), our own ApiErrors, and
  * anything unexpected (500, generic message plus request id; details only with INSECURE_DEBUG,
- * and then with every secret redacted). Also answers malformed HTTP at the socket level. An error
- * answered while the request body is still arriving reads (and drops) a bounded rest of it before
- * the connection goes on or is cut (connections.ts).
+ * and then with every secret redacted). Also answers malformed HTTP at the socket level and an
+ * `Expect` it cannot meet. An error answered while the request body is still arriving reads (and
+ * drops) a bounded rest of it before the connection goes on or is cut (connections.ts).
  */
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Socket } from 'node:net';
-import { STATUS_CODES } from 'node:http';
+import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import {
   ApiError,
   clientError,
+  expectationFailed,
   headersTooLarge,
   internalError,
   invalidJson,
@@ -114,4 +115,21 @@ export function clientErrorHandler(err: Error & { code?: string }, socket: Socke
   // end() only half-closes: a client that never closes its side (one trickling a body) would
   // hold the connection for good. Time enough to read the answer, then it is gone.
   setTimeout(() => socket.destroy(), DRAIN_MAX_MS).unref();
+}
+
+/**
+ * For the server's 'checkExpectation' event (an `Expect` other than 100-continue, which Node
+ * otherwise answers with an empty 417): the 417 in the error shape, with a request id.
+ */
+export function expectationHandler(nextRequestId: () => string) {
+  return (req: IncomingMessage, res: ServerResponse): void => {
+    const body = JSON.stringify(expectationFailed().toBody());
+    drainAfterAnswer(req, res);
+    res.writeHead(417, {
+      'content-type': 'application/json; charset=utf-8',
+      'content-length': Buffer.byteLength(body),
+      'x-proxygpt-request-id': nextRequestId(),
+    });
+    res.end(body);
+  };
 }

@@ -1,11 +1,12 @@
 /**
- * What the gateway accepts as input before any route runs: safe paths only (no `..`, encoded or
+ * What the gateway accepts as input before any route runs: a Host header on HTTP/1.1 (checked
+ * here rather than by Node, whose 400 has no body), safe paths only (no `..`, encoded or
  * not, no backslashes or NUL bytes), JSON bodies kept as the exact bytes received (forwarded
  * without re-serialisation) next to their parsed value, multipart bodies passed through raw, and
  * nothing else (415).
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { invalidJson, invalidPath } from '../errors.js';
+import { invalidJson, invalidPath, missingHost } from '../errors.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -41,6 +42,7 @@ export function installRequestInput(app: FastifyInstance, maxBodyBytes: number):
   app.decorateRequest('rawBody', null);
 
   app.addHook('onRequest', (request: FastifyRequest, _reply, done) => {
+    if (request.headers.host === undefined && request.raw.httpVersion === '1.1') return done(missingHost());
     const reason = unsafePathReason(request.raw.url ?? '/');
     done(reason === null ? undefined : invalidPath(`Rejected request path: ${reason}.`));
   });
