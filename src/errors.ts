@@ -120,5 +120,8 @@ export const upstreamErrorTooLarge = (status: number, maxBytes: number) =>
     code: 'upstream_error_too_large',
   });
 export const notReady = (message: string) => new ApiError({ status: 503, message, type: 'api_error', code: 'not_ready' });
+/** The gateway is stopping: this connection takes no new request (retry; another instance may serve it). */
+export const shuttingDown = () =>
+  new ApiError({ status: 503, message: 'The gateway is shutting down; retry the request.', type: 'api_error', code: 'shutting_down' });
 export const upstreamTimeout = (cause?: unknown) =>
   new ApiError({ status: 504, message: 'The upstream API did not answer in time.', type: 'api_error', code: 'upstream_timeout', cause });

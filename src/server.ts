@@ -14,7 +14,8 @@ import type { Store } from './store/store.js';
 import type { UsageRecorder } from './store/recorder.js';
 import type { Redactor } from './redact.js';
 import { clientErrorHandler, expectationHandler, frameworkErrorHandler, installErrorHandling } from './http/error-handler.js';
-import { serverTimeouts } from './http/connections.js';
+import { ConnectionLifecycle, serverTimeouts } from './http/connections.js';
+import { shuttingDown } from './errors.js';
 import { installRequestInput } from './http/request-input.js';
 import { installCallRecording } from './http/call-record.js';
 import { declareRequestState } from './http/request-state.js';
@@ -60,7 +61,8 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
     genReqId: nextRequestId,
     requestIdHeader: false,
     trustProxy: config.trustProxy,
-    return503OnClosing: true,
+    // The 503 while closing is ours (below), in the error shape; Fastify's is not.
+    return503OnClosing: false,
     clientErrorHandler,
     frameworkErrors: frameworkErrorHandler(config.insecureDebug, redactor),
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false } },
@@ -68,6 +70,11 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
 
   // Node answers an unknown Expect itself (an empty 417) unless someone listens.
   app.server.on('checkExpectation', expectationHandler(nextRequestId));
+  const connections = new ConnectionLifecycle(app.server);
+  app.addHook('preClose', (done) => {
+    connections.beginShutdown();
+    done();
+  });
 
   declareRequestState(app);
   installErrorHandling(app, config.insecureDebug, redactor);
@@ -75,7 +82,8 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   // async function: no promise per request.
   app.addHook('onRequest', (request, reply, done) => {
     reply.header('x-proxygpt-request-id', request.id);
-    done();
+    // A request that reached a connection kept open while the gateway stops (Fastify closes it after).
+    done(connections.isClosing ? shuttingDown() : undefined);
   });
   installRequestInput(app, config.maxBodyBytes);
   installCallRecording(app, recorder, clock);

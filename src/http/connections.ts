@@ -1,7 +1,8 @@
 /**
  * The HTTP server's connections: how long a client may take to send a request, how long an idle
- * keep-alive connection stays open, and what becomes of a connection whose request body is still
- * arriving when its answer is already out (a 401 or 413 before the body).
+ * keep-alive connection stays open, what becomes of a connection whose request body is still
+ * arriving when its answer is already out (a 401 or 413 before the body), and how connections end
+ * on shutdown.
  *
  * - Bounds: the whole request (headers and body) must arrive within the request timeout, its
  *   headers within a shorter one; Node checks both on a schedule and the client gets a 408. These
@@ -12,8 +13,11 @@
  *   (EPIPE) and it never reads the answer. So the connection reads on, dropping what comes, for a
  *   bounded amount and a short time: a body that ends within them keeps the connection as the
  *   answer said, one that does not has its connection cut, the answer long delivered.
+ * - Shutdown: every answer still to be written says `Connection: close`, and a connection whose
+ *   answer was already under way (a stream) closes as soon as that answer is over, instead of
+ *   idling in keep-alive until the grace period cuts it.
  */
-import type { IncomingMessage, ServerOptions as HttpServerOptions, ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerOptions as HttpServerOptions, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 
 /** The headers of a request must arrive within this (or the whole request's bound, if shorter). */
@@ -97,4 +101,44 @@ export function drainAfterAnswer(req: IncomingMessage, res: ServerResponse): voi
 function hasBody(req: IncomingMessage): boolean {
   const length = req.headers['content-length'];
   return length === undefined ? req.headers['transfer-encoding'] !== undefined : length !== '0';
+}
+
+/** Answers still to be written on a connection, and the one being written (Node's own field). */
+type HttpSocket = Socket & { _httpMessage?: ServerResponse | null };
+
+/** Knows the server's open connections, to end each as soon as it can once shutdown begins. */
+export class ConnectionLifecycle {
+  private readonly sockets = new Set<HttpSocket>();
+  private closing = false;
+
+  constructor(server: Server) {
+    server.on('connection', (socket: HttpSocket) => {
+      this.sockets.add(socket);
+      socket.once('close', () => this.sockets.delete(socket));
+    });
+  }
+
+  get isClosing(): boolean {
+    return this.closing;
+  }
+
+  /**
+   * Shutdown begins (before the server stops listening): each answer not yet started will close
+   * its connection; a connection whose answer is under way closes once that answer is over; one
+   * with no answer in progress (idle in keep-alive, or its client still sending headers) closes now.
+   */
+  beginShutdown(): void {
+    this.closing = true;
+    for (const socket of this.sockets) closeWhenAnswered(socket);
+  }
+}
+
+/** Closes a connection now if no answer is in progress on it, else once that answer is over. */
+function closeWhenAnswered(socket: HttpSocket): void {
+  const res = socket._httpMessage;
+  if (res === null || res === undefined || res.writableFinished) return void socket.destroySoon();
+  // Node closes the connection after an answer that says so.
+  if (!res.headersSent) return void res.setHeader('connection', 'close');
+  // After Node's own 'finish' handler, which hands the connection to a pipelined next answer, if any.
+  res.once('finish', () => closeWhenAnswered(socket));
 }
