@@ -41,6 +41,13 @@ export interface Config {
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   maxBodyBytes: number;
   upstreamTimeoutMs: number;
+  /**
+   * Longest a client may take to send a whole request (headers and body). Covers receiving only:
+   * an answer, a stream included, may take as long as it needs.
+   */
+  requestTimeoutMs: number;
+  /** How long an idle keep-alive connection is kept open for the client's next request. */
+  keepAliveTimeoutMs: number;
   legacyModel: string;
   trustProxy: boolean;
   /** Completion budget assumed when a request names no max_tokens (token and spend reservations). */
@@ -269,6 +276,8 @@ export function loadConfig(env: Env = process.env): LoadedConfig {
     logLevel: logLevel as Config['logLevel'],
     maxBodyBytes: int(env, 'PROXYGPT_MAX_BODY_BYTES', 10 * 1024 * 1024),
     upstreamTimeoutMs: int(env, 'PROXYGPT_UPSTREAM_TIMEOUT_MS', 600_000),
+    requestTimeoutMs: int(env, 'PROXYGPT_REQUEST_TIMEOUT_MS', 60_000),
+    keepAliveTimeoutMs: int(env, 'PROXYGPT_KEEPALIVE_TIMEOUT_MS', 72_000),
     legacyModel: unquote(raw(env, 'PROXYGPT_LEGACY_MODEL') ?? 'gpt-3.5-turbo'),
     trustProxy: bool(env, 'PROXYGPT_TRUST_PROXY', false),
     defaultMaxTokens: int(env, 'PROXYGPT_DEFAULT_MAX_TOKENS', 1024),

@@ -93,6 +93,12 @@ export const pathSegmentTooLong = () => new ApiError({ status: 414, message: 'A 
 export const unsupportedMediaType = () =>
   new ApiError({ status: 415, message: 'Unsupported Content-Type: send application/json.', type: INVALID, code: 'unsupported_media_type' });
 export const headersTooLarge = () => new ApiError({ status: 431, message: 'Request headers are too large.', type: INVALID, code: 'headers_too_large' });
+/** An HTTP/1.1 request without the Host header every HTTP/1.1 request must carry. */
+export const missingHost = () =>
+  new ApiError({ status: 400, message: 'The request has no Host header (HTTP/1.1 requires one).', type: INVALID, code: 'missing_host' });
+/** An `Expect` header other than `100-continue`: no such expectation can be met. */
+export const expectationFailed = () =>
+  new ApiError({ status: 417, message: 'Unsupported Expect header: only "100-continue" is understood.', type: INVALID, code: 'expectation_failed' });
 /** HTTP that Node's parser rejects (junk headers, a broken request line). */
 export const malformedHttp = () => new ApiError({ status: 400, message: 'Malformed HTTP request.', type: INVALID, code: 'bad_request' });
 
@@ -105,7 +111,18 @@ export const internalError = (message: string) => new ApiError({ status: 500, me
 export const upstreamUnreachable = (cause?: unknown) =>
   new ApiError({ status: 502, message: 'The upstream API could not be reached.', type: 'api_error', code: 'upstream_unreachable', cause });
 export const badUpstreamResponse = (message: string) => new ApiError({ status: 502, message, type: 'api_error', code: 'bad_upstream_response' });
+/** The upstream's error body ran past what the gateway reads of one (it was cut off, not relayed). */
+export const upstreamErrorTooLarge = (status: number, maxBytes: number) =>
+  new ApiError({
+    status: 502,
+    message: `The upstream answered ${status} with an error body larger than ${maxBytes} bytes; it was not relayed.`,
+    type: 'api_error',
+    code: 'upstream_error_too_large',
+  });
 export const notReady = (message: string) => new ApiError({ status: 503, message, type: 'api_error', code: 'not_ready' });
+/** The gateway is stopping: this connection takes no new request (retry; another instance may serve it). */
+export const shuttingDown = () =>
+  new ApiError({ status: 503, message: 'The gateway is shutting down; retry the request.', type: 'api_error', code: 'shutting_down' });
 export const upstreamTimeout = (cause?: unknown) =>
   new ApiError({ status: 504, message: 'The upstream API did not answer in time.', type: 'api_error', code: 'upstream_timeout', cause });
 /** Sent as the last event of a stream (its status is long gone) whose upstream event passed the cap. */

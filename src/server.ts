@@ -13,7 +13,9 @@ import type { PriceBook } from './metering/price-book.js';
 import type { Store } from './store/store.js';
 import type { UsageRecorder } from './store/recorder.js';
 import type { Redactor } from './redact.js';
-import { clientErrorHandler, frameworkErrorHandler, installErrorHandling } from './http/error-handler.js';
+import { clientErrorHandler, expectationHandler, frameworkErrorHandler, installErrorHandling } from './http/error-handler.js';
+import { ConnectionLifecycle, serverTimeouts } from './http/connections.js';
+import { shuttingDown } from './errors.js';
 import { installRequestInput } from './http/request-input.js';
 import { installCallRecording } from './http/call-record.js';
 import { declareRequestState } from './http/request-state.js';
@@ -48,27 +50,42 @@ export interface ServerOptions {
 
 export async function buildServer(options: ServerOptions): Promise<FastifyInstance> {
   const { config, gateway, authenticator, recorder, store, prices, redactor, logger, clock } = options;
+  const timeouts = serverTimeouts(config.requestTimeoutMs, config.keepAliveTimeoutMs);
   const app = Fastify({
+    http: timeouts.http,
+    requestTimeout: timeouts.requestTimeout,
+    keepAliveTimeout: timeouts.keepAliveTimeout,
     loggerInstance: logger,
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: config.maxBodyBytes,
     genReqId: nextRequestId,
     requestIdHeader: false,
     trustProxy: config.trustProxy,
-    return503OnClosing: true,
+    // The 503 while closing is ours (below), in the error shape; Fastify's is not.
+    return503OnClosing: false,
     clientErrorHandler,
     frameworkErrors: frameworkErrorHandler(config.insecureDebug, redactor),
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false } },
   }) as unknown as FastifyInstance;
 
-  declareRequestState(app);
-  installErrorHandling(app, config.insecureDebug, redactor);
-  installRequestInput(app, config.maxBodyBytes);
-  // Hooks on every request take a callback, not an async function: no promise per request.
-  app.addHook('onRequest', (request, reply, done) => {
-    reply.header('x-proxygpt-request-id', request.id);
+  // Node answers an unknown Expect itself (an empty 417) unless someone listens.
+  app.server.on('checkExpectation', expectationHandler(nextRequestId));
+  const connections = new ConnectionLifecycle(app.server);
+  app.addHook('preClose', (done) => {
+    connections.beginShutdown();
     done();
   });
+
+  declareRequestState(app);
+  installErrorHandling(app, config.insecureDebug, redactor);
+  // First, so that every answer carries its id. Hooks on every request take a callback, not an
+  // async function: no promise per request.
+  app.addHook('onRequest', (request, reply, done) => {
+    reply.header('x-proxygpt-request-id', request.id);
+    // A request that reached a connection kept open while the gateway stops (Fastify closes it after).
+    done(connections.isClosing ? shuttingDown() : undefined);
+  });
+  installRequestInput(app, config.maxBodyBytes);
   installCallRecording(app, recorder, clock);
 
   if (config.corsOrigins.length > 0) {

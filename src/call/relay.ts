@@ -2,7 +2,8 @@
  * The meter step: relays an upstream answer to the client while reading what it cost, and
  * settles the call once the answer is over. SSE streams and large JSON bodies pass through a tap
  * (chunk by chunk, nothing buffered) that reads the reported usage; JSON answers up to 1 MiB are
- * read whole and sent as they came; error bodies are read whole and redacted. A client that
+ * read whole and sent as they came; error bodies are read whole (up to 1 MiB: past it the
+ * upstream is cut off and the client gets a 502) and redacted. A client that
  * leaves mid-stream destroys the tap, which aborts the upstream request; it is billed what was
  * delivered (prompt plus completion text so far, counted with the tokenizer), never nothing.
  * None of our secrets an upstream echoes reaches the client: headers and 2xx bodies are cleared
@@ -15,13 +16,39 @@ import { SseTap } from '../metering/sse-tap.js';
 import { usageFromJson } from '../metering/usage.js';
 import { clientResponseHeaders } from '../proxy/headers.js';
 import { ScrubStream } from '../proxy/scrub-stream.js';
+import { upstreamErrorTooLarge } from '../errors.js';
 import type { UpstreamResponse } from '../proxy/forward.js';
 import { BILL_NOTHING, type CallOutcome, type ProxyCall } from './proxy-call.js';
 
 /** JSON answers up to this size (nearly all) are read whole and sent with their length. */
 const WHOLE_BODY_MAX_BYTES = 1024 * 1024;
 
+/**
+ * Most of an upstream error body the gateway reads. OpenAI's are well under 1 KiB; past this the
+ * upstream is broken (an endless body would otherwise be buffered whole), so it is cut off and the
+ * client gets a 502 naming the upstream's status: a truncated body would be invalid JSON under
+ * the upstream's status, which an SDK could neither parse nor tell from a real answer.
+ */
+export const ERROR_BODY_MAX_BYTES = 1024 * 1024;
+
 const isOk = (status: number): boolean => status >= 200 && status < 300;
+
+/** An error answer's body as text, at most ERROR_BODY_MAX_BYTES; past it the upstream is aborted (502). */
+async function readErrorBody(response: UpstreamResponse): Promise<string> {
+  const tooLarge = () => {
+    response.body.destroy(); // aborts the upstream request: nothing more is read
+    return upstreamErrorTooLarge(response.statusCode, ERROR_BODY_MAX_BYTES);
+  };
+  if (Number(response.headers['content-length'] ?? 0) > ERROR_BODY_MAX_BYTES) throw tooLarge();
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of response.body as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > ERROR_BODY_MAX_BYTES) throw tooLarge();
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks, size).toString('utf8');
+}
 
 /** The assistant text of a chat completion (or text completion) body. */
 function completionTextOf(body: unknown): string {
@@ -50,11 +77,11 @@ function parseJson(text: string): unknown {
  * parsed 2xx body (undefined when it is not JSON, or for an error).
  */
 export async function readAnswer(call: ProxyCall, response: UpstreamResponse): Promise<{ text: string; json: unknown }> {
-  const text = await response.body.text();
   if (!isOk(response.statusCode)) {
     await call.settle(BILL_NOTHING);
-    return { text, json: undefined };
+    return { text: await readErrorBody(response), json: undefined };
   }
+  const text = await response.body.text();
   const json = parseJson(text);
   await call.settle(meterJson(json));
   return { text, json };

@@ -2,14 +2,17 @@
  * Turns every failure into an OpenAI-style JSON error with the right status: framework errors
  * (bad JSON, body too large, wrong content type, schema violations), our own ApiErrors, and
  * anything unexpected (500, generic message plus request id; details only with INSECURE_DEBUG,
- * and then with every secret redacted). Also answers malformed HTTP at the socket level.
+ * and then with every secret redacted). Also answers malformed HTTP at the socket level and an
+ * `Expect` it cannot meet. An error answered while the request body is still arriving reads (and
+ * drops) a bounded rest of it before the connection goes on or is cut (connections.ts).
  */
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Socket } from 'node:net';
-import { STATUS_CODES } from 'node:http';
+import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import {
   ApiError,
   clientError,
+  expectationFailed,
   headersTooLarge,
   internalError,
   invalidJson,
@@ -23,6 +26,7 @@ import {
   unsupportedMediaType,
 } from '../errors.js';
 import type { Redactor } from '../redact.js';
+import { DRAIN_MAX_MS, drainAfterAnswer } from './connections.js';
 
 const FRAMEWORK_ERRORS: Record<string, () => ApiError> = {
   FST_ERR_CTP_BODY_TOO_LARGE: requestTooLarge,
@@ -63,6 +67,7 @@ export function toApiError(err: FastifyError | Error, insecureDebug: boolean, re
 export function frameworkErrorHandler(insecureDebug: boolean, redactor: Redactor) {
   return (err: FastifyError, request: FastifyRequest, reply: FastifyReply): void => {
     const apiError = toApiError(err, insecureDebug, redactor, request.id);
+    drainAfterAnswer(request.raw, reply.raw);
     reply
       .code(apiError.statusCode)
       .headers(apiError.headers)
@@ -79,11 +84,13 @@ export function installErrorHandling(app: FastifyInstance, insecureDebug: boolea
       // The logger redacts every logged value (src/log.ts); a copy made here would lose the error's type.
       request.log.error({ err, status: apiError.statusCode }, 'request failed');
     }
+    drainAfterAnswer(request.raw, reply.raw);
     reply.code(apiError.statusCode).headers(apiError.headers).type('application/json; charset=utf-8');
     return reply.send(apiError.toBody());
   });
 
   app.setNotFoundHandler((request, reply) => {
+    drainAfterAnswer(request.raw, reply.raw);
     reply.code(404).type('application/json; charset=utf-8');
     return reply.send(notFound(`No route for ${request.method} ${request.url.split('?')[0]}.`).toBody());
   });
@@ -105,4 +112,24 @@ export function clientErrorHandler(err: Error & { code?: string }, socket: Socke
     `HTTP/1.1 ${error.statusCode} ${STATUS_CODES[error.statusCode]}\r\n` +
       `Content-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
   );
+  // end() only half-closes: a client that never closes its side (one trickling a body) would
+  // hold the connection for good. Time enough to read the answer, then it is gone.
+  setTimeout(() => socket.destroy(), DRAIN_MAX_MS).unref();
+}
+
+/**
+ * For the server's 'checkExpectation' event (an `Expect` other than 100-continue, which Node
+ * otherwise answers with an empty 417): the 417 in the error shape, with a request id.
+ */
+export function expectationHandler(nextRequestId: () => string) {
+  return (req: IncomingMessage, res: ServerResponse): void => {
+    const body = JSON.stringify(expectationFailed().toBody());
+    drainAfterAnswer(req, res);
+    res.writeHead(417, {
+      'content-type': 'application/json; charset=utf-8',
+      'content-length': Buffer.byteLength(body),
+      'x-proxygpt-request-id': nextRequestId(),
+    });
+    res.end(body);
+  };
 }

@@ -1,5 +1,6 @@
 /**
- * What the gateway accepts as input before any route runs: safe paths only (no `..`, encoded or
+ * What the gateway accepts as input before any route runs: a Host header on HTTP/1.1 (checked
+ * here rather than by Node, whose 400 has no body), safe paths only (no `..`, encoded or
  * not, no backslashes or NUL bytes), JSON bodies kept as the exact bytes received (forwarded
  * without re-serialisation) next to their parsed value, multipart bodies passed through raw, and
  * nothing else (415). JSON nested more than MAX_JSON_DEPTH levels is refused (400) here, before
@@ -8,7 +9,7 @@
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { nestsDeeperThan } from '../call/json-bytes.js';
-import { invalidJson, invalidPath, invalidRequest } from '../errors.js';
+import { invalidJson, invalidPath, invalidRequest, missingHost } from '../errors.js';
 
 /** Deepest nesting of arrays and objects accepted in a JSON body (the body itself is level 1); serde_json's default. */
 export const MAX_JSON_DEPTH = 128;
@@ -47,6 +48,7 @@ export function installRequestInput(app: FastifyInstance, maxBodyBytes: number):
   app.decorateRequest('rawBody', null);
 
   app.addHook('onRequest', (request: FastifyRequest, _reply, done) => {
+    if (request.headers.host === undefined && request.raw.httpVersion === '1.1') return done(missingHost());
     const reason = unsafePathReason(request.raw.url ?? '/');
     done(reason === null ? undefined : invalidPath(`Rejected request path: ${reason}.`));
   });
