@@ -208,3 +208,26 @@ describe('needed()', () => {
     expect(redactor.text('plain-needed-secret')).toBe('[REDACTED]');
   });
 });
+
+describe('secrets that are not set', () => {
+  // PROXYGPT_ADMIN_KEY unset, an empty PROXYGPT_API_KEYS entry: nothing to look for, and an empty
+  // "secret" must not match between every two characters.
+  const redactor = new Redactor(['', null, undefined, 'set-secret-value', '', 'set-secret-value']);
+
+  it('are ignored: text without the set secret comes back unchanged', () => {
+    for (const text of ['', 'ordinary text', 'a b c']) {
+      expect(redactor.text(text)).toBe(text);
+      expect(redactor.needed(text), text).toBe(false);
+      expect(redactor.hasSecret(text), text).toBe(false);
+    }
+    expect(redactor.text('x set-secret-value y set-secret-value')).toBe('x [REDACTED] y [REDACTED]');
+    expect(redactor.hasSecret('x set-secret-value')).toBe(true);
+  });
+
+  it('a redactor with no secret at all still removes the token patterns', () => {
+    const none = new Redactor([null, undefined, '']);
+    expect(none.text('abc')).toBe('abc');
+    expect(none.hasSecret('abc')).toBe(false);
+    expect(none.text('key sk-abcdefgh1234')).toBe('key [REDACTED]');
+  });
+});
