@@ -1,0 +1,51 @@
+/**
+ * What the pre-call estimate (src/metering/estimate.ts `estimateUsage`) takes from a body's
+ * structure, measured as differences so the test does not restate the per-text formula: each image
+ * part (`image_url` or `input_image`, or any part holding an `image_url`) adds exactly 1,000 prompt
+ * tokens and its other fields are not read as text; text nested deeper than 8 levels below a body
+ * field is not read (a bound on the walk); the completion budget is the request's own cap.
+ */
+import { describe, expect, it } from 'vitest';
+import { estimateUsage } from '../../src/metering/estimate.js';
+
+const prompt = (body: unknown) => estimateUsage(body, 100).promptTokens;
+
+/** `value` wrapped in `levels` arrays. */
+const nested = (levels: number, value: unknown): unknown => (levels === 0 ? value : [nested(levels - 1, value)]);
+
+describe('estimateUsage', () => {
+  const text = { role: 'user', content: [{ type: 'text', text: 'Describe this picture in detail.' }] };
+
+  it('adds 1,000 tokens per image part, whatever the part holds', () => {
+    const base = prompt({ messages: [text] });
+    const withParts = (...parts: unknown[]) => prompt({ messages: [{ ...text, content: [...text.content, ...parts] }] });
+    const long = 'x'.repeat(4000);
+    expect(withParts({ type: 'image_url', image_url: { url: `data:image/png;base64,${long}` } })).toBe(base + 1000);
+    expect(withParts({ type: 'input_image', text: long + long })).toBe(base + 1000);
+    expect(withParts({ image_url: { url: 'https://example.test/a.png' }, text: long })).toBe(base + 1000);
+    expect(withParts({ type: 'image_url', image_url: 'u' }, { type: 'input_image', image_url: 'v' })).toBe(base + 2000);
+    // A part that is no image is read as text.
+    expect(withParts({ type: 'text', text: long + long })).toBeGreaterThan(base + 1000);
+  });
+
+  it('reads no text from numbers and booleans where text may stand', () => {
+    const base = prompt({ messages: [{ role: 'user', content: '' }] });
+    expect(prompt({ messages: [{ role: 'user', content: 42 }] })).toBe(base);
+    expect(prompt({ messages: [{ role: 'user', content: [true, 7, null] }] })).toBe(base);
+  });
+
+  it('reads text up to 8 levels deep below a body field, not deeper', () => {
+    const empty = prompt({ input: nested(8, []) });
+    const word = 'supercalifragilistic';
+    expect(prompt({ input: nested(8, word) })).toBeGreaterThan(empty);
+    expect(prompt({ input: nested(9, word) })).toBe(prompt({ input: nested(9, []) }));
+    expect(prompt({ input: nested(30, word) })).toBe(prompt({ input: nested(30, []) }));
+  });
+
+  it('takes the completion budget from the request, or the default', () => {
+    expect(estimateUsage({ messages: [text], max_tokens: 7 }, 100).completionTokens).toBe(7);
+    expect(estimateUsage({ messages: [text] }, 100).completionTokens).toBe(100);
+    expect(estimateUsage(null, 100)).toEqual({ promptTokens: 0, completionTokens: 0, cachedTokens: 0 });
+    expect(estimateUsage([text], 100)).toEqual({ promptTokens: 0, completionTokens: 0, cachedTokens: 0 });
+  });
+});
