@@ -82,6 +82,8 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   // async function: no promise per request.
   app.addHook('onRequest', (request, reply, done) => {
     reply.header('x-proxygpt-request-id', request.id);
+    // No answer of the gateway is to be sniffed into another type (an error body read as HTML).
+    reply.header('x-content-type-options', 'nosniff');
     // A request that reached a connection kept open while the gateway stops (Fastify closes it after).
     done(connections.isClosing ? shuttingDown() : undefined);
   });

@@ -1,6 +1,6 @@
 /**
  * Scans of JSON text as bytes, without a tokenizer and without recursion: how deeply a body nests
- * (checked before anything walks the parsed value), and the byte spans of an object's members, so
+ * and whether it repeats a top-level key (checked before anything walks the parsed value), and the byte spans of an object's members, so
  * that the gateway can replace a few top-level members of a client's body without re-encoding the
  * rest (JSON.stringify of a parsed body loses number precision: 12345678901234567891 would become
  * 12345678901234567000; it also re-escapes strings and throws on very deep values).
@@ -35,21 +35,48 @@ function stringEnd(bytes: Buffer, start: number): number {
   }
 }
 
-/** Whether the JSON text in `bytes` nests arrays and objects more than `max` levels deep (the outermost is level 1). */
-export function nestsDeeperThan(bytes: Buffer, max: number): boolean {
-  if (bytes.length <= max) return false; // each level takes at least one byte
+/** What one pass over a body's JSON text found (see `scanJsonText`). */
+export interface JsonTextScan {
+  /** The body nests arrays and objects more than the maximum (the outermost is level 1). */
+  tooDeep: boolean;
+  /** The first top-level member key that came twice (decoded), or null (as far as the scan got when too deep). */
+  duplicateKey: string | null;
+}
+
+/**
+ * One pass over valid JSON text: whether it nests deeper than `maxDepth`, and whether its
+ * top-level object names a member twice. Parsers disagree on which copy of a repeated key counts
+ * (JSON.parse keeps the last, others the first or refuse), so a body where the gateway and the
+ * upstream could read different `model`s or budgets is refused rather than guessed at.
+ */
+export function scanJsonText(bytes: Buffer, maxDepth: number): JsonTextScan {
   let depth = 0;
+  let topIsObject = false;
+  let expectKey = false;
+  const keys = new Set<string>();
+  let duplicateKey: string | null = null;
   for (let i = 0; i < bytes.length; i++) {
     const c = bytes[i];
     if (c === QUOTE) {
-      i = stringEnd(bytes, i) - 1;
+      const end = stringEnd(bytes, i);
+      if (expectKey) {
+        const raw = bytes.toString('utf8', i, end);
+        const key = raw.includes('\\') ? (JSON.parse(raw) as string) : raw.slice(1, -1);
+        if (duplicateKey === null && keys.has(key)) duplicateKey = key;
+        keys.add(key);
+        expectKey = false;
+      }
+      i = end - 1;
     } else if (c === OPEN_OBJECT || c === OPEN_ARRAY) {
-      if (++depth > max) return true;
+      if (++depth > maxDepth) return { tooDeep: true, duplicateKey };
+      if (depth === 1) expectKey = topIsObject = c === OPEN_OBJECT;
     } else if (c === CLOSE_OBJECT || c === CLOSE_ARRAY) {
       depth--;
+    } else if (c === COMMA && depth === 1) {
+      expectKey = topIsObject;
     }
   }
-  return false;
+  return { tooDeep: false, duplicateKey };
 }
 
 /** Index just past the JSON value that starts at `start` (no leading whitespace). */

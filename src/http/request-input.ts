@@ -8,7 +8,7 @@
  * JSON.stringify) would otherwise overflow the stack on it after the call was counted.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { nestsDeeperThan } from '../call/json-bytes.js';
+import { scanJsonText } from '../call/json-bytes.js';
 import { invalidJson, invalidPath, invalidRequest, missingHost } from '../errors.js';
 
 /** Deepest nesting of arrays and objects accepted in a JSON body (the body itself is level 1); serde_json's default. */
@@ -71,8 +71,13 @@ export function installRequestInput(app: FastifyInstance, maxBodyBytes: number):
       const where = position === undefined ? '' : ` (at position ${position})`;
       return done(invalidJson(`The request body is not valid JSON${where}.`), undefined);
     }
-    if (nestsDeeperThan(bytes, MAX_JSON_DEPTH)) {
+    const scan = scanJsonText(bytes, MAX_JSON_DEPTH);
+    if (scan.tooDeep) {
       return done(invalidRequest(`The request body nests arrays and objects more than ${MAX_JSON_DEPTH} levels deep; this gateway accepts at most ${MAX_JSON_DEPTH}.`), undefined);
+    }
+    if (scan.duplicateKey !== null) {
+      // The gateway and the upstream could read different copies (a model, a budget): refuse.
+      return done(invalidRequest(`The request body names ${JSON.stringify(scan.duplicateKey)} more than once; send each member once.`, scan.duplicateKey), undefined);
     }
     done(null, parsed);
   });

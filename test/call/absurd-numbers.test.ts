@@ -116,7 +116,7 @@ describe('a key with token or spend limits: the completion budget must be a sane
     expect((await admin(gw, 'PUT', '/prices/priciest-model', { input: 1e6, output: 1e6 })).status).toBe(200);
     const before = gw.mock.requests.length;
     // 128 × 2,147,483,647 tokens at $1,000,000 per million: 2.7e17 micro-dollars, past 2^53.
-    const res = await post(spendKey.key, chat('"model":"priciest-model","max_tokens":2147483647,"n":128'));
+    const res = await post(spendKey.key, chat('"max_tokens":2147483647,"n":128').replace('"gpt-4o-mini"', '"priciest-model"'));
     expect(res.status, res.text).toBe(429);
     expect(expectErrorShape(res.json).code).toBe('rate_limit_exceeded');
     expect(gw.mock.requests.length).toBe(before);

@@ -5,7 +5,7 @@
  * against the generator's own record of what it wrote, never against the scanner itself.
  */
 import { describe, expect, it } from 'vitest';
-import { nestsDeeperThan, setTopLevelMembers, topLevelObject } from '../../src/call/json-bytes.js';
+import { scanJsonText, setTopLevelMembers, topLevelObject } from '../../src/call/json-bytes.js';
 
 /** A small seeded PRNG (mulberry32). */
 function prng(seed: number) {
@@ -49,14 +49,16 @@ function generateObject(rand: () => number): { text: string; members: { key: str
   return { text: `${pick(SPACES)}{${pick(SPACES)}${members.map((m) => m.text).join(`${pick(SPACES)},${pick(SPACES)}`)}${pick(SPACES)}}${pick(SPACES)}`, members };
 }
 
-describe('nestsDeeperThan', () => {
+const nestsDeeperThan = (bytes: Buffer, max: number) => scanJsonText(bytes, max).tooDeep;
+
+describe('scanJsonText: nesting', () => {
   it('agrees with the generated depth for 2,000 random texts, at every limit around it', () => {
     const rand = prng(8);
     for (let run = 0; run < 2_000; run++) {
       const { text, depth } = generate(rand, 7);
       JSON.parse(text); // the generator writes valid JSON
       const bytes = Buffer.from(text);
-      // Short texts take the length shortcut: pad with spaces so that the scan runs too.
+      // Whitespace after the value changes nothing.
       const padded = Buffer.from(text + ' '.repeat(20));
       for (const limit of [depth - 1, depth, depth + 1].filter((l) => l >= 0)) {
         expect(nestsDeeperThan(bytes, limit), `${text} at limit ${limit}`).toBe(depth > limit);
@@ -67,6 +69,33 @@ describe('nestsDeeperThan', () => {
 
   it('scans 100,000 levels without recursion', () => {
     expect(nestsDeeperThan(Buffer.from('['.repeat(100_000) + ']'.repeat(100_000)), 128)).toBe(true);
+  });
+});
+
+describe('scanJsonText: repeated top-level keys', () => {
+  it('names the first key that repeats, as decoded (escaped spellings included), for 2,000 random objects', () => {
+    const rand = prng(21);
+    let repeated = 0;
+    for (let run = 0; run < 2_000; run++) {
+      const { text, members } = generateObject(rand);
+      JSON.parse(text);
+      const seen = new Set<string>();
+      const expected = members.find((m) => seen.has(m.key) || !seen.add(m.key))?.key ?? null;
+      if (expected !== null) repeated++;
+      expect(scanJsonText(Buffer.from(text), 128).duplicateKey, text).toBe(expected);
+    }
+    expect(repeated).toBeGreaterThan(200); // the generator does repeat keys
+  });
+
+  it('looks only at the top level: keys repeated in nested objects, or in a top-level array, are no duplicates', () => {
+    for (const text of ['{"a":{"m":1,"m":2},"b":[{"m":1},{"m":2}]}', '[{"a":1},{"a":2}]', '["a","a"]', '"a"', '{"a":"\\"a\\"","b":"a"}']) {
+      expect(scanJsonText(Buffer.from(text), 128).duplicateKey, text).toBeNull();
+    }
+    expect(scanJsonText(Buffer.from('{"model":"x","messages":[{"model":"y"}],"model":"z"}'), 128).duplicateKey).toBe('model');
+  });
+
+  it('still finds a body too deep after a repeated key', () => {
+    expect(scanJsonText(Buffer.from(`{"a":1,"a":2,"b":${'['.repeat(200)}${']'.repeat(200)}}`), 128)).toEqual({ tooDeep: true, duplicateKey: 'a' });
   });
 });
 

@@ -16,14 +16,15 @@ export interface RawResponse {
   body: string;
 }
 
-/** Asserts the OpenAI error shape and returns the error object. */
+/** Asserts the OpenAI error shape (exactly these four members; `param` null or a field name) and returns the error object. */
 export function expectErrorShape(body: unknown): { message: string; type: string; code: string | null; param: string | null } {
+  const param = (body as { error?: { param?: unknown } } | null)?.error?.param;
   expect(body).toEqual({
     error: {
       message: expect.any(String),
       type: expect.any(String),
       code: expect.anything(),
-      param: null,
+      param: typeof param === 'string' ? param : null,
     },
   });
   const error = (body as { error: { message: string; type: string; code: string | null; param: string | null } }).error;

@@ -167,6 +167,43 @@ describe('Swagger UI at /docs', () => {
   });
 });
 
+describe('security headers of the HTML pages', () => {
+  for (const page of ['/docs/', '/redoc']) {
+    it(`${page}: not sniffed, never framed, scripts from the gateway only, no referrer`, async () => {
+      const res = await fetch(`${gw.url}${page}`);
+      expect(res.status).toBe(200);
+      expect(res.headers.get('content-type')).toContain('text/html');
+      await res.text();
+      expect(res.headers.get('x-content-type-options')).toBe('nosniff');
+      expect(res.headers.get('referrer-policy')).toBe('no-referrer');
+      const directives = new Map(
+        (res.headers.get('content-security-policy') ?? '')
+          .split(';')
+          .map((d) => d.trim().split(/\s+/))
+          .filter((d) => d[0] !== '')
+          .map(([name, ...values]) => [name!, values]),
+      );
+      expect(directives.get('frame-ancestors')).toEqual(["'none'"]);
+      expect(directives.get('object-src')).toEqual(["'none'"]);
+      const scripts = directives.get('script-src') ?? [];
+      expect(scripts[0]).toBe("'self'");
+      // Nothing that lets an injected inline script or another origin's script run.
+      for (const source of scripts.slice(1)) expect(source, `script-src ${source}`).toMatch(/^'sha256-/);
+      for (const [name, values] of directives) {
+        for (const value of values) expect(value, `${name} ${value}`).not.toMatch(/^(https?:|\*|'unsafe-eval')/);
+      }
+    });
+  }
+
+  it('every answer, JSON included, says nosniff', async () => {
+    for (const path of ['/healthz', '/openapi.json', '/v1/chat/completions', '/no-such-route']) {
+      const res = await fetch(`${gw.url}${path}`);
+      await res.text();
+      expect(res.headers.get('x-content-type-options'), path).toBe('nosniff');
+    }
+  });
+});
+
 describe('ReDoc at /redoc', () => {
   it('serves a page whose script is the local ReDoc bundle, reading /openapi.json', async () => {
     const res = await fetch(`${gw.url}/redoc`);
