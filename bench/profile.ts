@@ -1,5 +1,6 @@
 /**
- * CPU profile of the gateway under load: `npx tsx bench/profile.ts [seconds]`.
+ * CPU profile of the gateway under load: `npx tsx bench/profile.ts [seconds] [--stored]`
+ * (`--stored`: calls with a metered stored key, the common team set-up, instead of the env key).
  * Starts the mock and the gateway (dist/main.js under `node --cpu-prof`, same settings as the
  * bench), runs autocannon at 32 connections (BENCH_PROFILE_CONNECTIONS) for the given seconds
  * (default 10), stops the gateway gracefully so V8 writes the profile, and prints the top self
@@ -9,13 +10,14 @@
 import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { buildIfStale, ROOT, startGateway, startMock } from './lib/services.js';
+import { buildIfStale, createStoredKey, ROOT, startGateway, startMock } from './lib/services.js';
 import { guardChildren, stopAll, stopChild } from './lib/procs.js';
 import { gatewayTarget } from './lib/targets.js';
 import { cannon } from './lib/load.js';
 import { renderProfile, summariseProfile } from './lib/cpuprofile.js';
 
-const seconds = Number(process.argv[2] ?? process.env.BENCH_PROFILE_SECONDS ?? 10);
+const seconds = Number(process.argv.slice(2).find((a) => !a.startsWith('--')) ?? process.env.BENCH_PROFILE_SECONDS ?? 10);
+const stored = process.argv.includes('--stored');
 const connections = Number(process.env.BENCH_PROFILE_CONNECTIONS ?? 32);
 const logLevel = process.env.BENCH_LOG_LEVEL ?? 'warn';
 const dir = mkdtempSync(join(tmpdir(), 'proxygpt-profile-'));
@@ -26,9 +28,9 @@ try {
   const mock = await startMock(dir);
   const profDir = join(dir, 'prof');
   const gw = await startGateway(mock.port, dir, { workers: 1, logLevel, nodeFlags: ['--cpu-prof', `--cpu-prof-dir=${profDir}`], name: 'gateway-profiled' });
-  const target = gatewayTarget(gw.port);
+  const target = stored ? gatewayTarget(gw.port, 'gateway-stored', undefined, await createStoredKey(gw.port)) : gatewayTarget(gw.port);
   await cannon(target, connections, 1, false);
-  console.error(`profile: ${connections} connections for ${seconds} s (LOG_LEVEL=${logLevel})`);
+  console.error(`profile: ${connections} connections for ${seconds} s with ${stored ? 'a metered stored key' : 'the env key'} (LOG_LEVEL=${logLevel})`);
   const fromUs = Number(process.hrtime.bigint() / 1000n);
   const outcome = await cannon(target, connections, seconds, false);
   const toUs = Number(process.hrtime.bigint() / 1000n);

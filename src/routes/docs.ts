@@ -85,8 +85,10 @@ export async function registerDocsPages(app: FastifyInstance): Promise<void> {
         .replace(/\s*upgrade-insecure-requests;?/g, '')
         .replace(/frame-ancestors [^;]*/, "frame-ancestors 'none'")
         .replace(/\s*validator\.swagger\.io/g, '')
-        // Styles and fonts from the gateway only, not from any https origin.
-        .replace(/ https:/g, ''),
+        // Styles and fonts from the gateway only, not from any https origin; Swagger UI sets
+        // style attributes from its script, so inline styles (never scripts) are allowed.
+        .replace(/ https:/g, '')
+        .replace(/style-src 'self'/, "style-src 'self' 'unsafe-inline'"),
     uiHooks: {
       onRequest: (_request, reply, done) => {
         reply.header('referrer-policy', 'no-referrer');
