@@ -34,9 +34,10 @@ async function open(path: string) {
     const url = new URL(request.url());
     if (url.protocol === 'http:' || url.protocol === 'https:') origins.add(url.origin);
   });
-  await page.addInitScript(() => {
-    document.addEventListener('securitypolicyviolation', (e) => console.error(`Refused to load (CSP ${e.violatedDirective}): ${e.blockedURI}`));
-  });
+  // Runs in the page (a string: the test's TypeScript has no DOM types).
+  await page.addInitScript(
+    "document.addEventListener('securitypolicyviolation', (e) => console.error('Refused to load (CSP ' + e.violatedDirective + '): ' + e.blockedURI));",
+  );
   await page.goto(`${gw.url}${path}`, { waitUntil: 'networkidle' });
   return { page, problems, origins };
 }
