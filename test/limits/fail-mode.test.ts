@@ -122,8 +122,9 @@ describe('fail open', () => {
     outage.state.up = false;
     const onLocal = await limiter.reserve(rules, held);
     expect((await local.peek(rules))[0]).toMatchObject({ used: 1 });
-    await limiter.commit(onLocal.reservation!, { s: 1 });
-    expect((await local.peek(rules))[0]).toMatchObject({ used: 1 });
+    // Settled to 0 on the local limiter: its hold is gone (were it sent to the shared one, it would stay).
+    await limiter.commit(onLocal.reservation!, { s: 0 });
+    expect((await local.peek(rules))[0]).toMatchObject({ used: 0 });
     // The shared reservation cannot settle during the outage: no error, its hold stays (it expires by itself).
     await expect(limiter.release(onShared.reservation!)).resolves.toBeUndefined();
     expect((await shared.peek(rules))[0]).toMatchObject({ used: 1 });
