@@ -52,6 +52,10 @@ export interface Config {
   trustProxy: boolean;
   /** Completion budget assumed when a request names no max_tokens (token and spend reservations). */
   defaultMaxTokens: number;
+  /** Calls in flight at once for the whole gateway (all workers, all instances); null: no cap. */
+  maxConcurrent: number | null;
+  /** Open client connections per process; past it new connections are refused. null: no cap. */
+  maxConnections: number | null;
 }
 
 /** Raised for any invalid setting; `variable` is the environment variable at fault. */
@@ -122,6 +126,11 @@ function int(env: Env, name: string, fallback: number, schema: z.ZodType<number>
   if (value === undefined) return fallback;
   if (!/^-?\d+$/.test(unquote(value))) throw new ConfigError(name, `must be a whole number (got ${JSON.stringify(value)})`);
   return parseWith(name, schema, unquote(value), 'is out of range');
+}
+
+/** A positive whole number, or null when unset. */
+function optionalInt(env: Env, name: string): number | null {
+  return raw(env, name) === undefined ? null : int(env, name, 0);
 }
 
 function rateLimit(env: Env, useName: string, limitName: string): number | null {
@@ -281,6 +290,8 @@ export function loadConfig(env: Env = process.env): LoadedConfig {
     legacyModel: unquote(raw(env, 'PROXYGPT_LEGACY_MODEL') ?? 'gpt-3.5-turbo'),
     trustProxy: bool(env, 'PROXYGPT_TRUST_PROXY', false),
     defaultMaxTokens: int(env, 'PROXYGPT_DEFAULT_MAX_TOKENS', 1024),
+    maxConcurrent: optionalInt(env, 'PROXYGPT_MAX_CONCURRENT'),
+    maxConnections: optionalInt(env, 'PROXYGPT_MAX_CONNECTIONS'),
   };
   if (config.adminKey !== null && config.adminKey.length < MIN_PROXY_KEY_LENGTH) {
     warnings.push(`PROXYGPT_ADMIN_KEY is shorter than ${MIN_PROXY_KEY_LENGTH} characters and easy to guess; use a long random key`);

@@ -106,6 +106,10 @@ export const malformedHttp = () => new ApiError({ status: 400, message: 'Malform
 export const rateLimited = (options: { message: string; unit: string; headers: Record<string, string> }) =>
   new ApiError({ status: 429, message: options.message, type: options.unit, code: 'rate_limit_exceeded', headers: options.headers });
 
+/** 429 from a concurrency cap: too many calls of this key (or of the gateway) in flight at once. */
+export const concurrencyLimited = (options: { message: string; headers: Record<string, string> }) =>
+  new ApiError({ status: 429, message: options.message, type: 'requests', code: 'concurrency_limit_exceeded', headers: options.headers });
+
 // 5xx: the gateway or its upstream failed.
 export const internalError = (message: string) => new ApiError({ status: 500, message, type: 'server_error', code: 'internal_error' });
 export const upstreamUnreachable = (cause?: unknown) =>

@@ -71,6 +71,8 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   // Node answers an unknown Expect itself (an empty 417) unless someone listens.
   app.server.on('checkExpectation', expectationHandler(nextRequestId));
   const connections = new ConnectionLifecycle(app.server);
+  // Past the cap Node closes a new connection at once (no HTTP is spoken on it yet).
+  if (config.maxConnections !== null) app.server.maxConnections = config.maxConnections;
   app.addHook('preClose', (done) => {
     connections.beginShutdown();
     done();

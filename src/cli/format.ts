@@ -71,6 +71,7 @@ export function limitsSummary(key: KeyView): string {
   if (key.tokens_per_day !== null) parts.push(`${number(key.tokens_per_day)} tok/d`);
   if (key.usd_per_day !== null) parts.push(`${usd(key.usd_per_day)}/day`);
   if (key.usd_per_month !== null) parts.push(`${usd(key.usd_per_month)}/month`);
+  if (key.max_concurrent !== null && key.max_concurrent !== undefined) parts.push(`${number(key.max_concurrent)} at once`);
   return parts.length === 0 ? 'none' : parts.join(', ');
 }
 
@@ -102,6 +103,7 @@ export function keyDetail(key: KeyView, now = Date.now()): string {
     ['tokens/day', limit(key.tokens_per_day, 'tokens')],
     ['usd/day', money(key.usd_per_day, 'per rolling day')],
     ['usd/month', money(key.usd_per_month, 'per calendar month (UTC)')],
+    ['in flight', limit(key.max_concurrent ?? null, 'calls at once')],
     ['endpoints', allowlist(key.endpoints)],
     ['models', allowlist(key.models)],
     ['ips', key.ips === null ? 'any' : key.ips.join(', ')],

@@ -19,6 +19,7 @@ export interface KeyFlags {
   tpd?: string;
   usdDay?: string;
   usdMonth?: string;
+  maxConcurrent?: string;
   models?: string;
   endpoints?: string;
   ips?: string;
@@ -85,6 +86,7 @@ export function keyBody(flags: KeyFlags, now: number): KeyBody {
     ['--rpd', flags.rpd, 'requests_per_day'],
     ['--tph', flags.tph, 'tokens_per_hour'],
     ['--tpd', flags.tpd, 'tokens_per_day'],
+    ['--max-concurrent', flags.maxConcurrent, 'max_concurrent'],
   ] as const;
   for (const [flag, value, field] of counts) if (value !== undefined) body[field] = parseCount(flag, value);
   if (flags.usdDay !== undefined) body.usd_per_day = parseUsd('--usd-day', flags.usdDay);

@@ -90,6 +90,7 @@ function policyOptions(command: Command, update: boolean): Command {
     .option('--tpd <n>', `tokens per rolling day${clear}`)
     .option('--usd-day <usd>', `US dollars per rolling day${clear}`)
     .option('--usd-month <usd>', `US dollars per calendar month (UTC)${clear}`)
+    .option('--max-concurrent <n>', `calls in flight at once (streams count while open)${clear}`)
     .option('--models <list>', `allowed models, comma list, globs allowed (gpt-4o*)${clear}`)
     .option('--endpoints <list>', `allowed endpoints, comma list ("POST /v1/chat/completions")${clear}`)
     .option('--ips <list>', `allowed client IPs or CIDR ranges, comma list${clear}`)

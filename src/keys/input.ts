@@ -45,6 +45,7 @@ const fields = {
   tokens_per_day: count,
   usd_per_day: dollars,
   usd_per_month: dollars,
+  max_concurrent: z.number().int().positive().max(1_000_000).nullable(),
   endpoints: list,
   models: list,
   ips: list,
@@ -88,6 +89,7 @@ export function policyOf(input: UpdateKeyInput, base: KeyPolicy, config: Pick<Co
   set('tokensPerDay', input.tokens_per_day);
   set('usdPerDay', input.usd_per_day);
   set('usdPerMonth', input.usd_per_month);
+  set('maxConcurrent', input.max_concurrent);
   if (input.endpoints !== undefined) {
     if (input.endpoints !== null) {
       const gateway = new Policy(config.allowedEndpoints, null);

@@ -27,6 +27,7 @@ export interface KeyView {
   tokens_per_day: number | null;
   usd_per_day: number | null;
   usd_per_month: number | null;
+  max_concurrent: number | null;
   endpoints: string[] | null;
   models: string[] | null;
   ips: string[] | null;
@@ -65,6 +66,7 @@ export function viewOf(key: StoredKey, now: number): KeyView {
     tokens_per_day: p.tokensPerDay ?? null,
     usd_per_day: p.usdPerDay ?? null,
     usd_per_month: p.usdPerMonth ?? null,
+    max_concurrent: p.maxConcurrent ?? null,
     endpoints: p.endpoints ?? null,
     models: p.models ?? null,
     ips: p.ips ?? null,

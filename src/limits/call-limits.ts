@@ -7,18 +7,18 @@
  */
 import type { Principal } from '../auth/authenticator.js';
 import type { CountMode } from '../config.js';
-import { rateLimited } from '../errors.js';
+import { concurrencyLimited, rateLimited } from '../errors.js';
 import type { PriceBook } from '../metering/price-book.js';
 import { totalTokens, type TokenUsage } from '../metering/usage.js';
 import { formatResetDuration, tightest, type LimitRule, type Limiter, type Reservation, type RuleState, type SeriesCost } from './limiter.js';
-import { hasUsageLimits, keyRules, keySeries } from './rules.js';
+import { hasUsageLimits, isConcurrencyRule, keyRules, keySeries } from './rules.js';
 
 /** What admission produced: the reservation to settle and the headers every response carries. */
 export interface Admission {
   reservation: Reservation | null;
   headers: Record<string, string>;
-  /** Series this call reserved in, by quantity. */
-  series: { requests: string[]; tokens: string | null; usd: string | null };
+  /** Series this call reserved in, by quantity (`concurrent`: the caps on calls in flight, held until settled). */
+  series: { requests: string[]; concurrent: string[]; tokens: string | null; usd: string | null };
   model: string | null;
 }
 
@@ -39,11 +39,15 @@ const RATE_LIMIT_HEADER_NAMES = (['requests', 'tokens'] as const).map((unit) => 
   reset: `x-ratelimit-reset-${unit}`,
 }));
 
-/** OpenAI's x-ratelimit-* headers for the tightest rule of each unit (or `refusing`, on a 429). */
+/**
+ * OpenAI's x-ratelimit-* headers for the tightest rule of each unit (or `refusing`, on a 429).
+ * Concurrency caps are no request windows: they never stand for the requests limit.
+ */
 export function rateLimitHeaders(states: readonly RuleState[], refusing?: RuleState): Record<string, string> {
   const headers: Record<string, string> = {};
+  const windows = states.some(isConcurrencyRule) ? states.filter((s) => !isConcurrencyRule(s)) : states;
   for (const names of RATE_LIMIT_HEADER_NAMES) {
-    const state = refusing?.unit === names.unit ? refusing : tightest(states, names.unit);
+    const state = refusing?.unit === names.unit && !isConcurrencyRule(refusing) ? refusing : tightest(windows, names.unit);
     if (state === undefined) continue;
     headers[names.limit] = String(state.limit);
     headers[names.remaining] = String(state.remaining);
@@ -61,6 +65,8 @@ const RULE_WORDS: Record<string, string> = {
   key_tokens_per_day: 'tokens per day for this key',
   key_usd_per_day: 'USD per day for this key',
   key_usd_per_month: 'USD per calendar month for this key',
+  concurrent: 'calls in flight at once for this gateway',
+  key_concurrent: 'calls in flight at once for this key',
 };
 
 function describeLimit(state: RuleState): string {
@@ -102,12 +108,16 @@ export class CallLimits {
   /** Reserves in every applicable window, atomically, or throws the 429 that says how long to wait. */
   async reserve(principal: Principal, model: string | null, estimate: TokenUsage | null): Promise<Admission> {
     const rules = this.rulesFor(principal);
-    const series: Admission['series'] = { requests: [], tokens: null, usd: null };
+    const series: Admission['series'] = { requests: [], concurrent: [], tokens: null, usd: null };
     if (rules.length === 0) return { reservation: null, headers: {}, series, model };
 
     const costs: Record<string, SeriesCost> = {};
     for (const rule of rules) {
-      if (rule.unit === 'requests' && costs[rule.series] === undefined) {
+      if (isConcurrencyRule(rule)) {
+        // One slot, held while the call is in flight, counted as nothing when it ends.
+        costs[rule.series] = { amount: 1, hold: true };
+        series.concurrent.push(rule.series);
+      } else if (rule.unit === 'requests' && costs[rule.series] === undefined) {
         costs[rule.series] = { amount: 1, hold: this.holdRequests };
         series.requests.push(rule.series);
       }
@@ -130,6 +140,13 @@ export class CallLimits {
 
     const blocked = decision.states.find((s) => s.name === decision.blockedBy) ?? decision.states[0]!;
     const headers = rateLimitHeaders(decision.states, blocked);
+    if (isConcurrencyRule(blocked)) {
+      // Room comes back the moment one of the calls in flight ends: nobody knows when.
+      throw concurrencyLimited({
+        message: `Too many calls in flight: ${describeLimit(blocked)}. Retry when one of them has finished.`,
+        headers: { ...headers, 'retry-after': '1', 'retry-after-ms': '1000' },
+      });
+    }
     if (decision.retryAfterMs === undefined) {
       throw rateLimited({
         message: `This request alone needs more than the limit of ${describeLimit(blocked)} (estimated from its prompt and max tokens). Lower max_tokens or ask your admin for a higher limit.`,
@@ -158,6 +175,7 @@ export class CallLimits {
       const ok = status !== null && status >= 200 && status < 300;
       const actual: Record<string, number> = {};
       for (const s of admission.series.requests) actual[s] = ok ? 1 : 0;
+      for (const s of admission.series.concurrent) actual[s] = 0;
       if (admission.series.tokens !== null) actual[admission.series.tokens] = usage === null ? 0 : countable(totalTokens(usage));
       if (admission.series.usd !== null) actual[admission.series.usd] = costMicroUsd;
       await this.limiter.commit(reservation, actual);

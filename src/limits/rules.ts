@@ -11,16 +11,30 @@ export const HOUR_MS = 3_600_000;
 export const DAY_MS = 86_400_000;
 export const MONTH_MS = 31 * DAY_MS;
 export const GLOBAL_REQUESTS = 'global:requests';
+export const GLOBAL_CONCURRENT = 'global:concurrent';
+
+/**
+ * A concurrency cap is a rule whose window has no length: no counted event is ever inside it,
+ * only what calls in flight hold (one each, from admission until settled, streams until they end).
+ * Every limiter then caps calls in flight exactly as it caps a window, across workers and
+ * instances alike, and a crashed instance's calls leave the count when their holds expire.
+ */
+export const CONCURRENT_WINDOW_MS = 0;
+export const isConcurrencyRule = (rule: Pick<LimitRule, 'windowMs' | 'calendarMonth'>): boolean => rule.windowMs === CONCURRENT_WINDOW_MS && rule.calendarMonth !== true;
 
 export const keySeries = (keyId: string) => ({
   requests: `key:${keyId}:requests`,
   tokens: `key:${keyId}:tokens`,
   usd: `key:${keyId}:usd`,
+  concurrent: `key:${keyId}:concurrent`,
 });
 
-/** The global request rules the configuration enables. */
-export function globalRules(config: Pick<Config, 'hourlyRateLimit' | 'dailyRateLimit'>): LimitRule[] {
+/** The global rules the configuration enables: request windows, calls in flight. */
+export function globalRules(config: Pick<Config, 'hourlyRateLimit' | 'dailyRateLimit'> & Partial<Pick<Config, 'maxConcurrent'>>): LimitRule[] {
   const rules: LimitRule[] = [];
+  if (config.maxConcurrent !== undefined && config.maxConcurrent !== null) {
+    rules.push({ name: 'concurrent', series: GLOBAL_CONCURRENT, unit: 'requests', windowMs: CONCURRENT_WINDOW_MS, limit: config.maxConcurrent });
+  }
   if (config.hourlyRateLimit !== null) {
     rules.push({ name: 'hourly', series: GLOBAL_REQUESTS, unit: 'requests', windowMs: HOUR_MS, limit: config.hourlyRateLimit });
   }
@@ -46,6 +60,7 @@ export function keyRules(keyId: string, policy: KeyPolicy): LimitRule[] {
   add(policy.tokensPerDay, { name: 'key_tokens_per_day', series: s.tokens, unit: 'tokens', windowMs: DAY_MS });
   add(policy.usdPerDay, { name: 'key_usd_per_day', series: s.usd, unit: 'usd', windowMs: DAY_MS }, toMicroUsd);
   add(policy.usdPerMonth, { name: 'key_usd_per_month', series: s.usd, unit: 'usd', windowMs: MONTH_MS, calendarMonth: true }, toMicroUsd);
+  add(policy.maxConcurrent, { name: 'key_concurrent', series: s.concurrent, unit: 'requests', windowMs: CONCURRENT_WINDOW_MS });
   return rules;
 }
 

@@ -15,6 +15,8 @@ export interface KeyPolicy {
   usdPerDay?: number | null;
   /** US dollars per calendar month (UTC). */
   usdPerMonth?: number | null;
+  /** Calls in flight at once (streams count while open). */
+  maxConcurrent?: number | null;
   /** `METHOD /v1/path` entries (a trailing `/*` allows a prefix); within the gateway's own list. */
   endpoints?: string[] | null;
   /** Model names or globs; within the gateway's own list. */

@@ -55,7 +55,7 @@ describe('proxygpt keys (direct mode)', () => {
     const result = await cli(
       'keys', 'create', '--name', 'alice',
       '--rph', '100', '--rpd', '1000', '--tph', '20000', '--tpd', '200000',
-      '--usd-day', '5', '--usd-month', '50',
+      '--usd-day', '5', '--usd-month', '50', '--max-concurrent', '3',
       '--models', 'gpt-4o*,gpt-4.1*', '--endpoints', 'POST /v1/chat/completions', '--ips', '10.0.0.0/8, 192.168.1.7',
       '--expires', '30d', '--notes', 'Team A, laptop',
     );
@@ -68,6 +68,7 @@ describe('proxygpt keys (direct mode)', () => {
     expect(result.stdout).toContain('it will not be shown again');
     expect(result.stdout).toMatch(/requests\/hour\s+100 requests/);
     expect(result.stdout).toMatch(/usd\/month\s+\$50 per calendar month/);
+    expect(result.stdout).toMatch(/in flight\s+3 calls at once/);
     aliceId = /\((key_[a-z2-7]{12})\)/.exec(result.stdout)![1]!;
 
     store = new SqliteStore(openSqlite(dbPath));
@@ -85,6 +86,7 @@ describe('proxygpt keys (direct mode)', () => {
         tokensPerDay: 200000,
         usdPerDay: 5,
         usdPerMonth: 50,
+        maxConcurrent: 3,
         models: ['gpt-4o*', 'gpt-4.1*'],
         endpoints: ['POST /v1/chat/completions'],
         ips: ['10.0.0.0/8', '192.168.1.7'],
