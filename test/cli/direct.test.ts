@@ -119,7 +119,7 @@ describe('proxygpt keys (direct mode)', () => {
     const lines = table.stdout.trimEnd().split('\n');
     expect(lines[0]).toMatch(/^ID\s+NAME\s+STATUS\s+PREFIX\s+LIMITS\s+EXPIRES$/);
     expect(lines).toHaveLength(3);
-    expect(lines[1]).toMatch(new RegExp(`^${aliceId}\\s+alice\\s+active\\s+pgpt-\\S{4}…\\s+100 req/h, 1,000 req/d, 20,000 tok/h, 200,000 tok/d, \\$5/day, \\$50/month\\s+\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d UTC$`));
+    expect(lines[1]).toMatch(new RegExp(`^${aliceId}\\s+alice\\s+active\\s+pgpt-\\S{4}…\\s+100 req/h, 1,000 req/d, 20,000 tok/h, 200,000 tok/d, \\$5/day, \\$50/month, 3 at once\\s+\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d UTC$`));
     expect(lines[2]).toMatch(/^key_\S+\s+bob\s+active\s+\S+\s+10 req\/d\s+2999-01-01 00:00:00 UTC$/);
     expect(secretsIn(table.stdout)).toEqual([]);
 
