@@ -28,6 +28,10 @@ import { stopTokenizer } from './metering/tokenizer.js';
 import { Redactor } from './redact.js';
 import { createLogger } from './log.js';
 import { buildServer } from './server.js';
+import { shuttingDown } from './errors.js';
+
+/** After the grace period's calls were cut short: how long their answers get to reach the clients. */
+const SHUTDOWN_CUT_MS = 1_000;
 
 export interface AppOptions {
   clock?: Clock;
@@ -129,13 +133,24 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     logger,
     async close() {
       clearInterval(pruneTimer);
-      // Stop accepting; give calls in flight a grace period, then cut what is left (a connection
-      // that never sends a request would otherwise hold the close until the headers timeout).
+      // Stop accepting; let calls in flight and open streams finish within the grace period. Then
+      // cut them short: a stream ends with a `shutting_down` error event, a call still waiting
+      // for its answer gets a 503; each settles as its path says. Whatever connection is left
+      // after that (one that never sent a request) is closed.
       const closing = server.close();
-      const cut = setTimeout(() => server.server.closeAllConnections(), options.shutdownGraceMs ?? 5_000);
-      cut.unref();
+      const graceMs = options.shutdownGraceMs ?? config.shutdownGraceMs;
+      let cut: NodeJS.Timeout | undefined;
+      const interrupt = setTimeout(() => {
+        if (gateway.openCalls > 0) logger.warn({ calls: gateway.openCalls }, 'shutdown grace period over: ending the calls still open');
+        gateway.interruptAll(shuttingDown());
+        cut = setTimeout(() => server.server.closeAllConnections(), SHUTDOWN_CUT_MS);
+        cut.unref();
+      }, graceMs);
+      interrupt.unref();
       await closing;
+      clearTimeout(interrupt);
       clearTimeout(cut);
+      await gateway.allSettled();
       await recorder.close();
       await stopTokenizer();
       await upstreamPool.close();

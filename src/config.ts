@@ -56,6 +56,8 @@ export interface Config {
   maxConcurrent: number | null;
   /** Open client connections per process; past it new connections are refused. null: no cap. */
   maxConnections: number | null;
+  /** On SIGTERM: how long calls in flight and open streams may go on before they are cut short. */
+  shutdownGraceMs: number;
 }
 
 /** Raised for any invalid setting; `variable` is the environment variable at fault. */
@@ -120,6 +122,7 @@ function bool(env: Env, name: string, fallback: boolean): boolean {
 }
 
 const positiveInt = z.coerce.number().int().positive().max(Number.MAX_SAFE_INTEGER);
+const nonNegativeInt = z.coerce.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
 
 function int(env: Env, name: string, fallback: number, schema: z.ZodType<number> = positiveInt): number {
   const value = raw(env, name);
@@ -292,6 +295,7 @@ export function loadConfig(env: Env = process.env): LoadedConfig {
     defaultMaxTokens: int(env, 'PROXYGPT_DEFAULT_MAX_TOKENS', 1024),
     maxConcurrent: optionalInt(env, 'PROXYGPT_MAX_CONCURRENT'),
     maxConnections: optionalInt(env, 'PROXYGPT_MAX_CONNECTIONS'),
+    shutdownGraceMs: int(env, 'PROXYGPT_SHUTDOWN_GRACE_MS', 20_000, nonNegativeInt),
   };
   if (config.adminKey !== null && config.adminKey.length < MIN_PROXY_KEY_LENGTH) {
     warnings.push(`PROXYGPT_ADMIN_KEY is shorter than ${MIN_PROXY_KEY_LENGTH} characters and easy to guess; use a long random key`);

@@ -13,6 +13,7 @@ import type { CallLimits } from './limits/call-limits.js';
 import type { Access } from './policy/access.js';
 import type { UpstreamPool } from './proxy/forward.js';
 import type { Redactor } from './redact.js';
+import type { ApiError } from './errors.js';
 
 export interface GatewayOptions {
   access: Access;
@@ -24,6 +25,8 @@ export interface GatewayOptions {
 }
 
 export class Gateway implements CallContext {
+  /** Calls opened and not yet settled. */
+  private readonly calls = new Set<ProxyCall>();
   readonly access: Access;
   readonly limits: CallLimits;
   readonly pool: UpstreamPool;
@@ -45,6 +48,24 @@ export class Gateway implements CallContext {
   open(principal: Principal, body: CallBody, log: FastifyBaseLogger): ProxyCall {
     this.access.checkModel(principal, body.model);
     if (body.json !== null && this.limits.needsUsageEstimate(principal)) checkBudgetFields(body.json);
-    return new ProxyCall(this, principal, body, log);
+    const call = new ProxyCall(this, principal, body, log);
+    this.calls.add(call);
+    void call.settled.then(() => this.calls.delete(call));
+    return call;
+  }
+
+  /** How many calls are open (admitted or being admitted, not yet settled). */
+  get openCalls(): number {
+    return this.calls.size;
+  }
+
+  /** Resolves once every open call is settled. */
+  async allSettled(): Promise<void> {
+    await Promise.all([...this.calls].map((call) => call.settled));
+  }
+
+  /** Cuts every open call short with `err` (see ProxyCall.interrupt); they then settle. */
+  interruptAll(err: ApiError): void {
+    for (const call of this.calls) call.interrupt(err);
   }
 }

@@ -44,7 +44,8 @@ async function serve(config: Config): Promise<void> {
     if (closing) return;
     closing = true;
     app.logger.info({ reason }, 'shutting down');
-    const force = setTimeout(() => process.exit(1), 10_000);
+    // The grace period, then a few seconds to cut the calls left, settle and flush them.
+    const force = setTimeout(() => process.exit(1), config.shutdownGraceMs + 10_000);
     force.unref();
     await app.close();
     process.exit(code);
@@ -79,7 +80,7 @@ function runPrimary(config: Config): void {
     if (stopping) return;
     stopping = true;
     for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGTERM');
-    setTimeout(() => void exit(), 11_000).unref();
+    setTimeout(() => void exit(), config.shutdownGraceMs + 12_000).unref();
     cluster.on('exit', () => {
       if (Object.keys(cluster.workers ?? {}).length === 0) void exit();
     });

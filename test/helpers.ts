@@ -44,6 +44,8 @@ export async function startGateway(options: GatewayOptions = {}): Promise<TestGa
     PROXYGPT_API_KEYS: `${PROXY_KEY},${OTHER_KEY}`,
     PROXYGPT_DATABASE_URL: join(dir, 'proxygpt.db'),
     LOG_LEVEL: 'info',
+    // As before the setting existed: a test that closes with a stream open waits 5 s at most.
+    PROXYGPT_SHUTDOWN_GRACE_MS: '5000',
     ...options.env,
   });
   const logs: string[] = [];

@@ -75,6 +75,12 @@ export class ProxyCall {
   private done = false;
   private settledPromise: Promise<CallSettlement | null> | null = null;
   private resolveSettled: ((settlement: CallSettlement | null) => void) | null = null;
+  /** The upstream request's abort signal, once it is sent. */
+  private signal: CallSignal | null = null;
+  /** How the responder ends its answer early (a stream's last event); null: it cannot. */
+  private interruptAnswer: ((err: ApiError) => void) | null = null;
+  /** Set once the gateway cut the call short (it is stopping). */
+  interrupted: ApiError | null = null;
 
   constructor(
     readonly context: CallContext,
@@ -144,18 +150,39 @@ export class ProxyCall {
     }
     const { body, strip } = upstreamBody(request.path, this.body, request.body, this.completionCap());
     this.stripUsageChunk = strip;
-    const signal = new CallSignal();
+    const signal = (this.signal = new CallSignal());
     res.once('close', () => {
       if (!res.writableFinished) signal.abort();
     });
+    if (this.interrupted !== null) signal.abort(this.interrupted);
     try {
       this.response = await this.context.pool.send({ ...request, body, signal });
       return this.response;
     } catch (err) {
+      // Cut short by the gateway: the upstream may have the prompt, as when the client leaves.
+      if (err === this.interrupted && err !== null) void this.settle(BILL_PROMPT);
       if (!(err instanceof ClientGoneError)) throw err;
       void this.settle(BILL_PROMPT);
       return null;
     }
+  }
+
+  /** For a responder: how to end its answer early with `err` (a stream's closing error event). */
+  onInterrupt(end: (err: ApiError) => void): void {
+    this.interruptAnswer = end;
+  }
+
+  /**
+   * Cuts the call short with `err` (the gateway is stopping): a stream ends with `err` as its last
+   * event, an answer still awaited or being read is abandoned and the client gets `err`. The call
+   * settles as its path says (what was delivered, or the prompt). No-op once settled.
+   */
+  interrupt(err: ApiError): void {
+    if (this.done || this.interrupted !== null) return;
+    this.interrupted = err;
+    if (this.interruptAnswer !== null) this.interruptAnswer(err);
+    else if (this.response !== null) this.response.body.destroy(err);
+    else this.signal?.abort(err);
   }
 
   /**

@@ -127,7 +127,11 @@ export async function relay(call: ProxyCall, reply: FastifyReply, response: Upst
     void pipeline(response.body, scrub).catch(() => undefined);
     return reply.send(scrub);
   }
-  if (tap instanceof SseTap) reply.removeHeader('content-length');
+  if (tap instanceof SseTap) {
+    reply.removeHeader('content-length');
+    // Cut short (the gateway is stopping): the client's stream ends with the reason as its last event.
+    call.onInterrupt((err) => tap.endWithError(err, () => response.body.destroy()));
+  }
   // Settled when the body is over: complete, or cut short by either side.
   const end = () => call.settle({ reported: tap.usage(), delivered: tap.completionText() });
   void pipeline(response.body, tap).then(end, end);

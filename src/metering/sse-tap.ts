@@ -14,7 +14,7 @@
  */
 import { Transform, type TransformCallback } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';
-import { upstreamEventTooLarge } from '../errors.js';
+import { upstreamEventTooLarge, type ApiError } from '../errors.js';
 import { parseUsage, type TokenUsage } from './usage.js';
 
 export interface SseTapOptions {
@@ -51,8 +51,8 @@ export class SseTap extends Transform {
   private partsChars = 0;
   /** The last few characters of `parts`, where the next chunk's separator may have begun. */
   private lead = '';
-  /** Set once an event went past the cap: the client's stream is over, the rest is ignored. */
-  private tooLarge = false;
+  /** Set once the client's stream was ended early (an event past the cap, the gateway stopping): the rest is ignored. */
+  private cutShort = false;
   /**
    * The text delivered so far (chat content deltas, Responses text deltas), for counting usage if
    * the stream ends without reporting it (a client that left). Only the text is kept, not the
@@ -70,7 +70,7 @@ export class SseTap extends Transform {
   override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
     // Once ended for an event too large, the rest is not read: holding `done` back stops the
     // upstream body (backpressure) until the caller aborts it.
-    if (this.tooLarge) return;
+    if (this.cutShort) return;
     const text = this.decoder.write(chunk);
     // Scanned once: the new text, and before it the few characters a separator may start with.
     const probe = this.lead.length > 0 ? this.lead + text : text;
@@ -100,7 +100,7 @@ export class SseTap extends Transform {
   }
 
   override _flush(done: TransformCallback): void {
-    if (this.tooLarge) return done();
+    if (this.cutShort) return done();
     const rest = this.parts.join('') + this.decoder.end();
     this.send(rest.length > 0 ? this.inspect(rest) : '');
     done();
@@ -118,13 +118,29 @@ export class SseTap extends Transform {
    * once the client has read it all; until then nothing more is read from it.
    */
   private endTooLarge(out: string): void {
-    this.tooLarge = true;
+    this.cutShort = true;
     this.parts = [];
     this.partsChars = 0;
     this.lead = '';
     this.send(out);
     this.push(`data: ${JSON.stringify(upstreamEventTooLarge(MAX_EVENT_CHARS).toBody())}\n\n`);
     this.once('end', () => this.options.onTooLarge?.());
+    this.push(null);
+  }
+
+  /**
+   * Ends the client's stream now with `err` as its last event (in OpenAI's shape), after the
+   * complete events already read; the rest of the upstream's stream is not read (`stop` aborts it
+   * once the client has it all).
+   */
+  endWithError(err: ApiError, stop: () => void): void {
+    if (this.cutShort || this.writableEnded || this.destroyed) return;
+    this.cutShort = true;
+    this.parts = [];
+    this.partsChars = 0;
+    this.lead = '';
+    this.push(`data: ${JSON.stringify(err.toBody())}\n\n`);
+    this.once('end', stop);
     this.push(null);
   }
 

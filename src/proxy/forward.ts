@@ -8,7 +8,7 @@
 import { EventEmitter } from 'node:events';
 import { Pool, type Dispatcher } from 'undici';
 import type { IncomingHttpHeaders } from 'node:http';
-import { upstreamTimeout, upstreamUnreachable } from '../errors.js';
+import { upstreamTimeout, upstreamUnreachable, type ApiError } from '../errors.js';
 import { upstreamRequestHeaders } from './headers.js';
 
 export interface UpstreamRequest {
@@ -28,10 +28,13 @@ export interface UpstreamRequest {
  */
 export class CallSignal extends EventEmitter {
   aborted = false;
+  /** Why the gateway itself aborted the call (shutting down); null: the client left. */
+  reason: ApiError | null = null;
 
-  abort(): void {
+  abort(reason: ApiError | null = null): void {
     if (this.aborted) return;
     this.aborted = true;
+    this.reason = reason;
     this.emit('abort');
   }
 }
@@ -101,7 +104,7 @@ export class UpstreamPool {
   }
 
   private translate(err: unknown, signal: CallSignal): Error {
-    if (signal.aborted) return new ClientGoneError();
+    if (signal.aborted) return signal.reason ?? new ClientGoneError();
     const code = (err as { code?: string }).code ?? '';
     return TIMEOUT_CODES.has(code) ? upstreamTimeout(err) : upstreamUnreachable(err);
   }
