@@ -3,8 +3,10 @@
  * worker; see ownership.ts). Every check and reservation is decided in this process's memory,
  * synchronously, so it is exact with no lock and no disk write on the request path. The events
  * are journaled to the same SQLite tables the transactional limiter uses, in one transaction
- * every `flushMs`, so windows survive a restart (a crash can forget at most the last `flushMs` of
- * counts) and the data stays readable by the CLI and by a later multi-worker run.
+ * every `flushMs` (50 ms), so windows survive a restart and the data stays readable by the CLI and
+ * by a later multi-worker run. A crash forgets at most JOURNAL_LOSS_BOUND_MS (100 ms) of counts:
+ * the timer runs at half of it, and a busy event loop that delays the timer is caught by the
+ * calls themselves (one that finds the oldest unwritten event `flushMs` old writes the journal).
  *
  * Memory stays small however many events a window holds: per series only the running total, the
  * held amount and, per window length, a cursor at the window's trailing edge with the next few
@@ -16,6 +18,10 @@ import { LimiterLease, retryWhileBusy, type LimiterConflictError } from './owner
 import { systemClock, type Clock, type Decision, type LimitRule, type Limiter, type Reservation, type RuleState, type SeriesCost } from './limiter.js';
 import { admittedStates, checkAmounts, judgeRule, refusal, windowBounds, type SeriesView, type WindowBounds } from './window-math.js';
 import type { SqliteDatabase } from '../store/sqlite-db.js';
+
+/** The most a crash (kill -9) may forget of what was counted: twice the default flush interval. */
+export const JOURNAL_LOSS_BOUND_MS = 100;
+const DEFAULT_FLUSH_MS = JOURNAL_LOSS_BOUND_MS / 2;
 
 /** A journal that cannot be written is reported at most this often. */
 const ERROR_REPORT_INTERVAL_MS = 60_000;
@@ -76,6 +82,9 @@ export class MemoryLimiter implements Limiter {
   private readonly series = new Map<string, SeriesState>();
   private readonly holds = new Map<string, HeldCall>();
   private journal: Event[] = [];
+  /** Wall time (Date.now()) when the oldest event not yet written was counted; 0 when none is. */
+  private unwrittenSince = 0;
+  private readonly flushMs: number;
   private readonly dirty = new Set<SeriesState>();
   /** Reservation ids: unique per limiter instance, so a stale reservation never settles a new one. */
   private readonly holdPrefix = randomBytes(6).toString('hex');
@@ -146,7 +155,8 @@ export class MemoryLimiter implements Limiter {
       if (end === edge) this.stmt.setBase.run(edge, series);
       return { removed, done: end === edge };
     });
-    this.timer = setInterval(() => this.flushQuietly(), options.flushMs ?? 100);
+    this.flushMs = options.flushMs ?? DEFAULT_FLUSH_MS;
+    this.timer = setInterval(() => this.flushQuietly(), this.flushMs);
     this.timer.unref();
   }
 
@@ -167,6 +177,7 @@ export class MemoryLimiter implements Limiter {
    */
   private append(state: SeriesState, amount: number, now: number): void {
     if (amount <= 0) return;
+    if (this.unwrittenSince === 0) this.unwrittenSince = Date.now();
     state.cum += amount;
     state.lastTs = Math.max(now, state.lastTs);
     const tail = state.journalTail;
@@ -262,6 +273,7 @@ export class MemoryLimiter implements Limiter {
       }
     }
     if (holds) this.holds.set(reservation.id, { amounts: { ...reservation.held }, expiresAt: now + this.holdTtlMs });
+    this.flushIfLate();
     return { admitted: true, states, reservation };
   }
 
@@ -283,6 +295,12 @@ export class MemoryLimiter implements Limiter {
     if (amounts === null) return;
     const now = this.clock();
     for (const [series, amount] of Object.entries(amounts)) this.append(this.state(series), actual[series] ?? amount, now);
+    this.flushIfLate();
+  }
+
+  /** Writes the journal now if its oldest event has waited a whole interval (the timer is late). */
+  private flushIfLate(): void {
+    if (this.unwrittenSince !== 0 && Date.now() - this.unwrittenSince >= this.flushMs) this.flushQuietly();
   }
 
   async release(reservation: Reservation): Promise<void> {
@@ -299,6 +317,7 @@ export class MemoryLimiter implements Limiter {
     if (this.journal.length === 0 && this.dirty.size === 0) return;
     this.writeJournal.immediate(this.journal, [...this.dirty]);
     this.journal = [];
+    this.unwrittenSince = 0;
     for (const state of this.dirty) state.journalTail = null;
     this.dirty.clear();
   }
