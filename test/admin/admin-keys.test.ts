@@ -49,6 +49,7 @@ describe('key CRUD', () => {
       tokens_per_day: 200_000,
       usd_per_day: 5,
       usd_per_month: 50.5,
+      max_concurrent: null,
       endpoints: ['POST /v1/chat/completions'],
       models: ['gpt-4o*'],
       ips: ['127.0.0.1', '10.0.0.0/8', '::1'],
