@@ -120,6 +120,12 @@ export interface UsageQuery {
 }
 
 export interface Store {
+  /**
+   * Brings the schema up to date (idempotent; safe when several processes start at once). The
+   * store factory (store/open.ts) calls it before handing the store out.
+   */
+  migrate(): Promise<void>;
+
   createKey(key: NewKey): Promise<StoredKey>;
   /** The key whose secret hashes to `hash`, or null. */
   findKeyByHash(hash: string): Promise<StoredKey | null>;
