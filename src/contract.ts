@@ -119,6 +119,10 @@ export interface UsageQuery {
   principal?: string;
 }
 
+/**
+ * Errors: a backend throws the domain errors of store/errors.ts, never its driver's own (a name
+ * already used is `KeyNameTaken`, an unreachable database `StoreUnavailable`).
+ */
 export interface Store {
   /**
    * Brings the schema up to date (idempotent; safe when several processes start at once). The
@@ -126,12 +130,14 @@ export interface Store {
    */
   migrate(): Promise<void>;
 
+  /** Throws `KeyNameTaken` when another key has the name. */
   createKey(key: NewKey): Promise<StoredKey>;
   /** The key whose secret hashes to `hash`, or null. */
   findKeyByHash(hash: string): Promise<StoredKey | null>;
   /** By id or by name. */
   getKey(idOrName: string): Promise<StoredKey | null>;
   listKeys(): Promise<StoredKey[]>;
+  /** Throws `KeyNameTaken` when the patch renames the key to another key's name. */
   updateKey(id: string, patch: KeyPatch, now: number): Promise<StoredKey | null>;
   /** Replaces the secret (rotation). */
   setKeySecret(id: string, hash: string, prefix: string, now: number): Promise<StoredKey | null>;

@@ -5,6 +5,7 @@
  * (errors.ts): a key name already used is KeyNameTaken.
  */
 import type { SqliteDatabase } from './sqlite-db.js';
+import { KeyNameTaken } from './errors.js';
 import type { KeyPatch, KeyPolicy, ModelPrice, NewKey, Store, StoredKey, UsageQuery, UsageRecord, UsageTotals } from '../contract.js';
 
 const SCHEMA = `
@@ -77,6 +78,13 @@ function toKey(row: KeyRow | undefined): StoredKey | null {
 
 const emptyTotals = (): UsageTotals => ({ requests: 0, promptTokens: 0, completionTokens: 0, usd: 0, byStatus: {} });
 
+/** The driver's error for a name used by another key (names are UNIQUE), as a domain error. */
+function keyNameTaken(err: unknown, name: string): unknown {
+  const e = err as { code?: unknown; message?: unknown } | null;
+  const isNameClash = e?.code === 'SQLITE_CONSTRAINT_UNIQUE' && String(e.message).includes('api_keys.name');
+  return isNameClash ? new KeyNameTaken(name) : err;
+}
+
 function prepareStatements(db: SqliteDatabase) {
   const stmt = {
     insertUsage: db.prepare<[number, string, string, string, string, string | null, number, number, number, number, number, number, number]>(
@@ -139,7 +147,11 @@ export class SqliteStore implements Store {
   }
 
   async createKey(key: NewKey): Promise<StoredKey> {
-    this.stmt.insertKey.run({ ...key, policy: JSON.stringify(key.policy) });
+    try {
+      this.stmt.insertKey.run({ ...key, policy: JSON.stringify(key.policy) });
+    } catch (err) {
+      throw keyNameTaken(err, key.name);
+    }
     return toKey(this.stmt.keyById.get(key.id))!;
   }
 
@@ -163,7 +175,11 @@ export class SqliteStore implements Store {
     if (patch.expiresAt !== undefined) (sets.push('expires_at = @expiresAt'), (params.expiresAt = patch.expiresAt));
     if (patch.disabled !== undefined) (sets.push('disabled = @disabled'), (params.disabled = patch.disabled ? 1 : 0));
     if (patch.policy !== undefined) (sets.push('policy = @policy'), (params.policy = JSON.stringify(patch.policy)));
-    this.db.prepare(`UPDATE api_keys SET ${sets.join(', ')} WHERE id = @id`).run(params);
+    try {
+      this.db.prepare(`UPDATE api_keys SET ${sets.join(', ')} WHERE id = @id`).run(params);
+    } catch (err) {
+      throw keyNameTaken(err, patch.name ?? '');
+    }
     return toKey(this.stmt.keyById.get(id));
   }
 
