@@ -7,7 +7,8 @@
  */
 import type { FastifyInstance } from 'fastify';
 import type { DestinationStream, Logger } from 'pino';
-import { urlPasswords, type Config } from './config.js';
+import type { Config } from './config.js';
+import { urlPasswords } from './url-secrets.js';
 import { KeyRing } from './auth/keys.js';
 import { Policy } from './policy/policy.js';
 import type { PrimaryChannel } from './limits/cluster.js';

@@ -4,6 +4,7 @@
  * deployment fails at start instead of at the first request.
  */
 import { z } from 'zod';
+import { redactUrl } from './url-secrets.js';
 
 export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
@@ -201,41 +202,6 @@ function corsOrigins(env: Env): string[] {
     }
     return url.origin;
   });
-}
-
-/** `url` with its password (if any) replaced by `***`, for messages and logs. */
-export function redactUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password === '') return url;
-    parsed.password = '***';
-    return parsed.href;
-  } catch {
-    // Not parseable, so where a password would be is unknown: show only the scheme.
-    const scheme = /^[a-z][a-z0-9+.-]*:/i.exec(url)?.[0];
-    return scheme === undefined ? '(not a URL)' : `${scheme}//…`;
-  }
-}
-
-/**
- * The password of a server URL as written and decoded (both can turn up in a driver's message),
- * for the redactor; none when the URL has none or does not parse.
- */
-export function urlPasswords(url: string): string[] {
-  let password: string;
-  try {
-    password = new URL(url).password;
-  } catch {
-    return [];
-  }
-  if (password === '') return [];
-  let decoded = password;
-  try {
-    decoded = decodeURIComponent(password);
-  } catch {
-    // a malformed escape: only the raw form can appear
-  }
-  return [...new Set([password, decoded])];
 }
 
 /**

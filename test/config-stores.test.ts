@@ -6,7 +6,8 @@
  * show a password; the passwords reach the redactor.
  */
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadAdminConfig, loadConfig, redactUrl, urlPasswords } from '../src/config.js';
+import { ConfigError, loadAdminConfig, loadConfig } from '../src/config.js';
+import { redactUrl, urlPasswords } from '../src/url-secrets.js';
 import { secretsOf } from '../src/app.js';
 import { KEY, UPSTREAM } from './config-helpers.js';
 

@@ -5,7 +5,8 @@
  * changes apply at once there, and price overrides within the server's price cache time (2 s).
  */
 import { existsSync } from 'node:fs';
-import { ConfigError, loadAdminConfig, redactUrl } from '../config.js';
+import { ConfigError, loadAdminConfig } from '../config.js';
+import { redactUrl } from '../url-secrets.js';
 import type { Store } from '../contract.js';
 import { ApiError } from '../errors.js';
 import { KeyService } from '../keys/service.js';

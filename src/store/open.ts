@@ -3,7 +3,8 @@
  * several instances), migrated before it is handed out. The gateway, the cluster primary and the
  * CLI's direct mode all call openStore; nothing else constructs a store.
  */
-import { urlPasswords, type DatabaseConfig } from '../config.js';
+import type { DatabaseConfig } from '../config.js';
+import { urlPasswords } from '../url-secrets.js';
 import type { Store } from '../contract.js';
 import { StoreUnavailable } from './errors.js';
 import { openSqlite } from './sqlite-db.js';
