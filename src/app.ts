@@ -1,20 +1,21 @@
 /**
- * Wires one gateway process together from a Config: SQLite database, store, limiter (in memory;
- * in a cluster worker, the primary's; or transactional with PROXYGPT_LIMITER=sqlite), upstream
- * pool, usage recorder, HTTP server, and the scheduled pruning of old events. `close()` undoes it
- * all in order (stop accepting, flush records and the limits journal, close pools and database).
+ * Wires one gateway process together from a Config: the store (openStore: SQLite or Postgres),
+ * the limiter (createLimiter: in memory; in a cluster worker, the primary's; transactional with
+ * PROXYGPT_LIMITER=sqlite; or Redis), upstream pool, usage recorder, HTTP server, and the
+ * scheduled pruning of old events. `close()` undoes it all in order (stop accepting, flush records
+ * and the limits journal, close pools and database).
  */
 import type { FastifyInstance } from 'fastify';
 import type { DestinationStream, Logger } from 'pino';
 import type { Config } from './config.js';
+import { urlPasswords } from './url-secrets.js';
 import { KeyRing } from './auth/keys.js';
 import { Policy } from './policy/policy.js';
-import { migrateSqliteLimiter, SqliteLimiter } from './limits/sqlite.js';
-import { MemoryLimiter } from './limits/memory.js';
-import { ClusterLimiter, type PrimaryChannel } from './limits/cluster.js';
-import { systemClock, type Clock, type Limiter } from './limits/limiter.js';
-import { openSqlite } from './store/sqlite-db.js';
-import { SqliteStore } from './store/sqlite.js';
+import type { PrimaryChannel } from './limits/cluster.js';
+import { createLimiter } from './limits/create.js';
+import type { Limiter } from './contract.js';
+import { systemClock, type Clock } from './limits/limiter.js';
+import { openStore } from './store/open.js';
 import { UsageRecorder } from './store/recorder.js';
 import { UpstreamPool } from './proxy/forward.js';
 import { Gateway } from './gateway.js';
@@ -58,8 +59,15 @@ export interface App {
   close(): Promise<void>;
 }
 
+/** Everything the redactor keeps out of responses and log lines. */
 export function secretsOf(config: Config): string[] {
-  return [config.openaiApiKey, ...config.proxyKeys, ...(config.adminKey ? [config.adminKey] : [])];
+  return [
+    config.openaiApiKey,
+    ...config.proxyKeys,
+    ...(config.adminKey ? [config.adminKey] : []),
+    ...(config.database.kind === 'postgres' ? urlPasswords(config.database.url) : []),
+    ...(config.limiter.kind === 'redis' ? urlPasswords(config.limiter.url) : []),
+  ];
 }
 
 export async function createApp(config: Config, options: AppOptions = {}): Promise<App> {
@@ -67,36 +75,26 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
   const redactor = new Redactor(secretsOf(config));
   const logger = createLogger(config.logLevel, redactor, options.logDestination);
 
-  const db = openSqlite(config.databasePath);
-  const store = new SqliteStore(db);
-  migrateSqliteLimiter(db);
-  // The limiter gets its own connection that never sleeps inside SQLite on a busy lock: it retries
-  // without blocking the event loop instead.
-  const limiterDb = openSqlite(config.databasePath, 0);
-  const holdTtlMs = config.upstreamTimeoutMs + 60_000;
-  let limiter: Limiter;
+  const store = await openStore(config.database, {
+    log: (level, message, details) => logger[level](details ?? {}, message),
+  });
+  let builtLimiter;
   try {
-    if (config.limiter === 'sqlite') {
-      // Every process decides in a transaction: several gateways may share the file.
-      limiter = new SqliteLimiter(limiterDb, clock, holdTtlMs);
-    } else if (options.limitsPrimary !== undefined) {
-      // A cluster worker: the primary decides for all workers.
-      limiter = new ClusterLimiter(options.limitsPrimary);
-    } else {
-      // The only process: decides alone, in memory.
-      limiter = new MemoryLimiter(limiterDb, clock, holdTtlMs, {
-        onError: (err) => logger.error({ err }, 'writing the limits journal failed'),
-        onLeaseLost: (err) => {
-          logger.fatal({ err }, 'another limiter took over this database: stopping');
-          options.onFatal?.(err);
-        },
-      });
-    }
+    builtLimiter = await createLimiter(config.limiter, {
+      clock,
+      holdTtlMs: config.upstreamTimeoutMs + 60_000,
+      primary: options.limitsPrimary,
+      onError: (err) => logger.error({ err }, 'writing the limits journal failed'),
+      onLeaseLost: (err) => {
+        logger.fatal({ err }, 'another limiter took over this database: stopping');
+        options.onFatal?.(err);
+      },
+    });
   } catch (err) {
-    limiterDb.close();
-    db.close();
+    await store.close();
     throw err;
   }
+  const limiter = builtLimiter.limiter;
   const upstreamPool = new UpstreamPool(config.openaiBaseUrl, config.openaiApiKey, config.upstreamTimeoutMs);
   const recorder = new UsageRecorder(store, (err) => logger.error({ err }, 'writing usage records failed'));
   const prices = new PriceBook(store, clock);
@@ -154,8 +152,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       await recorder.close();
       await stopTokenizer();
       await upstreamPool.close();
-      await limiter.close();
-      limiterDb.close();
+      await builtLimiter.close();
       await store.close();
     },
   };

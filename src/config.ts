@@ -4,6 +4,7 @@
  * deployment fails at start instead of at the first request.
  */
 import { z } from 'zod';
+import { redactUrl } from './url-secrets.js';
 
 export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
@@ -15,6 +16,26 @@ export interface EndpointRule {
 
 export type CountMode = 'all' | 'success';
 
+/**
+ * Where keys, usage and prices are kept: the embedded SQLite file (one host), or Postgres (shared
+ * by several instances). `url` keeps its password: print it only through `redactUrl`.
+ */
+export type DatabaseConfig = { kind: 'sqlite'; path: string } | { kind: 'postgres'; url: string };
+
+/**
+ * Where limits are decided. memory: this gateway (its cluster primary with several workers) is the
+ * only process counting these limits and decides in memory, journaled to the SQLite file
+ * `journalPath`. sqlite: every process decides in a transaction on the SQLite file `path`, so
+ * several gateway processes on one host (an overlapping redeploy, two containers on one volume)
+ * can share it. redis: every instance decides in Redis, so several machines share exact limits;
+ * `failMode` says what a call gets while Redis is unreachable (closed: 503; open: served), and
+ * `timeoutMs` bounds how long a call waits for Redis. `url` keeps its password: see `redactUrl`.
+ */
+export type LimiterConfig =
+  | { kind: 'memory'; journalPath: string }
+  | { kind: 'sqlite'; path: string }
+  | { kind: 'redis'; url: string; failMode: 'closed' | 'open'; timeoutMs: number };
+
 export interface Config {
   openaiApiKey: string;
   openaiBaseUrl: URL;
@@ -25,19 +46,13 @@ export interface Config {
   insecureDebug: boolean;
   port: number;
   host: string;
-  databasePath: string;
+  database: DatabaseConfig;
   adminKey: string | null;
   allowedEndpoints: EndpointRule[];
   allowedModels: string[] | null;
   corsOrigins: string[];
   workers: number;
-  /**
-   * memory: this gateway (its cluster primary with several workers) is the only process counting
-   * the database's limits and decides in memory. sqlite: every process decides in a SQLite
-   * transaction, so several gateway processes (an overlapping redeploy, two containers on one
-   * volume) can share one file.
-   */
-  limiter: 'memory' | 'sqlite';
+  limiter: LimiterConfig;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   maxBodyBytes: number;
   upstreamTimeoutMs: number;
@@ -201,20 +216,103 @@ function corsOrigins(env: Env): string[] {
   });
 }
 
-function databasePath(env: Env): string {
-  const value = unquote(raw(env, 'PROXYGPT_DATABASE_URL') ?? './data/proxygpt.db');
-  if (/^postgres(ql)?:\/\//i.test(value)) {
-    throw new ConfigError('PROXYGPT_DATABASE_URL', 'the Postgres store is not available in this version yet; use a SQLite file path');
+/**
+ * A server URL of one of `schemes` (`postgres:`), with a host. Errors name the variable and show
+ * the URL with its password redacted.
+ */
+function serverUrl(name: string, value: string, schemes: readonly string[], example: string): string {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new ConfigError(name, `is not a valid URL (got ${JSON.stringify(redactUrl(value))}); expected ${example}`);
   }
+  if (!schemes.includes(url.protocol.toLowerCase())) {
+    throw new ConfigError(name, `must start with ${schemes.map((s) => `${s}//`).join(' or ')} (got ${JSON.stringify(redactUrl(value))})`);
+  }
+  // libpq's `?host=` (e.g. a Unix socket directory) names the host too.
+  if (url.hostname === '' && !url.searchParams.has('host')) {
+    throw new ConfigError(name, `names no host (got ${JSON.stringify(redactUrl(value))}); expected ${example}`);
+  }
+  return value;
+}
+
+/** A SQLite file as a path or `sqlite:path`; other schemes are refused. */
+function sqlitePath(name: string, value: string, others: string): string {
   if (/^sqlite:/i.test(value)) {
     const path = value.replace(/^sqlite:(\/\/)?/i, '');
-    if (path === '') throw new ConfigError('PROXYGPT_DATABASE_URL', 'sqlite: URL names no file');
+    if (path === '') throw new ConfigError(name, 'sqlite: URL names no file');
     return path;
   }
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(value)) {
-    throw new ConfigError('PROXYGPT_DATABASE_URL', `unsupported scheme (got ${JSON.stringify(value)}); use a file path or sqlite:path`);
+    throw new ConfigError(name, `unsupported scheme (got ${JSON.stringify(redactUrl(value))}); use ${others}`);
   }
   return value;
+}
+
+function database(env: Env): DatabaseConfig {
+  const value = unquote(raw(env, 'PROXYGPT_DATABASE_URL') ?? './data/proxygpt.db');
+  if (/^postgres(ql)?:/i.test(value)) {
+    return { kind: 'postgres', url: serverUrl('PROXYGPT_DATABASE_URL', value, ['postgres:', 'postgresql:'], 'postgres://user:password@host:5432/database') };
+  }
+  return { kind: 'sqlite', path: sqlitePath('PROXYGPT_DATABASE_URL', value, 'a file path, sqlite:path or postgres://…') };
+}
+
+/**
+ * The limiter, from PROXYGPT_REDIS_URL (set: Redis) and PROXYGPT_LIMITER (memory | sqlite | redis),
+ * checked against the store: a Postgres store is there for several instances, and they share
+ * exact limits only through Redis, so Postgres without Redis needs an explicit
+ * PROXYGPT_LIMITER=memory (one instance, journaled to PROXYGPT_LIMITS_PATH).
+ */
+function limiter(env: Env, store: DatabaseConfig, warnings: string[]): LimiterConfig {
+  const chosen = raw(env, 'PROXYGPT_LIMITER') === undefined ? undefined : unquote(raw(env, 'PROXYGPT_LIMITER')!).toLowerCase();
+  if (chosen !== undefined && chosen !== 'memory' && chosen !== 'sqlite' && chosen !== 'redis') {
+    throw new ConfigError('PROXYGPT_LIMITER', `must be "memory", "sqlite" or "redis" (got ${JSON.stringify(chosen)})`);
+  }
+  const redisValue = raw(env, 'PROXYGPT_REDIS_URL');
+  const failModeValue = raw(env, 'PROXYGPT_REDIS_FAIL_MODE');
+  const failMode = unquote(failModeValue ?? 'closed').toLowerCase();
+  if (failMode !== 'closed' && failMode !== 'open') {
+    throw new ConfigError('PROXYGPT_REDIS_FAIL_MODE', `must be "closed" or "open" (got ${JSON.stringify(failMode)})`);
+  }
+  const timeoutMs = int(env, 'PROXYGPT_REDIS_TIMEOUT_MS', 500, z.coerce.number().int().positive().max(600_000));
+  const limitsPath = raw(env, 'PROXYGPT_LIMITS_PATH');
+
+  if (redisValue !== undefined) {
+    if (chosen === 'memory' || chosen === 'sqlite') {
+      throw new ConfigError('PROXYGPT_LIMITER', `"${chosen}" contradicts PROXYGPT_REDIS_URL, which selects the Redis limiter; unset one of them`);
+    }
+    if (limitsPath !== undefined) warnings.push('PROXYGPT_LIMITS_PATH is ignored: the Redis limiter keeps no local journal');
+    const url = serverUrl('PROXYGPT_REDIS_URL', unquote(redisValue), ['redis:', 'rediss:'], 'redis://[:password@]host:6379[/db] or rediss://… for TLS');
+    return { kind: 'redis', url, failMode, timeoutMs };
+  }
+  if (chosen === 'redis') throw new ConfigError('PROXYGPT_REDIS_URL', 'must be set when PROXYGPT_LIMITER=redis (e.g. redis://127.0.0.1:6379)');
+  for (const name of ['PROXYGPT_REDIS_FAIL_MODE', 'PROXYGPT_REDIS_TIMEOUT_MS']) {
+    if (raw(env, name) !== undefined) warnings.push(`${name} is ignored: PROXYGPT_REDIS_URL is not set`);
+  }
+
+  if (store.kind === 'postgres') {
+    if (chosen === undefined) {
+      throw new ConfigError(
+        'PROXYGPT_REDIS_URL',
+        'is required with a Postgres store (PROXYGPT_DATABASE_URL=postgres://…): a Postgres store is for several instances, ' +
+          'and several instances need Redis to share their limits (each would otherwise allow the full limit on its own). ' +
+          'Set PROXYGPT_REDIS_URL, or PROXYGPT_LIMITER=memory to run a single instance',
+      );
+    }
+    if (chosen === 'sqlite') {
+      throw new ConfigError(
+        'PROXYGPT_LIMITER',
+        '"sqlite" needs a SQLite store; with PROXYGPT_DATABASE_URL=postgres://… set PROXYGPT_REDIS_URL (several instances) or PROXYGPT_LIMITER=memory (a single instance)',
+      );
+    }
+    const journalPath = sqlitePath('PROXYGPT_LIMITS_PATH', unquote(limitsPath ?? './data/limits.db'), 'a file path or sqlite:path');
+    return { kind: 'memory', journalPath };
+  }
+  if (limitsPath !== undefined) {
+    warnings.push('PROXYGPT_LIMITS_PATH is ignored: with a SQLite store the limits are kept in its file (PROXYGPT_DATABASE_URL)');
+  }
+  return chosen === 'sqlite' ? { kind: 'sqlite', path: store.path } : { kind: 'memory', journalPath: store.path };
 }
 
 /** Reads and validates the whole configuration. Throws ConfigError on the first problem. */
@@ -253,19 +351,13 @@ export function loadConfig(env: Env = process.env): LoadedConfig {
     throw new ConfigError('PROXYGPT_RATE_LIMIT_COUNT', `must be "all" or "success" (got ${JSON.stringify(countMode)})`);
   }
 
-  const limiter = unquote(raw(env, 'PROXYGPT_LIMITER') ?? 'memory').toLowerCase();
-  if (limiter !== 'memory' && limiter !== 'sqlite') {
-    throw new ConfigError('PROXYGPT_LIMITER', `must be "memory" or "sqlite" (got ${JSON.stringify(limiter)})`);
-  }
-
   const allowedModels = list(env, 'PROXYGPT_ALLOWED_MODELS');
   const logLevel = unquote(raw(env, 'LOG_LEVEL') ?? 'info').toLowerCase();
   if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) {
     throw new ConfigError('LOG_LEVEL', `must be one of ${LOG_LEVELS.join(', ')} (got ${JSON.stringify(logLevel)})`);
   }
-  if (raw(env, 'PROXYGPT_REDIS_URL') !== undefined) {
-    throw new ConfigError('PROXYGPT_REDIS_URL', 'the Redis limiter is not available in this version yet; unset it to use the built-in limiter');
-  }
+  const store = database(env);
+  const limits = limiter(env, store, warnings);
   const adminKey = raw(env, 'PROXYGPT_ADMIN_KEY');
 
   const config: Config = {
@@ -278,13 +370,13 @@ export function loadConfig(env: Env = process.env): LoadedConfig {
     insecureDebug: bool(env, 'INSECURE_DEBUG', false),
     port: int(env, 'PORT', 8000, z.coerce.number().int().min(0).max(65535)),
     host: unquote(raw(env, 'HOST') ?? '127.0.0.1'),
-    databasePath: databasePath(env),
+    database: store,
     adminKey: adminKey === undefined ? null : unquote(adminKey),
     allowedEndpoints: parseEndpoints(raw(env, 'PROXYGPT_ALLOWED_ENDPOINTS') ?? 'POST /v1/chat/completions'),
     allowedModels: allowedModels.length === 0 || allowedModels.includes('*') ? null : allowedModels,
     corsOrigins: corsOrigins(env),
     workers: int(env, 'PROXYGPT_WORKERS', 1, z.coerce.number().int().min(1).max(256)),
-    limiter,
+    limiter: limits,
     logLevel: logLevel as Config['logLevel'],
     maxBodyBytes: int(env, 'PROXYGPT_MAX_BODY_BYTES', 10 * 1024 * 1024),
     upstreamTimeoutMs: int(env, 'PROXYGPT_UPSTREAM_TIMEOUT_MS', 600_000),
@@ -308,21 +400,21 @@ export function loadConfig(env: Env = process.env): LoadedConfig {
 
 /** What the CLI's direct mode needs to manage stored keys: no upstream key, no proxy keys. */
 export interface AdminConfig {
-  databasePath: string;
+  database: DatabaseConfig;
   allowedEndpoints: EndpointRule[];
   allowedModels: string[] | null;
 }
 
 /**
  * Reads only the settings that key administration on the database itself depends on (the
- * database path and the gateway's own endpoint and model lists, which bound every key's policy),
+ * database and the gateway's own endpoint and model lists, which bound every key's policy),
  * with the same rules as loadConfig. Throws ConfigError on the first problem; OPENAI_API_KEY and
  * the proxy keys are not required.
  */
 export function loadAdminConfig(env: Env = process.env): AdminConfig {
   const allowedModels = list(env, 'PROXYGPT_ALLOWED_MODELS');
   return {
-    databasePath: databasePath(env),
+    database: database(env),
     allowedEndpoints: parseEndpoints(raw(env, 'PROXYGPT_ALLOWED_ENDPOINTS') ?? 'POST /v1/chat/completions'),
     allowedModels: allowedModels.length === 0 || allowedModels.includes('*') ? null : allowedModels,
   };

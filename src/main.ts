@@ -1,8 +1,9 @@
 /**
  * Entry point: reads `.env` and the environment, validates the configuration (exit 2 with the
  * variable named on any problem), then serves. With PROXYGPT_WORKERS > 1 this process becomes a
- * cluster primary that prepares the database once, keeps the limits of all workers (they ask it
- * over IPC; see limits/cluster.ts) and forks workers sharing one port and one SQLite file.
+ * cluster primary that prepares the store once, keeps the limits of all workers when the memory
+ * limiter decides them (they ask it over IPC; see limits/cluster.ts) and forks workers sharing
+ * one port and one store.
  *
  * `node dist/main.js` starts at once; `proxygpt serve` imports this module and calls start(). A
  * cluster worker re-runs whichever script the primary was started with (this one, or the CLI with
@@ -13,11 +14,13 @@ import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import dotenv from 'dotenv';
 import { ConfigError, loadConfig, type Config } from './config.js';
+import { redactUrl } from './url-secrets.js';
 import { createApp } from './app.js';
-import { openSqlite } from './store/sqlite-db.js';
-import { migrateSqliteStore } from './store/sqlite.js';
-import { migrateSqliteLimiter } from './limits/sqlite.js';
-import { serveLimiter, startPrimaryLimiter, type PrimaryChannel } from './limits/cluster.js';
+import { openStore } from './store/open.js';
+import { StoreUnavailable } from './store/errors.js';
+import { serveLimiter, type PrimaryChannel } from './limits/cluster.js';
+import { startPrimaryLimiter } from './limits/cluster-primary.js';
+import { decidedByPrimary } from './limits/create.js';
 
 function readConfig(): Config {
   dotenv.config({ quiet: true });
@@ -37,7 +40,7 @@ function readConfig(): Config {
 async function serve(config: Config): Promise<void> {
   const app = await createApp(config, {
     onFatal: () => void shutdown('fatal', 1),
-    limitsPrimary: cluster.isWorker && config.limiter === 'memory' ? (process as PrimaryChannel) : undefined,
+    limitsPrimary: cluster.isWorker && decidedByPrimary(config.limiter) ? (process as PrimaryChannel) : undefined,
   });
   let closing = false;
   async function shutdown(reason: string, code = 0): Promise<void> {
@@ -56,13 +59,11 @@ async function serve(config: Config): Promise<void> {
   app.logger.info({ address, upstream: config.openaiBaseUrl.origin, worker: cluster.isWorker ? cluster.worker?.id : undefined }, 'ProxyGPT listening');
 }
 
-function runPrimary(config: Config): void {
-  const db = openSqlite(config.databasePath);
-  migrateSqliteStore(db);
-  migrateSqliteLimiter(db);
-  db.close();
-  // The primary keeps the limits of all workers (unless every process decides in SQLite).
-  const limits = config.limiter === 'memory' ? startPrimaryLimiter(config, (message) => console.error(`proxygpt: ${message}`)) : null;
+async function runPrimary(config: Config): Promise<void> {
+  // Migrates the store once, before the workers start (and fails here if it cannot be opened).
+  await (await openStore(config.database)).close();
+  // The primary keeps the limits of all workers (unless every process decides on its own).
+  const limits = decidedByPrimary(config.limiter) ? await startPrimaryLimiter(config, (message) => console.error(`proxygpt: ${message}`)) : null;
   if (limits !== null) cluster.on('fork', (worker) => serveLimiter(limits.limiter, worker));
 
   let stopping = false;
@@ -90,6 +91,15 @@ function runPrimary(config: Config): void {
   console.log(`proxygpt: primary ${process.pid} started ${config.workers} workers on ${config.host}:${config.port}`);
 }
 
+/** Why the start failed, naming the setting at fault when it is the store (its password redacted). */
+function startFailure(config: Config, err: unknown): string {
+  const message = err instanceof Error ? err.message : String(err);
+  if (err instanceof StoreUnavailable && config.database.kind === 'postgres') {
+    return `PROXYGPT_DATABASE_URL (${redactUrl(config.database.url)}): ${message}`;
+  }
+  return message;
+}
+
 /**
  * Starts the gateway from `.env` and the environment, exactly as `npm start` does: a cluster
  * primary when PROXYGPT_WORKERS > 1 (resolves once the workers are forked), else one server
@@ -100,9 +110,9 @@ export async function start(): Promise<void> {
   const config = readConfig();
   if (config.workers > 1 && cluster.isPrimary) {
     try {
-      runPrimary(config);
+      await runPrimary(config);
     } catch (err) {
-      console.error(`proxygpt: could not start: ${err instanceof Error ? err.message : String(err)}`);
+      console.error(`proxygpt: could not start: ${startFailure(config, err)}`);
       process.exit(1);
     }
     return;
@@ -110,7 +120,7 @@ export async function start(): Promise<void> {
   try {
     await serve(config);
   } catch (err) {
-    console.error(`proxygpt: could not start: ${err instanceof Error ? err.message : String(err)}`);
+    console.error(`proxygpt: could not start: ${startFailure(config, err)}`);
     process.exit(1);
   }
 }

@@ -10,7 +10,7 @@ import type { Config } from './config.js';
 import type { Gateway } from './gateway.js';
 import type { Authenticator } from './auth/authenticator.js';
 import type { PriceBook } from './metering/price-book.js';
-import type { Store } from './store/store.js';
+import type { Store } from './contract.js';
 import type { UsageRecorder } from './store/recorder.js';
 import type { Redactor } from './redact.js';
 import { clientErrorHandler, expectationHandler, frameworkErrorHandler, installErrorHandling } from './http/error-handler.js';

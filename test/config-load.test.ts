@@ -39,7 +39,9 @@ describe('loadConfig: defaults', () => {
     expect(config.insecureDebug).toBe(false);
     expect(config.port).toBe(8000);
     expect(config.host).toBe('127.0.0.1');
-    expect(config.databasePath).toBe('./data/proxygpt.db');
+    expect(config.database).toEqual({ kind: 'sqlite', path: './data/proxygpt.db' });
+    // The memory limiter journals into the store's own file, as before the limiter choice was a union.
+    expect(config.limiter).toEqual({ kind: 'memory', journalPath: './data/proxygpt.db' });
     expect(config.adminKey).toBeNull();
     expect(config.allowedEndpoints).toEqual([{ method: 'POST', path: '/v1/chat/completions' }]);
     expect(config.allowedModels).toBeNull();
@@ -88,7 +90,8 @@ describe('loadConfig: defaults', () => {
     expect(config.insecureDebug).toBe(true);
     expect(config.port).toBe(9000);
     expect(config.host).toBe('0.0.0.0');
-    expect(config.databasePath).toBe('/var/lib/proxygpt.db');
+    expect(config.database).toEqual({ kind: 'sqlite', path: '/var/lib/proxygpt.db' });
+    expect(config.limiter).toEqual({ kind: 'memory', journalPath: '/var/lib/proxygpt.db' });
     expect(config.allowedEndpoints).toEqual([
       { method: 'POST', path: '/v1/chat/completions' },
       { method: 'POST', path: '/v1/embeddings' },
@@ -226,20 +229,25 @@ describe('loadConfig: invalid settings throw a ConfigError naming the variable',
     expectRejected(base({ PROXYGPT_MAX_BODY_BYTES: '10MB' }), 'PROXYGPT_MAX_BODY_BYTES');
     expectRejected(base({ PROXYGPT_UPSTREAM_TIMEOUT_MS: '-1' }), 'PROXYGPT_UPSTREAM_TIMEOUT_MS');
     expectRejected(base({ PROXYGPT_RATE_LIMIT_COUNT: 'some' }), 'PROXYGPT_RATE_LIMIT_COUNT');
-    expectRejected(base({ PROXYGPT_DATABASE_URL: 'mysql://localhost/db' }), 'PROXYGPT_DATABASE_URL');
+    expect(expectRejected(base({ PROXYGPT_DATABASE_URL: 'mysql://root:hunter2@localhost/db' }), 'PROXYGPT_DATABASE_URL').message).toBe(
+      'PROXYGPT_DATABASE_URL: unsupported scheme (got "mysql://root:***@localhost/db"); use a file path, sqlite:path or postgres://…',
+    );
     expectRejected(base({ PROXYGPT_DATABASE_URL: 'sqlite:' }), 'PROXYGPT_DATABASE_URL');
   });
 
-  it('PROXYGPT_LIMITER: memory (the default) or sqlite, in any case; anything else is rejected', () => {
-    expect(loadConfig(base()).config.limiter).toBe('memory');
-    expect(loadConfig(base({ PROXYGPT_LIMITER: '' })).config.limiter).toBe('memory');
-    expect(loadConfig(base({ PROXYGPT_LIMITER: 'memory' })).config.limiter).toBe('memory');
-    expect(loadConfig(base({ PROXYGPT_LIMITER: 'SQLite' })).config.limiter).toBe('sqlite');
-    expect(loadConfig(base({ PROXYGPT_LIMITER: ' "sqlite" ' })).config.limiter).toBe('sqlite');
-    expect(loadConfig(base({ PROXYGPT_LIMITER: 'MEMORY' })).config.limiter).toBe('memory');
-    for (const value of ['redis', 'cluster', 'sqlite3', 'memory,sqlite']) {
+  it('PROXYGPT_LIMITER: memory (the default) or sqlite, in any case, both on the store\'s SQLite file; anything else is rejected', () => {
+    const memory = { kind: 'memory', journalPath: './data/proxygpt.db' };
+    const sqlite = { kind: 'sqlite', path: './data/proxygpt.db' };
+    expect(loadConfig(base()).config.limiter).toEqual(memory);
+    expect(loadConfig(base({ PROXYGPT_LIMITER: '' })).config.limiter).toEqual(memory);
+    expect(loadConfig(base({ PROXYGPT_LIMITER: 'memory' })).config.limiter).toEqual(memory);
+    expect(loadConfig(base({ PROXYGPT_LIMITER: 'SQLite' })).config.limiter).toEqual(sqlite);
+    expect(loadConfig(base({ PROXYGPT_LIMITER: ' "sqlite" ' })).config.limiter).toEqual(sqlite);
+    expect(loadConfig(base({ PROXYGPT_LIMITER: 'MEMORY' })).config.limiter).toEqual(memory);
+    expect(loadConfig(base({ PROXYGPT_LIMITER: 'sqlite', PROXYGPT_DATABASE_URL: 'sqlite:/srv/g.db' })).config.limiter).toEqual({ kind: 'sqlite', path: '/srv/g.db' });
+    for (const value of ['cluster', 'sqlite3', 'memory,sqlite', 'postgres']) {
       const err = expectRejected(base({ PROXYGPT_LIMITER: value }), 'PROXYGPT_LIMITER');
-      expect(err.message).toBe(`PROXYGPT_LIMITER: must be "memory" or "sqlite" (got ${JSON.stringify(value)})`);
+      expect(err.message).toBe(`PROXYGPT_LIMITER: must be "memory", "sqlite" or "redis" (got ${JSON.stringify(value)})`);
     }
   });
 

@@ -102,6 +102,29 @@ describe('src/main.ts', () => {
     expect(run.stderr()).toContain('OPENAI_API_KEY');
   });
 
+  it('refuses Postgres without Redis (exit 2, naming PROXYGPT_REDIS_URL) and never prints the password', async () => {
+    const run = runMain(emptyDir(), { OPENAI_API_KEY: UPSTREAM, PROXYGPT_API_KEY: KEY, PROXYGPT_DATABASE_URL: 'postgres://gateway:pg-secret-5e6f@127.0.0.1:1/proxygpt' });
+    const code = await within(20_000, 'the process exits', run.exited);
+    expect(code).toBe(2);
+    expect(run.stderr()).toContain('PROXYGPT_REDIS_URL');
+    expect(run.stderr()).not.toContain('pg-secret-5e6f');
+  });
+
+  it('exits 1 naming PROXYGPT_DATABASE_URL, password redacted, when the Postgres store cannot be opened', async () => {
+    const dir = emptyDir();
+    const run = runMain(dir, {
+      OPENAI_API_KEY: UPSTREAM,
+      PROXYGPT_API_KEY: KEY,
+      PROXYGPT_DATABASE_URL: 'postgres://gateway:pg-secret-5e6f@127.0.0.1:1/proxygpt',
+      PROXYGPT_LIMITER: 'memory',
+      PROXYGPT_LIMITS_PATH: join(dir, 'limits.db'),
+    });
+    const code = await within(20_000, 'the process exits', run.exited);
+    expect(code).toBe(1);
+    expect(run.stderr()).toContain('proxygpt: could not start: PROXYGPT_DATABASE_URL (postgres://gateway:***@127.0.0.1:1/proxygpt): ');
+    expect(run.stdout() + run.stderr()).not.toContain('pg-secret-5e6f');
+  });
+
   it('reads .env from its working directory and serves', async () => {
     const dir = emptyDir();
     writeFileSync(

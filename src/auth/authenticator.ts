@@ -4,7 +4,7 @@
  * on the very next request in every worker, with no cache to go stale).
  */
 import { unauthorized } from '../errors.js';
-import type { KeyPolicy, Store, StoredKey } from '../store/store.js';
+import type { KeyPolicy, Store, StoredKey } from '../contract.js';
 import { bearerToken, type KeyRing } from './keys.js';
 import { hashSecret, KEY_PREFIX } from './secrets.js';
 

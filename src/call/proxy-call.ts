@@ -15,7 +15,7 @@ import type { Principal } from '../auth/authenticator.js';
 import { ApiError } from '../errors.js';
 import type { Admission, CallLimits } from '../limits/call-limits.js';
 import { countUsage, estimateUsage } from '../metering/estimate.js';
-import type { TokenUsage } from '../metering/usage.js';
+import type { TokenUsage } from '../contract.js';
 import { CallSignal, ClientGoneError, upstreamBodyFailure, type UpstreamPool, type UpstreamRequest, type UpstreamResponse } from '../proxy/forward.js';
 import type { Redactor } from '../redact.js';
 import { upstreamBody, type CallBody } from './inspect.js';

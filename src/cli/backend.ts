@@ -4,7 +4,7 @@
  * with exactly the admin API's JSON, so the commands print the same output in either mode.
  */
 import type { KeyView, UsageView } from '../keys/service.js';
-import type { ModelPrice } from '../metering/prices.js';
+import type { ModelPrice } from '../contract.js';
 
 /** A created or rotated key: its view plus the secret (`key`), which is never shown again. */
 export type KeyWithSecret = KeyView & { key: string };

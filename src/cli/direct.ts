@@ -1,24 +1,25 @@
 /**
- * Direct mode: works on the configured SQLite database through the same KeyService the admin
- * API uses, and answers in the admin API's exact JSON. Safe beside a running server (WAL journal,
- * busy timeout); stored keys are looked up on every request, so changes apply at once there, and
- * price overrides within the server's price cache time (2 s).
+ * Direct mode: works on the configured store (the SQLite file, or Postgres) through the same
+ * KeyService the admin API uses, and answers in the admin API's exact JSON. Safe beside a running
+ * server (SQLite: WAL journal, busy timeout); stored keys are looked up on every request, so
+ * changes apply at once there, and price overrides within the server's price cache time (2 s).
  */
 import { existsSync } from 'node:fs';
 import { ConfigError, loadAdminConfig } from '../config.js';
+import { redactUrl } from '../url-secrets.js';
+import type { Store } from '../contract.js';
 import { ApiError } from '../errors.js';
 import { KeyService } from '../keys/service.js';
 import { parseTime } from '../routes/admin.js';
-import { openSqlite } from '../store/sqlite-db.js';
-import { SqliteStore } from '../store/sqlite.js';
+import { openStore } from '../store/open.js';
 import type { AdminBackend, KeyBody, PriceInput, UsageQuery } from './backend.js';
 import { CliError } from './errors.js';
 
 export interface DirectOptions {
-  /** `--db`: a file path or `sqlite:path`; else PROXYGPT_DATABASE_URL; else ./data/proxygpt.db. */
+  /** `--db`: a file path, `sqlite:path` or `postgres://…`; else PROXYGPT_DATABASE_URL; else ./data/proxygpt.db. */
   db?: string;
   env: Record<string, string | undefined>;
-  /** Create the database when it does not exist yet (commands that store something). */
+  /** Create the SQLite database when it does not exist yet (commands that store something). */
   create: boolean;
   /** Told when a new database file was created. */
   onCreate?: (path: string) => void;
@@ -36,12 +37,12 @@ async function guarded<T>(work: () => Promise<T>): Promise<T> {
 
 export class DirectBackend implements AdminBackend {
   private constructor(
-    private readonly store: SqliteStore,
+    private readonly store: Store,
     private readonly keys: KeyService,
     private readonly clock: () => number,
   ) {}
 
-  static open(options: DirectOptions): DirectBackend {
+  static async open(options: DirectOptions): Promise<DirectBackend> {
     const env = { ...options.env };
     if (options.db !== undefined) env.PROXYGPT_DATABASE_URL = options.db;
     let config;
@@ -54,23 +55,24 @@ export class DirectBackend implements AdminBackend {
       }
       throw err;
     }
-    const path = config.databasePath;
-    const isNew = path !== ':memory:' && !existsSync(path);
+    const database = config.database;
+    const where = database.kind === 'sqlite' ? database.path : redactUrl(database.url);
+    const isNew = database.kind === 'sqlite' && database.path !== ':memory:' && !existsSync(database.path);
     if (isNew && !options.create) {
       throw new CliError(
-        `no database at ${path}: set PROXYGPT_DATABASE_URL (or .env), pass --db <path>, or use --url to manage a running server`,
+        `no database at ${where}: set PROXYGPT_DATABASE_URL (or .env), pass --db <path>, or use --url to manage a running server`,
       );
     }
-    let db;
+    let store: Store;
     try {
-      db = openSqlite(path);
-      const store = new SqliteStore(db);
-      if (isNew) options.onCreate?.(path);
-      return new DirectBackend(store, new KeyService(store, config), Date.now);
+      store = await openStore(database);
     } catch (err) {
-      db?.close();
-      throw new CliError(`could not open the database at ${path}: ${err instanceof Error ? err.message : String(err)}`);
+      // openStore's errors show no password (see store/open.ts).
+      const message = err instanceof Error ? err.message : String(err);
+      throw new CliError(`could not open the database at ${where}: ${message}`);
     }
+    if (isNew) options.onCreate?.(where);
+    return new DirectBackend(store, new KeyService(store, config), Date.now);
   }
 
   createKey(body: KeyBody) {

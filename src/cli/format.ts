@@ -4,7 +4,7 @@
  */
 import Table from 'cli-table3';
 import type { KeyView, UsageView } from '../keys/service.js';
-import type { ModelPrice } from '../metering/prices.js';
+import type { ModelPrice } from '../contract.js';
 import type { KeyWithSecret, PriceList, PriceSet } from './backend.js';
 
 const PLAIN_CHARS = {

@@ -48,7 +48,7 @@ class Cli {
     this.io.err(`proxygpt: ${this.redact(message)}\n`);
   }
 
-  backend(command: Command, create = false): AdminBackend {
+  async backend(command: Command, create = false): Promise<AdminBackend> {
     const opts = command.optsWithGlobals<GlobalOptions>();
     if (opts.adminKey !== undefined) this.secrets.push(opts.adminKey);
     if (opts.url !== undefined) {
@@ -70,7 +70,7 @@ class Cli {
 
   /** Runs `work` on the command's backend and prints its answer: JSON with --json, else `human`. */
   async with<T>(command: Command, work: (backend: AdminBackend) => Promise<T>, human: (value: T, backend: AdminBackend) => Promise<string> | string, create = false): Promise<void> {
-    const backend = this.backend(command, create);
+    const backend = await this.backend(command, create);
     try {
       const value = await work(backend);
       const json = command.optsWithGlobals<GlobalOptions>().json === true;

@@ -7,7 +7,7 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { CallSettlement, ProxyCall } from '../call/proxy-call.js';
-import type { UsageRecord } from '../store/store.js';
+import type { UsageRecord } from '../contract.js';
 import type { UsageRecorder } from '../store/recorder.js';
 import './request-state.js';
 

@@ -9,7 +9,7 @@ import { parseEndpoints, type Config } from '../config.js';
 import { invalidRequest } from '../errors.js';
 import { parseCidr } from '../policy/key-access.js';
 import { Policy } from '../policy/policy.js';
-import type { KeyPolicy } from '../store/store.js';
+import type { KeyPolicy } from '../contract.js';
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._@:+-]{0,63}$/;
 const RESERVED_NAME = /^(key_[a-z2-7]{12}|env-key-\d+)$/;

@@ -6,9 +6,9 @@
 import type { Config } from '../config.js';
 import { conflict, notFound } from '../errors.js';
 import { displayPrefix, generateKeyId, generateSecret, hashSecret } from '../auth/secrets.js';
-import type { ModelPrice } from '../metering/prices.js';
 import { BUNDLED_PRICES } from '../metering/prices.js';
-import type { Store, StoredKey, UsageTotals } from '../store/store.js';
+import type { ModelPrice, Store, StoredKey, UsageTotals } from '../contract.js';
+import { KeyNameTaken } from '../store/errors.js';
 import { createKeySchema, expiryOf, parseInput, policyOf, updateKeySchema } from './input.js';
 
 export interface KeyView {
@@ -84,10 +84,6 @@ function totalsView(t: UsageTotals) {
   };
 }
 
-function isUniqueViolation(err: unknown): boolean {
-  return typeof err === 'object' && err !== null && String((err as { code?: unknown }).code).includes('CONSTRAINT');
-}
-
 export class KeyService {
   constructor(
     private readonly store: Store,
@@ -119,7 +115,7 @@ export class KeyService {
       if (input.disabled === true) await this.store.updateKey(key.id, { disabled: true }, now);
       return { key: viewOf((await this.store.getKey(key.id))!, now), secret };
     } catch (err) {
-      if (isUniqueViolation(err)) throw conflict(`A key named ${JSON.stringify(input.name)} already exists.`);
+      if (err instanceof KeyNameTaken) throw conflict(`A key named ${JSON.stringify(input.name)} already exists.`);
       throw err;
     }
   }
@@ -145,7 +141,7 @@ export class KeyService {
       );
       return viewOf(updated!, now);
     } catch (err) {
-      if (isUniqueViolation(err)) throw conflict(`A key named ${JSON.stringify(input.name)} already exists.`);
+      if (err instanceof KeyNameTaken) throw conflict(`A key named ${JSON.stringify(input.name)} already exists.`);
       throw err;
     }
   }

@@ -9,8 +9,9 @@ import type { Principal } from '../auth/authenticator.js';
 import type { CountMode } from '../config.js';
 import { concurrencyLimited, rateLimited } from '../errors.js';
 import type { PriceBook } from '../metering/price-book.js';
-import { totalTokens, type TokenUsage } from '../metering/usage.js';
-import { formatResetDuration, tightest, type LimitRule, type Limiter, type Reservation, type RuleState, type SeriesCost } from './limiter.js';
+import type { LimitRule, Limiter, Reservation, RuleState, SeriesCost, TokenUsage } from '../contract.js';
+import { totalTokens } from '../metering/usage.js';
+import { formatResetDuration, tightest } from './limiter.js';
 import { hasUsageLimits, isConcurrencyRule, keyRules, keySeries } from './rules.js';
 
 /** What admission produced: the reservation to settle and the headers every response carries. */

@@ -3,13 +3,10 @@
  * one MemoryLimiter and decides for every worker, so limits stay exact across them with no lock
  * and no disk write per call; workers ask over the cluster's IPC channel. A worker's calls of one
  * event-loop turn travel in one message and come back in one. When a worker dies, the primary
- * drops the holds of its calls in flight at once.
+ * drops the holds of its calls in flight at once. This module is the IPC protocol (both ends);
+ * cluster-primary.ts builds the primary's limiter.
  */
-import type { Config } from '../config.js';
-import { openSqlite } from '../store/sqlite-db.js';
-import { MemoryLimiter } from './memory.js';
-import { DAY_MS, globalRules, horizonOf } from './rules.js';
-import { systemClock, type Decision, type LimitRule, type Limiter, type Reservation, type RuleState, type SeriesCost } from './limiter.js';
+import type { Decision, LimitRule, Limiter, Reservation, RuleState, SeriesCost } from '../contract.js';
 
 type Call =
   | { op: 'reserve'; rules: readonly LimitRule[]; costs: Readonly<Record<string, SeriesCost>> }
@@ -167,35 +164,4 @@ export function serveLimiter(limiter: Limiter, worker: WorkerChannel): void {
     for (const reservation of held.values()) void limiter.release(reservation);
     held.clear();
   });
-}
-
-/** The primary's limiter: the one MemoryLimiter of the database, pruned on a timer. */
-export function startPrimaryLimiter(config: Config, log: (message: string) => void): { limiter: Limiter; close(): Promise<void> } {
-  const db = openSqlite(config.databasePath, 0);
-  let limiter: MemoryLimiter;
-  try {
-    limiter = new MemoryLimiter(db, systemClock, config.upstreamTimeoutMs + 60_000, {
-      onError: (err) => log(`writing the limits journal failed: ${(err as Error).message}`),
-      onLeaseLost: (err) => {
-        log(`${err.message}; stopping`);
-        process.kill(process.pid, 'SIGTERM');
-      },
-    });
-  } catch (err) {
-    db.close();
-    throw err;
-  }
-  const longest = Math.max(DAY_MS, ...globalRules(config).map((r) => r.windowMs));
-  const timer = setInterval(() => {
-    limiter.prune((series) => horizonOf(series, longest)).catch((err: Error) => log(`pruning old limit events failed: ${err.message}`));
-  }, 60_000);
-  timer.unref();
-  return {
-    limiter,
-    async close() {
-      clearInterval(timer);
-      await limiter.close();
-      db.close();
-    },
-  };
 }

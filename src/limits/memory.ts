@@ -15,7 +15,8 @@
 import { randomBytes } from 'node:crypto';
 import { migrateSqliteLimiter } from './sqlite.js';
 import { LimiterLease, retryWhileBusy, type LimiterConflictError } from './ownership.js';
-import { systemClock, type Clock, type Decision, type LimitRule, type Limiter, type Reservation, type RuleState, type SeriesCost } from './limiter.js';
+import type { Decision, LimitRule, Limiter, Reservation, RuleState, SeriesCost } from '../contract.js';
+import { systemClock, type Clock } from './limiter.js';
 import { admittedStates, checkAmounts, judgeRule, refusal, windowBounds, type SeriesView, type WindowBounds } from './window-math.js';
 import type { SqliteDatabase } from '../store/sqlite-db.js';
 

@@ -4,8 +4,7 @@
  * so one event counts toward all of its windows.
  */
 import type { Config } from '../config.js';
-import type { KeyPolicy } from '../store/store.js';
-import type { LimitRule } from './limiter.js';
+import type { KeyPolicy, LimitRule } from '../contract.js';
 
 export const HOUR_MS = 3_600_000;
 export const DAY_MS = 86_400_000;

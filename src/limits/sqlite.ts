@@ -13,16 +13,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { SqliteDatabase } from '../store/sqlite-db.js';
-import {
-  systemClock,
-  type Clock,
-  type Decision,
-  type LimitRule,
-  type Limiter,
-  type Reservation,
-  type RuleState,
-  type SeriesCost,
-} from './limiter.js';
+import type { Decision, LimitRule, Limiter, Reservation, RuleState, SeriesCost } from '../contract.js';
+import { systemClock, type Clock } from './limiter.js';
 import { LimiterLease } from './ownership.js';
 import { admittedStates, checkAmounts, judgeRule, refusal, windowBounds, type Judgement } from './window-math.js';
 

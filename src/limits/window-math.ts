@@ -3,7 +3,8 @@
  * how full it is, whether a cost fits, the exact wait until it would, and the states an admitted
  * call reports. A limiter supplies only what it knows about a series (see `SeriesView`).
  */
-import { monthBounds, type Decision, type LimitRule, type RuleState, type SeriesCost } from './limiter.js';
+import type { Decision, LimitRule, RuleState, SeriesCost } from '../contract.js';
+import { monthBounds } from './limiter.js';
 
 /** An event is outside a rule's window when its time is at or before `outside`. */
 export interface WindowBounds {

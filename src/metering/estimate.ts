@@ -10,7 +10,7 @@
  * o200k_base).
  */
 import { countTokensOf } from './tokenizer.js';
-import type { TokenUsage } from './usage.js';
+import type { TokenUsage } from '../contract.js';
 
 const TOKENS_PER_IMAGE = 1_000;
 /** What the chat format adds per message (3, plus the role; the estimate adds one for a `name`). */

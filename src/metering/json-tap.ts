@@ -5,7 +5,8 @@
  */
 import { Transform, type TransformCallback } from 'node:stream';
 import type { SecretScrubber } from '../redact.js';
-import { usageFromJson, type TokenUsage } from './usage.js';
+import type { TokenUsage } from '../contract.js';
+import { usageFromJson } from './usage.js';
 
 const MAX_COPY_BYTES = 8 * 1024 * 1024;
 

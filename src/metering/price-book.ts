@@ -2,7 +2,7 @@
  * The prices in force: the bundled table plus the admin's overrides from the store, re-read at
  * most every `ttlMs`, so an override set through one worker applies in all of them within seconds.
  */
-import type { Store } from '../store/store.js';
+import type { Store } from '../contract.js';
 import { PriceTable } from './prices.js';
 
 export class PriceBook {

@@ -4,13 +4,9 @@
  * prefix, so dated snapshots (`gpt-4o-2024-08-06`) take their family's price. Models not in the
  * table are priced at `fallback` so a USD budget is never bypassed by an unknown model name.
  */
-import type { TokenUsage } from './usage.js';
+import type { ModelPrice, TokenUsage } from '../contract.js';
 
-export interface ModelPrice {
-  input: number;
-  cachedInput: number;
-  output: number;
-}
+export type { ModelPrice } from '../contract.js';
 
 /** USD per 1M tokens. Checked against OpenAI's public price list (standard tier). */
 export const BUNDLED_PRICES: Record<string, ModelPrice> = {

@@ -15,7 +15,8 @@
 import { Transform, type TransformCallback } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';
 import { upstreamEventTooLarge, type ApiError } from '../errors.js';
-import { parseUsage, type TokenUsage } from './usage.js';
+import type { TokenUsage } from '../contract.js';
+import { parseUsage } from './usage.js';
 
 export interface SseTapOptions {
   /** Drop chat chunks that carry usage and no choices (the client did not ask for them). */

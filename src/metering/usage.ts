@@ -3,18 +3,7 @@
  * (`prompt_tokens`, `completion_tokens`, `prompt_tokens_details.cached_tokens`) and the Responses
  * API (`input_tokens`, `output_tokens`, `input_tokens_details.cached_tokens`).
  */
-
-export interface TokenUsage {
-  promptTokens: number;
-  completionTokens: number;
-  /** Part of promptTokens served from the upstream's prompt cache (cheaper). */
-  cachedTokens: number;
-  /**
-   * Reported counts that were out of range and clamped (`prompt_tokens: too large`, …): names and
-   * reasons only, never the values (a text count could carry anything). Absent when all were fine.
-   */
-  clamped?: string[];
-}
+import type { TokenUsage } from '../contract.js';
 
 /**
  * The largest count of one kind the gateway accepts or records for one call (2^31 - 1): a request

@@ -7,7 +7,7 @@ import { BlockList, isIP } from 'node:net';
 import { parseEndpoints } from '../config.js';
 import { ipNotAllowed } from '../errors.js';
 import type { Principal } from '../auth/authenticator.js';
-import type { KeyPolicy } from '../store/store.js';
+import type { KeyPolicy } from '../contract.js';
 import { Policy } from './policy.js';
 
 /** Parses `10.0.0.0/8`, `2001:db8::/32` or a single address; null when invalid. */

@@ -4,7 +4,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { notReady } from '../errors.js';
-import type { Store } from '../store/store.js';
+import type { Store } from '../contract.js';
 
 export function registerHealthRoutes(app: FastifyInstance, store: Store): void {
   const status = { type: 'object', properties: { status: { type: 'string' } } };

@@ -1,10 +1,12 @@
 /**
  * SQLite store: stored keys (hash only), usage records and price overrides in the embedded
- * database file (see sqlite-db.ts for how it is opened).
+ * database file (see sqlite-db.ts for how it is opened, open.ts for the factory that migrates it).
+ * The driver's errors that mean something to callers become the store's domain errors
+ * (errors.ts): a key name already used is KeyNameTaken.
  */
 import type { SqliteDatabase } from './sqlite-db.js';
-import type { ModelPrice } from '../metering/prices.js';
-import type { KeyPatch, KeyPolicy, NewKey, Store, StoredKey, UsageQuery, UsageRecord, UsageTotals } from './store.js';
+import { KeyNameTaken } from './errors.js';
+import type { KeyPatch, KeyPolicy, ModelPrice, NewKey, Store, StoredKey, UsageQuery, UsageRecord, UsageTotals } from '../contract.js';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS usage_events (
@@ -76,60 +78,80 @@ function toKey(row: KeyRow | undefined): StoredKey | null {
 
 const emptyTotals = (): UsageTotals => ({ requests: 0, promptTokens: 0, completionTokens: 0, usd: 0, byStatus: {} });
 
-export function migrateSqliteStore(db: SqliteDatabase): void {
-  db.exec(SCHEMA);
+/** The driver's error for a name used by another key (names are UNIQUE), as a domain error. */
+function keyNameTaken(err: unknown, name: string): unknown {
+  const e = err as { code?: unknown; message?: unknown } | null;
+  const isNameClash = e?.code === 'SQLITE_CONSTRAINT_UNIQUE' && String(e.message).includes('api_keys.name');
+  return isNameClash ? new KeyNameTaken(name) : err;
 }
 
-export class SqliteStore implements Store {
-  private readonly stmt;
-  private readonly insertMany;
+function prepareStatements(db: SqliteDatabase) {
+  const stmt = {
+    insertUsage: db.prepare<[number, string, string, string, string, string | null, number, number, number, number, number, number, number]>(
+      `INSERT INTO usage_events (ts, request_id, principal, method, path, model, status, duration_ms, stream,
+         prompt_tokens, completion_tokens, cost_micro_usd, estimated)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    ),
+    keyByHash: db.prepare<[string], KeyRow>(`SELECT ${KEY_COLUMNS} FROM api_keys WHERE hash = ?`),
+    keyByIdOrName: db.prepare<[string, string, string], KeyRow>(
+      `SELECT ${KEY_COLUMNS} FROM api_keys WHERE id = ? OR name = ? ORDER BY id = ? DESC LIMIT 1`,
+    ),
+    keyById: db.prepare<[string], KeyRow>(`SELECT ${KEY_COLUMNS} FROM api_keys WHERE id = ?`),
+    listKeys: db.prepare<[], KeyRow>(`SELECT ${KEY_COLUMNS} FROM api_keys ORDER BY created_at, id`),
+    insertKey: db.prepare(
+      `INSERT INTO api_keys (id, name, notes, hash, prefix, created_at, updated_at, expires_at, disabled, policy)
+       VALUES (@id, @name, @notes, @hash, @prefix, @now, @now, @expiresAt, 0, @policy)`,
+    ),
+    setSecret: db.prepare<[string, string, number, string]>('UPDATE api_keys SET hash = ?, prefix = ?, updated_at = ? WHERE id = ?'),
+    deleteKey: db.prepare<[string]>('DELETE FROM api_keys WHERE id = ?'),
+    usage: db.prepare<[number, number], { principal: string; status: number; n: number; p: number; c: number; cost: number }>(
+      `SELECT principal, status, count(*) AS n, sum(prompt_tokens) AS p, sum(completion_tokens) AS c, sum(cost_micro_usd) AS cost
+       FROM usage_events WHERE ts >= ? AND ts < ? GROUP BY principal, status`,
+    ),
+    prices: db.prepare<[], { model: string; input: number; cached_input: number; output: number }>('SELECT * FROM model_prices'),
+    setPrice: db.prepare(
+      `INSERT INTO model_prices (model, input, cached_input, output) VALUES (@model, @input, @cachedInput, @output)
+       ON CONFLICT (model) DO UPDATE SET input = excluded.input, cached_input = excluded.cached_input, output = excluded.output`,
+    ),
+    deletePrice: db.prepare<[string]>('DELETE FROM model_prices WHERE model = ?'),
+    pruneUsage: db.prepare<[number]>('DELETE FROM usage_events WHERE ts < ?'),
+    ping: db.prepare('SELECT 1'),
+  };
+  const insertMany = db.transaction((records: readonly UsageRecord[]) => {
+    // Positional parameters: binding by name costs a third more per row.
+    for (const r of records) {
+      stmt.insertUsage.run(
+        r.ts, r.requestId, r.principal, r.method, r.path, r.model, r.status, r.durationMs, r.stream ? 1 : 0,
+        r.promptTokens, r.completionTokens, r.costMicroUsd, r.estimated ? 1 : 0,
+      );
+    }
+  });
+  return { ...stmt, insertMany };
+}
 
-  constructor(private readonly db: SqliteDatabase) {
-    migrateSqliteStore(db);
-    this.stmt = {
-      insertUsage: db.prepare<[number, string, string, string, string, string | null, number, number, number, number, number, number, number]>(
-        `INSERT INTO usage_events (ts, request_id, principal, method, path, model, status, duration_ms, stream,
-           prompt_tokens, completion_tokens, cost_micro_usd, estimated)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      ),
-      keyByHash: db.prepare<[string], KeyRow>(`SELECT ${KEY_COLUMNS} FROM api_keys WHERE hash = ?`),
-      keyByIdOrName: db.prepare<[string, string, string], KeyRow>(
-        `SELECT ${KEY_COLUMNS} FROM api_keys WHERE id = ? OR name = ? ORDER BY id = ? DESC LIMIT 1`,
-      ),
-      keyById: db.prepare<[string], KeyRow>(`SELECT ${KEY_COLUMNS} FROM api_keys WHERE id = ?`),
-      listKeys: db.prepare<[], KeyRow>(`SELECT ${KEY_COLUMNS} FROM api_keys ORDER BY created_at, id`),
-      insertKey: db.prepare(
-        `INSERT INTO api_keys (id, name, notes, hash, prefix, created_at, updated_at, expires_at, disabled, policy)
-         VALUES (@id, @name, @notes, @hash, @prefix, @now, @now, @expiresAt, 0, @policy)`,
-      ),
-      setSecret: db.prepare<[string, string, number, string]>('UPDATE api_keys SET hash = ?, prefix = ?, updated_at = ? WHERE id = ?'),
-      deleteKey: db.prepare<[string]>('DELETE FROM api_keys WHERE id = ?'),
-      usage: db.prepare<[number, number], { principal: string; status: number; n: number; p: number; c: number; cost: number }>(
-        `SELECT principal, status, count(*) AS n, sum(prompt_tokens) AS p, sum(completion_tokens) AS c, sum(cost_micro_usd) AS cost
-         FROM usage_events WHERE ts >= ? AND ts < ? GROUP BY principal, status`,
-      ),
-      prices: db.prepare<[], { model: string; input: number; cached_input: number; output: number }>('SELECT * FROM model_prices'),
-      setPrice: db.prepare(
-        `INSERT INTO model_prices (model, input, cached_input, output) VALUES (@model, @input, @cachedInput, @output)
-         ON CONFLICT (model) DO UPDATE SET input = excluded.input, cached_input = excluded.cached_input, output = excluded.output`,
-      ),
-      deletePrice: db.prepare<[string]>('DELETE FROM model_prices WHERE model = ?'),
-      pruneUsage: db.prepare<[number]>('DELETE FROM usage_events WHERE ts < ?'),
-      ping: db.prepare('SELECT 1'),
-    };
-    this.insertMany = db.transaction((records: readonly UsageRecord[]) => {
-      // Positional parameters: binding by name costs a third more per row.
-      for (const r of records) {
-        this.stmt.insertUsage.run(
-          r.ts, r.requestId, r.principal, r.method, r.path, r.model, r.status, r.durationMs, r.stream ? 1 : 0,
-          r.promptTokens, r.completionTokens, r.costMicroUsd, r.estimated ? 1 : 0,
-        );
-      }
-    });
+/**
+ * The store on an open database connection. The constructor touches nothing: `migrate()` creates
+ * the tables (openStore calls it), and the statements are prepared on first use, once they exist.
+ */
+export class SqliteStore implements Store {
+  private prepared: ReturnType<typeof prepareStatements> | undefined;
+
+  constructor(private readonly db: SqliteDatabase) {}
+
+  private get stmt(): ReturnType<typeof prepareStatements> {
+    return (this.prepared ??= prepareStatements(this.db));
+  }
+
+  async migrate(): Promise<void> {
+    this.db.exec(SCHEMA);
   }
 
   async createKey(key: NewKey): Promise<StoredKey> {
-    this.stmt.insertKey.run({ ...key, policy: JSON.stringify(key.policy) });
+    try {
+      this.stmt.insertKey.run({ ...key, policy: JSON.stringify(key.policy) });
+    } catch (err) {
+      throw keyNameTaken(err, key.name);
+    }
     return toKey(this.stmt.keyById.get(key.id))!;
   }
 
@@ -153,7 +175,11 @@ export class SqliteStore implements Store {
     if (patch.expiresAt !== undefined) (sets.push('expires_at = @expiresAt'), (params.expiresAt = patch.expiresAt));
     if (patch.disabled !== undefined) (sets.push('disabled = @disabled'), (params.disabled = patch.disabled ? 1 : 0));
     if (patch.policy !== undefined) (sets.push('policy = @policy'), (params.policy = JSON.stringify(patch.policy)));
-    this.db.prepare(`UPDATE api_keys SET ${sets.join(', ')} WHERE id = @id`).run(params);
+    try {
+      this.db.prepare(`UPDATE api_keys SET ${sets.join(', ')} WHERE id = @id`).run(params);
+    } catch (err) {
+      throw keyNameTaken(err, patch.name ?? '');
+    }
     return toKey(this.stmt.keyById.get(id));
   }
 
@@ -167,7 +193,7 @@ export class SqliteStore implements Store {
   }
 
   async recordUsage(records: readonly UsageRecord[]): Promise<void> {
-    if (records.length > 0) this.insertMany.immediate(records);
+    if (records.length > 0) this.stmt.insertMany.immediate(records);
   }
 
   async usage(query: UsageQuery): Promise<{ total: UsageTotals; byPrincipal: Record<string, UsageTotals> }> {

@@ -162,9 +162,11 @@ describe('key CRUD', () => {
     const other = await createKey(gw, { name: 'other' });
     const dup = await admin(gw, 'POST', '/keys', { name: 'same', requests_per_hour: 5 });
     expect(dup.status).toBe(409);
-    expect(dup.body).toMatchObject({ error: { code: 'conflict' } });
+    const conflict = { error: { message: 'A key named "same" already exists.', type: 'invalid_request_error', code: 'conflict', param: null } };
+    expect(dup.body).toEqual(conflict);
     const rename = await admin(gw, 'PATCH', `/keys/${other.id}`, { name: 'same' });
     expect(rename.status).toBe(409);
+    expect(rename.body).toEqual(conflict);
     expect((await admin<{ data: { name: string }[] }>(gw, 'GET', '/keys')).body.data.map((k) => k.name)).toEqual(['same', 'other']);
   });
 

@@ -11,12 +11,11 @@ import { Authenticator } from '../../src/auth/authenticator.js';
 import { KeyRing } from '../../src/auth/keys.js';
 import { hashSecret } from '../../src/auth/secrets.js';
 import { ApiError } from '../../src/errors.js';
-import { openSqlite } from '../../src/store/sqlite-db.js';
-import { SqliteStore } from '../../src/store/sqlite.js';
+import { openStore } from '../../src/store/open.js';
 import { tempDir } from '../helpers.js';
 
 const dir = tempDir();
-const store = new SqliteStore(openSqlite(join(dir, 'auth.db')));
+const store = await openStore({ kind: 'sqlite', path: join(dir, 'auth.db') });
 afterAll(async () => {
   await store.close();
   rmSync(dir, { recursive: true, force: true });

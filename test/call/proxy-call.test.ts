@@ -13,19 +13,19 @@ import { GLOBAL_REQUESTS, globalRules } from '../../src/limits/rules.js';
 import { PriceBook } from '../../src/metering/price-book.js';
 import { UpstreamPool } from '../../src/proxy/forward.js';
 import { Redactor } from '../../src/redact.js';
-import { SqliteStore } from '../../src/store/sqlite.js';
-import { openSqlite } from '../../src/store/sqlite-db.js';
+import type { Store } from '../../src/contract.js';
+import { openStore } from '../../src/store/open.js';
 import type { Principal } from '../../src/auth/authenticator.js';
 import { ApiError } from '../../src/errors.js';
 import { limiterFixture } from '../limits/limiter-helpers.js';
 
 const { ctx } = limiterFixture('sqlite');
-let store: SqliteStore;
+let store: Store;
 let pool: UpstreamPool;
 let log: { error: ReturnType<typeof vi.fn> };
 
-beforeEach(() => {
-  store = new SqliteStore(openSqlite(join(ctx.dir, 'store.db')));
+beforeEach(async () => {
+  store = await openStore({ kind: 'sqlite', path: join(ctx.dir, 'store.db') });
   pool = new UpstreamPool(new URL('http://127.0.0.1:9/v1'), 'sk-never-used', 1_000);
   log = { error: vi.fn() };
 });

@@ -94,10 +94,18 @@ describe.concurrent('failures exit 1', () => {
   });
 
   it('an unsupported database URL', async () => {
-    const result = await runCli(['keys', 'list'], { env: { PROXYGPT_DATABASE_URL: 'postgres://db/proxygpt' } });
-    expect(result).toEqual({ code: 1, stdout: '', stderr: 'proxygpt: invalid configuration: PROXYGPT_DATABASE_URL: the Postgres store is not available in this version yet; use a SQLite file path\n' });
     const flag = await runCli(['--db', 'redis://x/1', 'keys', 'list'], { env: {} });
-    expect(flag).toEqual({ code: 1, stdout: '', stderr: 'proxygpt: invalid configuration: --db: unsupported scheme (got "redis://x/1"); use a file path or sqlite:path\n' });
+    expect(flag).toEqual({ code: 1, stdout: '', stderr: 'proxygpt: invalid configuration: --db: unsupported scheme (got "redis://x/1"); use a file path, sqlite:path or postgres://…\n' });
+    const noHost = await runCli(['keys', 'list'], { env: { PROXYGPT_DATABASE_URL: 'postgres:///proxygpt' } });
+    expect(noHost).toEqual({ code: 1, stdout: '', stderr: 'proxygpt: invalid configuration: PROXYGPT_DATABASE_URL: names no host (got "postgres:///proxygpt"); expected postgres://user:password@host:5432/database\n' });
+  });
+
+  it('a Postgres store that cannot be opened (nothing listens on port 1), with the password hidden', async () => {
+    const result = await runCli(['keys', 'list'], { env: { PROXYGPT_DATABASE_URL: 'postgres://gateway:pg-secret-4c3d@127.0.0.1:1/proxygpt' } });
+    expect(result.code).toBe(1);
+    expect(result.stdout).toBe('');
+    expect(result.stderr).toMatch(/^proxygpt: could not open the database at postgres:\/\/gateway:\*\*\*@127\.0\.0\.1:1\/proxygpt: the Postgres store could not be opened: .+\n$/);
+    expect(result.stderr).not.toContain('pg-secret-4c3d');
   });
 
   it('a file that is not a database', async () => {

@@ -1,0 +1,244 @@
+/**
+ * The contract every backend implements and every caller speaks: the shared nouns of the gateway
+ * (stored keys and their policies, usage records, token usage, prices) and the two asynchronous
+ * interfaces with several implementations side by side, the Store (SQLite, Postgres) and the
+ * Limiter (memory, sqlite, cluster, Redis). Types only: this module imports nothing, so no
+ * implementation depends on another through it (it ends the store <-> metering import cycle).
+ */
+
+// ---------------------------------------------------------------------------------------------
+// Metering: token usage and prices.
+
+/**
+ * Token usage as upstreams report it, normalised (chat completions and embeddings, the Responses API;
+ * see metering/usage.ts for the parsing).
+ */
+export interface TokenUsage {
+  promptTokens: number;
+  completionTokens: number;
+  /** Part of promptTokens served from the upstream's prompt cache (cheaper). */
+  cachedTokens: number;
+  /**
+   * Reported counts that were out of range and clamped (`prompt_tokens: too large`, …): names and
+   * reasons only, never the values (a text count could carry anything). Absent when all were fine.
+   */
+  clamped?: string[];
+}
+
+/** USD per million tokens. */
+export interface ModelPrice {
+  input: number;
+  cachedInput: number;
+  output: number;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The Store: stored proxy keys (only their SHA-256 hash), usage records, the admin's price
+// overrides. Asynchronous everywhere, even where SQLite is not.
+
+/** A stored key's own limits and allowlists; absent or null fields mean "no per-key restriction". */
+export interface KeyPolicy {
+  requestsPerHour?: number | null;
+  requestsPerDay?: number | null;
+  tokensPerHour?: number | null;
+  tokensPerDay?: number | null;
+  /** US dollars per rolling day. */
+  usdPerDay?: number | null;
+  /** US dollars per calendar month (UTC). */
+  usdPerMonth?: number | null;
+  /** Calls in flight at once (streams count while open). */
+  maxConcurrent?: number | null;
+  /** `METHOD /v1/path` entries (a trailing `/*` allows a prefix); within the gateway's own list. */
+  endpoints?: string[] | null;
+  /** Model names or globs; within the gateway's own list. */
+  models?: string[] | null;
+  /** Client IPs or CIDR ranges (IPv4 or IPv6). */
+  ips?: string[] | null;
+}
+
+export interface StoredKey {
+  id: string;
+  name: string;
+  notes: string;
+  /** The first characters of the secret, enough to recognise it (`pgpt-AbCd…`). */
+  prefix: string;
+  createdAt: number;
+  updatedAt: number;
+  expiresAt: number | null;
+  disabled: boolean;
+  policy: KeyPolicy;
+}
+
+export interface NewKey {
+  id: string;
+  name: string;
+  notes: string;
+  hash: string;
+  prefix: string;
+  expiresAt: number | null;
+  policy: KeyPolicy;
+  now: number;
+}
+
+export interface KeyPatch {
+  name?: string;
+  notes?: string;
+  expiresAt?: number | null;
+  disabled?: boolean;
+  policy?: KeyPolicy;
+}
+
+/** One proxied call, as recorded after it finished. Never holds a key or a message body. */
+export interface UsageRecord {
+  ts: number;
+  requestId: string;
+  principal: string;
+  method: string;
+  path: string;
+  model: string | null;
+  status: number;
+  durationMs: number;
+  stream: boolean;
+  promptTokens: number;
+  completionTokens: number;
+  /** Cost in micro-dollars (1e-6 USD). */
+  costMicroUsd: number;
+  /** true when the tokens were estimated (no usage from the upstream). */
+  estimated: boolean;
+}
+
+export interface UsageTotals {
+  requests: number;
+  promptTokens: number;
+  completionTokens: number;
+  usd: number;
+  byStatus: Record<string, number>;
+}
+
+export interface UsageQuery {
+  sinceMs: number;
+  untilMs: number;
+  principal?: string;
+}
+
+/**
+ * Errors: a backend throws the domain errors of store/errors.ts, never its driver's own (a name
+ * already used is `KeyNameTaken`, an unreachable database `StoreUnavailable`).
+ */
+export interface Store {
+  /**
+   * Brings the schema up to date (idempotent; safe when several processes start at once). The
+   * store factory (store/open.ts) calls it before handing the store out.
+   */
+  migrate(): Promise<void>;
+
+  /** Throws `KeyNameTaken` when another key has the name. */
+  createKey(key: NewKey): Promise<StoredKey>;
+  /** The key whose secret hashes to `hash`, or null. */
+  findKeyByHash(hash: string): Promise<StoredKey | null>;
+  /** By id or by name. */
+  getKey(idOrName: string): Promise<StoredKey | null>;
+  listKeys(): Promise<StoredKey[]>;
+  /** Throws `KeyNameTaken` when the patch renames the key to another key's name. */
+  updateKey(id: string, patch: KeyPatch, now: number): Promise<StoredKey | null>;
+  /** Replaces the secret (rotation). */
+  setKeySecret(id: string, hash: string, prefix: string, now: number): Promise<StoredKey | null>;
+  deleteKey(id: string): Promise<boolean>;
+
+  /** Writes a batch of usage records in one transaction. */
+  recordUsage(records: readonly UsageRecord[]): Promise<void>;
+  /** Totals over [sinceMs, untilMs), overall and per principal. */
+  usage(query: UsageQuery): Promise<{ total: UsageTotals; byPrincipal: Record<string, UsageTotals> }>;
+  /** Deletes usage records older than `beforeMs`; returns how many. */
+  pruneUsage(beforeMs: number): Promise<number>;
+
+  priceOverrides(): Promise<Record<string, ModelPrice>>;
+  /** Sets (or with null removes) the admin's price for a model. */
+  setPriceOverride(model: string, price: ModelPrice | null): Promise<void>;
+
+  /** Resolves when the store answers a trivial query (readiness). */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The Limiter: exact windowed limits where checking and reserving are one atomic step (see
+// limits/limiter.ts for the model and the window arithmetic shared by the implementations).
+
+export type LimitUnit = 'requests' | 'tokens' | 'usd';
+
+export interface LimitRule {
+  /** Stable name shown to users, e.g. `hourly` or `key_tokens_per_day`. */
+  name: string;
+  series: string;
+  unit: LimitUnit;
+  /** Rolling window length; for calendar-month rules, the month's length (informational). */
+  windowMs: number;
+  /** true: the window is the current calendar month (UTC) instead of a rolling one. */
+  calendarMonth?: boolean;
+  limit: number;
+}
+
+export interface RuleState {
+  name: string;
+  unit: LimitUnit;
+  limit: number;
+  /** Counted plus held (in flight) in the current window, including this request when admitted. */
+  used: number;
+  remaining: number;
+  windowMs: number;
+  /**
+   * Milliseconds until room grows again: for rolling windows until the oldest counted event leaves;
+   * for calendar months until the month ends. 0 when nothing is counted.
+   */
+  resetMs: number;
+}
+
+/** What one request costs in one series, and whether the amount is held (settled later). */
+export interface SeriesCost {
+  amount: number;
+  /**
+   * false: counted at once (the original's "every admitted call counts").
+   * true: held in flight; `commit` counts the actual amount at commit time, `release` drops it.
+   */
+  hold: boolean;
+}
+
+export interface Reservation {
+  id: string;
+  /** Held amounts by series, to settle with `commit` or `release`. */
+  held: Record<string, number>;
+}
+
+export interface Decision {
+  admitted: boolean;
+  states: RuleState[];
+  /** When refused: the rule that refused and the exact wait until this request would fit. */
+  blockedBy?: string;
+  /** undefined when refused and no amount of waiting helps (the cost exceeds the limit). */
+  retryAfterMs?: number;
+  reservation?: Reservation;
+}
+
+export interface Limiter {
+  /**
+   * Atomically checks every rule against the cost of its series and, only if all have room,
+   * reserves every cost. Series named in `costs` without a rule are reserved too.
+   */
+  reserve(rules: readonly LimitRule[], costs: Readonly<Record<string, SeriesCost>>): Promise<Decision>;
+  /**
+   * Settles held amounts: each held series counts `actual[series]` (default: the held amount) at
+   * the current time. Counted-at-admission series are untouched. Idempotent.
+   */
+  commit(reservation: Reservation, actual?: Readonly<Record<string, number>>): Promise<void>;
+  /** Drops held amounts. Idempotent. */
+  release(reservation: Reservation): Promise<void>;
+  /** Current state of each rule, reserving nothing. */
+  peek(rules: readonly LimitRule[]): Promise<RuleState[]>;
+  /**
+   * Deletes events no window can see any more (older than `horizonMs(series)`) and expired holds;
+   * returns the number of rows removed.
+   */
+  prune(horizonMs: (series: string) => number): Promise<number>;
+  close(): Promise<void>;
+}
