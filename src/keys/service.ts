@@ -9,6 +9,7 @@ import { displayPrefix, generateKeyId, generateSecret, hashSecret } from '../aut
 import type { ModelPrice } from '../metering/prices.js';
 import { BUNDLED_PRICES } from '../metering/prices.js';
 import type { Store, StoredKey, UsageTotals } from '../store/store.js';
+import { KeyNameTaken } from '../store/errors.js';
 import { createKeySchema, expiryOf, parseInput, policyOf, updateKeySchema } from './input.js';
 
 export interface KeyView {
@@ -82,8 +83,9 @@ function totalsView(t: UsageTotals) {
   };
 }
 
+/** Every store throws KeyNameTaken for a taken name, whatever its driver says. */
 function isUniqueViolation(err: unknown): boolean {
-  return typeof err === 'object' && err !== null && String((err as { code?: unknown }).code).includes('CONSTRAINT');
+  return err instanceof KeyNameTaken;
 }
 
 export class KeyService {

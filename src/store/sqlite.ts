@@ -3,6 +3,7 @@
  * database file (see sqlite-db.ts for how it is opened).
  */
 import type { SqliteDatabase } from './sqlite-db.js';
+import { KeyNameTaken } from './errors.js';
 import type { ModelPrice } from '../metering/prices.js';
 import type { KeyPatch, KeyPolicy, NewKey, Store, StoredKey, UsageQuery, UsageRecord, UsageTotals } from './store.js';
 
@@ -74,6 +75,13 @@ function toKey(row: KeyRow | undefined): StoredKey | null {
   };
 }
 
+/** A unique violation on api_keys.name becomes KeyNameTaken; other errors pass unchanged. */
+function nameTaken(err: unknown, name: string | undefined): unknown {
+  const e = err as { code?: unknown; message?: unknown } | null;
+  const onName = e?.code === 'SQLITE_CONSTRAINT_UNIQUE' && typeof e.message === 'string' && e.message.includes('api_keys.name');
+  return onName && name !== undefined ? new KeyNameTaken(name) : err;
+}
+
 const emptyTotals = (): UsageTotals => ({ requests: 0, promptTokens: 0, completionTokens: 0, usd: 0, byStatus: {} });
 
 export function migrateSqliteStore(db: SqliteDatabase): void {
@@ -129,7 +137,11 @@ export class SqliteStore implements Store {
   }
 
   async createKey(key: NewKey): Promise<StoredKey> {
-    this.stmt.insertKey.run({ ...key, policy: JSON.stringify(key.policy) });
+    try {
+      this.stmt.insertKey.run({ ...key, policy: JSON.stringify(key.policy) });
+    } catch (err) {
+      throw nameTaken(err, key.name);
+    }
     return toKey(this.stmt.keyById.get(key.id))!;
   }
 
@@ -153,7 +165,11 @@ export class SqliteStore implements Store {
     if (patch.expiresAt !== undefined) (sets.push('expires_at = @expiresAt'), (params.expiresAt = patch.expiresAt));
     if (patch.disabled !== undefined) (sets.push('disabled = @disabled'), (params.disabled = patch.disabled ? 1 : 0));
     if (patch.policy !== undefined) (sets.push('policy = @policy'), (params.policy = JSON.stringify(patch.policy)));
-    this.db.prepare(`UPDATE api_keys SET ${sets.join(', ')} WHERE id = @id`).run(params);
+    try {
+      this.db.prepare(`UPDATE api_keys SET ${sets.join(', ')} WHERE id = @id`).run(params);
+    } catch (err) {
+      throw nameTaken(err, patch.name);
+    }
     return toKey(this.stmt.keyById.get(id));
   }
 
