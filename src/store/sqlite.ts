@@ -3,7 +3,7 @@
  * database file (see sqlite-db.ts for how it is opened).
  */
 import type { SqliteDatabase } from './sqlite-db.js';
-import { KeyNameTaken } from './errors.js';
+import { KeyNameTaken, StoreUnavailable } from './errors.js';
 import type { ModelPrice } from '../metering/prices.js';
 import type { KeyPatch, KeyPolicy, NewKey, Store, StoredKey, UsageQuery, UsageRecord, UsageTotals } from './store.js';
 
@@ -80,6 +80,15 @@ function nameTaken(err: unknown, name: string | undefined): unknown {
   const e = err as { code?: unknown; message?: unknown } | null;
   const onName = e?.code === 'SQLITE_CONSTRAINT_UNIQUE' && typeof e.message === 'string' && e.message.includes('api_keys.name');
   return onName && name !== undefined ? new KeyNameTaken(name) : err;
+}
+
+/** SQLite's "cannot write now" (locked past the busy timeout, disk full or read-only, I/O): worth a retry. */
+const TRANSIENT = /^SQLITE_(BUSY|LOCKED|FULL|IOERR|READONLY|CANTOPEN)/;
+
+function unavailable(err: unknown): unknown {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (typeof code !== 'string' || !TRANSIENT.test(code)) return err;
+  return new StoreUnavailable(`the SQLite database cannot be written now (${code})`, { cause: err });
 }
 
 const emptyTotals = (): UsageTotals => ({ requests: 0, promptTokens: 0, completionTokens: 0, usd: 0, byStatus: {} });
@@ -183,7 +192,12 @@ export class SqliteStore implements Store {
   }
 
   async recordUsage(records: readonly UsageRecord[]): Promise<void> {
-    if (records.length > 0) this.insertMany.immediate(records);
+    if (records.length === 0) return;
+    try {
+      this.insertMany.immediate(records);
+    } catch (err) {
+      throw unavailable(err);
+    }
   }
 
   async usage(query: UsageQuery): Promise<{ total: UsageTotals; byPrincipal: Record<string, UsageTotals> }> {
