@@ -25,6 +25,8 @@ export interface PostgresStoreOptions {
   connectTimeoutMs?: number;
   /** Longest wait for a query's answer (a server gone silent). Default 30 s. */
   queryTimeoutMs?: number;
+  /** How the connections show in pg_stat_activity. Default `proxygpt`. */
+  applicationName?: string;
   /** Operational messages: migrations applied, connections lost. Never holds a password. */
   log?: (msg: string) => void;
 }
@@ -272,7 +274,7 @@ export async function openPostgresStore(url: string, options: PostgresStoreOptio
     query_timeout: options.queryTimeoutMs ?? 30_000,
     idleTimeoutMillis: 30_000,
     keepAlive: true,
-    application_name: 'proxygpt',
+    application_name: options.applicationName ?? 'proxygpt',
     types: typesWithNumbers,
   });
   // An idle connection that breaks (server restart, network) is reported here; without a listener
