@@ -48,8 +48,12 @@ CREATE TABLE usage_events (
   prompt_tokens BIGINT NOT NULL DEFAULT 0,
   completion_tokens BIGINT NOT NULL DEFAULT 0,
   cost_micro_usd BIGINT NOT NULL DEFAULT 0,
-  estimated BOOLEAN NOT NULL DEFAULT false
+  estimated BOOLEAN NOT NULL DEFAULT false,
+  -- Where a record copied from a SQLite file came from (postgres-import.ts): copying again skips it.
+  imported_from TEXT,
+  imported_id BIGINT
 );
+CREATE UNIQUE INDEX usage_events_imported ON usage_events (imported_from, imported_id) WHERE imported_id IS NOT NULL;
 CREATE INDEX usage_events_by_time ON usage_events (ts);
 CREATE INDEX usage_events_by_principal ON usage_events (principal, ts);
 -- position keeps the order models were first priced in (SQLite's rowid order).
@@ -74,7 +78,12 @@ export interface MigrationOutcome {
  * Applies the missing migrations inside the current search_path. `schema`, when given, is created
  * first (under the same lock, so concurrent starts do not race on CREATE SCHEMA either).
  */
-export async function migrate(client: PoolClient, schema: string | undefined, now: () => number = Date.now): Promise<MigrationOutcome> {
+export async function migrate(
+  client: PoolClient,
+  schema: string | undefined,
+  migrations: readonly Migration[] = MIGRATIONS,
+  now: () => number = Date.now,
+): Promise<MigrationOutcome> {
   await client.query('BEGIN');
   try {
     await client.query('SELECT pg_advisory_xact_lock($1::int4, hashtext($2))', [MIGRATION_LOCK_CLASS, schema ?? '']);
@@ -84,14 +93,14 @@ export async function migrate(client: PoolClient, schema: string | undefined, no
     );
     const done = new Set((await client.query<{ version: number }>('SELECT version FROM schema_migrations')).rows.map((r) => r.version));
     const applied: number[] = [];
-    for (const migration of MIGRATIONS) {
+    for (const migration of migrations) {
       if (done.has(migration.version)) continue;
       await client.query(migration.sql);
       await client.query('INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)', [migration.version, migration.name, now()]);
       applied.push(migration.version);
     }
     await client.query('COMMIT');
-    const known = new Set(MIGRATIONS.map((m) => m.version));
+    const known = new Set(migrations.map((m) => m.version));
     return { applied, unknown: [...done].filter((v) => !known.has(v)).sort((a, b) => a - b) };
   } catch (err) {
     await client.query('ROLLBACK').catch(() => undefined);

@@ -12,6 +12,8 @@ import { StoreUnavailable } from './errors.js';
 import { describeError, isConnectionError, storeError } from './postgres-errors.js';
 import { assertSchemaName, migrate, MIGRATIONS } from './postgres-migrations.js';
 import { redactDatabaseUrl, splitStartupOptions } from './postgres-url.js';
+import { importSqlite, type ImportOptions, type ImportReport } from './postgres-import.js';
+import type { SqliteDatabase } from './sqlite-db.js';
 import type { KeyPatch, KeyPolicy, NewKey, Store, StoredKey, UsageQuery, UsageRecord, UsageTotals } from './store.js';
 
 export { redactDatabaseUrl } from './postgres-url.js';
@@ -244,6 +246,15 @@ export class PostgresStore implements Store {
     }
   }
 
+  /** Copies a SQLite install's keys, prices and usage history here, idempotently (postgres-import.ts). */
+  async importSqlite(source: SqliteDatabase, options: ImportOptions): Promise<ImportReport> {
+    try {
+      return await importSqlite(this.pool, source, options);
+    } catch (err) {
+      throw storeError(err);
+    }
+  }
+
   async ping(): Promise<void> {
     await this.query('SELECT 1');
   }
@@ -260,7 +271,7 @@ export class PostgresStore implements Store {
  * cannot be reached (within `connectTimeoutMs`) or refuses us, with a message that names
  * PROXYGPT_DATABASE_URL and shows the URL with its password redacted.
  */
-export async function openPostgresStore(url: string, options: PostgresStoreOptions = {}): Promise<Store & { migrate(): Promise<void> }> {
+export async function openPostgresStore(url: string, options: PostgresStoreOptions = {}): Promise<PostgresStore> {
   const log = options.log ?? (() => undefined);
   if (options.schema !== undefined) assertSchemaName(options.schema);
   const startup = splitStartupOptions(url);

@@ -8,7 +8,8 @@
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { createServer, type Socket } from 'node:net';
 import { openPostgresStore, redactDatabaseUrl } from '../../src/store/postgres.js';
-import { MIGRATIONS } from '../../src/store/postgres-migrations.js';
+import pg from 'pg';
+import { migrate, MIGRATIONS } from '../../src/store/postgres-migrations.js';
 import { splitStartupOptions } from '../../src/store/postgres-url.js';
 import { StoreUnavailable } from '../../src/store/errors.js';
 import type { Store } from '../../src/store/store.js';
@@ -157,6 +158,32 @@ describe.skipIf(!postgres.available)('Postgres store', () => {
     expect((await again.getKey('kept'))?.id).toBe('k');
     await again.migrate();
     expect((await adminQuery(postgres.url, `SELECT version FROM "${schema}".schema_migrations`)).length).toBe(MIGRATIONS.length + 1);
+  });
+
+  it('a newer release applies only its new migrations; a failing one leaves the database as it was', async () => {
+    const schema = freshSchema('versions');
+    const store = await openPostgresStore(postgres.url, { schema });
+    stores.push(store);
+    await store.createKey(newKey({ id: 'k', name: 'kept', hash: 'h' }));
+    const pool = new pg.Pool({ connectionString: postgres.url, options: `-c search_path=${schema}`, max: 1 });
+    try {
+      const client = await pool.connect();
+      try {
+        const broken = [...MIGRATIONS, { version: 2, name: 'extra', sql: 'CREATE TABLE extra (x int)' }, { version: 3, name: 'broken', sql: 'ALTER TABLE nowhere ADD COLUMN y int' }];
+        await expect(migrate(client, schema, broken)).rejects.toThrow(/nowhere/);
+        const next = [...MIGRATIONS, { version: 2, name: 'extra', sql: 'CREATE TABLE extra (x int)' }];
+        expect(await migrate(client, schema, next)).toStrictEqual({ applied: [2], unknown: [] });
+        expect(await migrate(client, schema, next)).toStrictEqual({ applied: [], unknown: [] });
+        expect(await migrate(client, schema, MIGRATIONS)).toStrictEqual({ applied: [], unknown: [2] });
+      } finally {
+        client.release();
+      }
+    } finally {
+      await pool.end();
+    }
+    const versions = await adminQuery<{ version: number; name: string }>(postgres.url, `SELECT version, name FROM "${schema}".schema_migrations ORDER BY version`);
+    expect(versions.map((v) => v.version)).toStrictEqual([...MIGRATIONS.map((m) => m.version), 2]);
+    expect((await store.getKey('kept'))?.id).toBe('k');
   });
 
   it('a connection lost while running is StoreUnavailable; the store recovers by itself when the server is back', async () => {
