@@ -13,7 +13,7 @@ export function redactDatabaseUrl(url: string): string {
     parsed = new URL(url);
   } catch {
     // Not a URL we can take apart: hide everything between the scheme's `//` and the last `@`.
-    return url.replace(/\/\/[^/?#]*@/, '//***@').replace(/(password=)[^&]*/gi, '$1***');
+    return url.replace(/\/\/.*@/, '//***@').replace(/(password=)[^&]*/gi, '$1***');
   }
   const user = parsed.username;
   const auth = parsed.password !== '' ? `${user}:***@` : user !== '' ? `${user}@` : '';

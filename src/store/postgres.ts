@@ -299,9 +299,10 @@ export async function openPostgresStore(url: string, options: PostgresStoreOptio
     await store.close().catch(() => undefined);
     const where = redactDatabaseUrl(url);
     const reason = describeError(err);
+    // No `cause`: a driver error may carry the URL itself (with its password) in its properties.
     if (err instanceof StoreUnavailable || isConnectionError(err)) {
-      throw new StoreUnavailable(`PROXYGPT_DATABASE_URL: cannot reach Postgres at ${where}: ${reason}`, { cause: err });
+      throw new StoreUnavailable(`PROXYGPT_DATABASE_URL: cannot reach Postgres at ${where}: ${reason}`);
     }
-    throw new Error(`PROXYGPT_DATABASE_URL: preparing the Postgres store at ${where} failed: ${reason}`, { cause: err });
+    throw new Error(`PROXYGPT_DATABASE_URL: preparing the Postgres store at ${where} failed: ${reason}`);
   }
 }

@@ -54,6 +54,13 @@ describe('redactDatabaseUrl', () => {
     expect(redactDatabaseUrl(url)).toBe(expected);
   });
 
+  it.each([
+    ['postgres://proxy:50%off@db/gw', 'postgres://proxy:***@db/gw'],
+    ['postgres://proxy:a/b@c@db/gw', 'postgres://***@db/gw'],
+  ])('a password that breaks URL parsing is hidden too: %s', (url, expected) => {
+    expect(redactDatabaseUrl(url)).toBe(expected);
+  });
+
   it('hides the user part of something that is not a URL at all', () => {
     const shown = redactDatabaseUrl('postgres://us er:hun ter2@[bad/db?password=hunter3');
     expect(shown).not.toContain('hun ter2');
