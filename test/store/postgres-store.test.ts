@@ -151,6 +151,27 @@ describe.skipIf(!postgres.available)('Postgres store', () => {
     for (const store of opened) expect((await store.findKeyByHash('h'))?.name).toBe('shared');
   });
 
+  it('two instances on one database: a key created, changed, rotated, revoked or deleted on one is seen by the other on its next lookup', async () => {
+    const schema = freshSchema('instances');
+    const a = await openPostgresStore(postgres.url, { schema, poolSize: 2 });
+    const b = await openPostgresStore(postgres.url, { schema, poolSize: 2 });
+    stores.push(a, b);
+    expect(await b.findKeyByHash('h1')).toBeNull(); // b's pool is warm before a writes
+    await a.createKey(newKey({ id: 'k', name: 'alice', hash: 'h1', now: 1_000 }));
+    expect((await b.findKeyByHash('h1'))?.name).toBe('alice');
+    await a.updateKey('k', { policy: { requestsPerHour: 5 } }, 2_000);
+    expect(await b.findKeyByHash('h1')).toMatchObject({ updatedAt: 2_000, policy: { requestsPerHour: 5 } });
+    await a.setKeySecret('k', 'h2', 'pgpt-New', 3_000);
+    expect(await b.findKeyByHash('h1')).toBeNull();
+    expect((await b.findKeyByHash('h2'))?.prefix).toBe('pgpt-New');
+    await b.updateKey('k', { disabled: true }, 4_000);
+    expect((await a.findKeyByHash('h2'))?.disabled).toBe(true);
+    await b.recordUsage([{ ts: 10, requestId: 'r', principal: 'k', method: 'POST', path: '/v1/chat/completions', model: null, status: 200, durationMs: 1, stream: false, promptTokens: 3, completionTokens: 4, costMicroUsd: 5, estimated: false }]);
+    expect((await a.usage({ sinceMs: 0, untilMs: 100 })).total).toMatchObject({ requests: 1, promptTokens: 3, completionTokens: 4 });
+    await a.deleteKey('k');
+    expect(await b.findKeyByHash('h2')).toBeNull();
+  });
+
   it('a later start applies nothing, keeps the data, and says when the database is newer than the code', async () => {
     const schema = freshSchema('restart');
     const first = await openPostgresStore(postgres.url, { schema });
