@@ -96,7 +96,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
   }
   const limiter = builtLimiter.limiter;
   const upstreamPool = new UpstreamPool(config.openaiBaseUrl, config.openaiApiKey, config.upstreamTimeoutMs);
-  const recorder = new UsageRecorder(store, (err) => logger.error({ err }, 'writing usage records failed'));
+  const recorder = new UsageRecorder(store, (err) => logger.error({ err }, 'writing usage records failed'), { log: logger });
   const prices = new PriceBook(store, clock);
   const limits = new CallLimits({ limiter, prices, globalRules: globalRules(config), countMode: config.countMode });
   const gateway = new Gateway({

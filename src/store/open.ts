@@ -18,41 +18,18 @@ export interface StoreOptions {
 }
 
 /**
- * What `./postgres.js` must export as `openPostgresStore`: a connected store, not yet migrated
- * (openStore migrates it). It throws the store's domain errors (StoreUnavailable when the server
- * cannot be reached), with no password in any message.
+ * The Postgres backend is loaded only when configured, so a SQLite install never loads `pg`. It
+ * connects and applies its migrations (under an advisory lock) before it answers; its errors name
+ * PROXYGPT_DATABASE_URL with the password hidden, and are hidden again here to be sure.
  */
-export type OpenPostgresStore = (url: string, options: StoreOptions) => Promise<Store>;
-
-/**
- * The Postgres backend is loaded only when configured, so a SQLite install never loads `pg`.
- * (A name, not a literal, while this build has no postgres.ts: the type checker does not look for it.)
- */
-const POSTGRES_MODULE = './postgres.js';
-
-async function loadPostgres(): Promise<OpenPostgresStore> {
-  let entry: { openPostgresStore?: unknown };
-  try {
-    entry = (await import(POSTGRES_MODULE)) as { openPostgresStore?: unknown };
-  } catch (err) {
-    const code = (err as { code?: unknown } | null)?.code;
-    if (code === 'ERR_MODULE_NOT_FOUND' || /Cannot find module|Failed to load url/i.test(String((err as Error | null)?.message))) {
-      throw new Error('Postgres store not available in this build');
-    }
-    throw err;
-  }
-  if (typeof entry.openPostgresStore !== 'function') throw new Error('Postgres store not available in this build (no openPostgresStore)');
-  return entry.openPostgresStore as OpenPostgresStore;
-}
-
 async function openPostgres(url: string, options: StoreOptions): Promise<Store> {
   const hide = (text: string) => urlPasswords(url).reduce((out, password) => out.split(password).join('***'), text);
+  const { openPostgresStore } = await import('./postgres.js');
   try {
-    const open = await loadPostgres();
-    return await migrated(await open(url, options));
+    return await openPostgresStore(url, { log: (message) => options.log?.(/lost|newer release/.test(message) ? 'warn' : 'info', message) });
   } catch (err) {
     const message = hide(err instanceof Error ? err.message : String(err));
-    throw new StoreUnavailable(`the Postgres store could not be opened: ${message}`, { cause: err });
+    throw new StoreUnavailable(`the Postgres store could not be opened: ${message}`);
   }
 }
 

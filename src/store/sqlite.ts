@@ -5,7 +5,7 @@
  * (errors.ts): a key name already used is KeyNameTaken.
  */
 import type { SqliteDatabase } from './sqlite-db.js';
-import { KeyNameTaken } from './errors.js';
+import { KeyNameTaken, StoreUnavailable } from './errors.js';
 import type { KeyPatch, KeyPolicy, ModelPrice, NewKey, Store, StoredKey, UsageQuery, UsageRecord, UsageTotals } from '../contract.js';
 
 const SCHEMA = `
@@ -74,6 +74,15 @@ function toKey(row: KeyRow | undefined): StoredKey | null {
     disabled: row.disabled === 1,
     policy: JSON.parse(row.policy) as KeyPolicy,
   };
+}
+
+/** SQLite's "cannot write now" (locked past the busy timeout, disk full or read-only, I/O): worth a retry. */
+const TRANSIENT = /^SQLITE_(BUSY|LOCKED|FULL|IOERR|READONLY|CANTOPEN)/;
+
+function unavailable(err: unknown): unknown {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (typeof code !== 'string' || !TRANSIENT.test(code)) return err;
+  return new StoreUnavailable(`the SQLite database cannot be written now (${code})`, { cause: err });
 }
 
 const emptyTotals = (): UsageTotals => ({ requests: 0, promptTokens: 0, completionTokens: 0, usd: 0, byStatus: {} });
@@ -193,7 +202,12 @@ export class SqliteStore implements Store {
   }
 
   async recordUsage(records: readonly UsageRecord[]): Promise<void> {
-    if (records.length > 0) this.stmt.insertMany.immediate(records);
+    if (records.length === 0) return;
+    try {
+      this.stmt.insertMany.immediate(records);
+    } catch (err) {
+      throw unavailable(err);
+    }
   }
 
   async usage(query: UsageQuery): Promise<{ total: UsageTotals; byPrincipal: Record<string, UsageTotals> }> {

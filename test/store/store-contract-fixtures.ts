@@ -1,0 +1,43 @@
+/**
+ * What the Store contract cases share: the shape of a case, and builders for a key and a usage
+ * record with plain defaults that each case overrides where it matters.
+ */
+import type { NewKey, Store, UsageRecord } from '../../src/store/store.js';
+
+export interface StoreCase {
+  name: string;
+  /** Runs on a fresh, empty store. */
+  run(store: Store): Promise<void>;
+}
+
+export function newKey(overrides: Partial<NewKey> & Pick<NewKey, 'id' | 'name'>): NewKey {
+  return {
+    notes: '',
+    hash: `hash-of-${overrides.id}`,
+    prefix: 'pgpt-Test',
+    expiresAt: null,
+    policy: {},
+    now: 1_700_000_000_000,
+    ...overrides,
+  };
+}
+
+export function usageRecord(overrides: Partial<UsageRecord> & Pick<UsageRecord, 'ts' | 'principal'>): UsageRecord {
+  return {
+    requestId: `req-${overrides.principal}-${overrides.ts}`,
+    method: 'POST',
+    path: '/v1/chat/completions',
+    model: 'gpt-4o-mini',
+    status: 200,
+    durationMs: 12,
+    stream: false,
+    promptTokens: 0,
+    completionTokens: 0,
+    costMicroUsd: 0,
+    estimated: false,
+    ...overrides,
+  };
+}
+
+/** Far beyond any timestamp a case uses (the last valid Date). */
+export const FOREVER = 8_640_000_000_000_000;
