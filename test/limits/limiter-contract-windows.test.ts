@@ -1,6 +1,6 @@
 /**
- * Limiter contract, counting: every limiter (SQLite, in-memory, and a cluster worker's asking an
- * in-memory one over IPC) on a real SQLite file with an injected clock give exact rolling windows,
+ * Limiter contract, counting: every limiter (SQLite, in-memory, a cluster worker's asking an
+ * in-memory one over IPC, and Redis) with an injected clock give exact rolling windows,
  * count one event in several rules of a series, keep series apart, and give exact Retry-After and
  * state values.
  */
