@@ -136,11 +136,11 @@ export function limiterFixture(kind: LimiterKind, fixtureOptions: FixtureOptions
  * compares another limiter with. Call next to `limiterFixture`; `ref.limiter` and `ref.db` are
  * fresh for each test.
  */
-export function referenceLimiter(ctx: LimiterContext): { limiter: Limiter; db: SqliteDatabase } {
+export function referenceLimiter(ctx: LimiterContext, options: Pick<LimiterOptions, 'holdTtlMs'> = {}): { limiter: Limiter; db: SqliteDatabase } {
   const ref = {} as { limiter: Limiter; db: SqliteDatabase };
   beforeEach(() => {
     ref.db = openSqlite(join(ctx.dir, 'reference.db'));
-    ref.limiter = new SqliteLimiter(ref.db, ctx.clock);
+    ref.limiter = new SqliteLimiter(ref.db, ctx.clock, options.holdTtlMs);
   });
   afterEach(async () => {
     await ref.limiter.close();
