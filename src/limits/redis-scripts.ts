@@ -18,7 +18,8 @@
  * Numbers: Lua numbers and sorted-set scores are doubles, exact for integers up to 2^53 - 1.
  * Times are milliseconds (~2^41). Totals are tokens or micro-dollars counted since the series'
  * keys were created, and the keys expire after a horizon without writes: 2^53 micro-dollars are
- * $9 billion, 2^53 tokens 9 × 10^15. A write that would pass 2^53 - 1 is refused with an error
+ * $9 billion, 2^53 tokens 9 × 10^15. A write after which the total plus the held amounts (the
+ * largest sum a script forms) would pass 2^53 - 1 is refused with an error
  * (PROXYGPT_TOTAL_OVERFLOW) before anything is written, never rounded. `string.format('%d')`
  * (not `tostring`, which rounds to 14 digits) turns numbers into strings.
  */
@@ -218,7 +219,7 @@ if not admitted then
   return out
 end
 for _, S in ipairs(series) do
-  if (S.hold and S.held or S.cum) + S.amount > MAX_TOTAL then return redis.error_reply('PROXYGPT_TOTAL_OVERFLOW') end
+  if S.cum + S.held + S.amount > MAX_TOTAL then return redis.error_reply('PROXYGPT_TOTAL_OVERFLOW') end
 end
 for _, S in ipairs(series) do
   if S.amount > 0 then
@@ -254,7 +255,7 @@ for i = 1, #KEYS / 4 do
   S.amount = tonumber(redis.call('HGET', S.s, 'h:' .. id))
   if S.amount then
     if S.actual < 0 then S.actual = S.amount end
-    if commit and S.cum + S.actual > MAX_TOTAL then return redis.error_reply('PROXYGPT_TOTAL_OVERFLOW') end
+    if commit and S.cum + S.held - S.amount + S.actual > MAX_TOTAL then return redis.error_reply('PROXYGPT_TOTAL_OVERFLOW') end
     table.insert(work, S)
   end
 end

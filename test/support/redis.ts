@@ -91,22 +91,28 @@ export class RedisServer {
   private child: ChildProcess | null = null;
   private exited: Promise<void> = Promise.resolve();
 
-  private constructor(readonly port: number) {}
+  private constructor(
+    readonly port: number,
+    private readonly password: string | undefined,
+  ) {}
 
-  static async start(): Promise<RedisServer> {
-    const server = new RedisServer(await freePort());
+  /** Starts one on a free port; with `password`, clients must give it (`requirepass`). */
+  static async start(options: { password?: string } = {}): Promise<RedisServer> {
+    const server = new RedisServer(await freePort(), options.password);
     await server.start();
     return server;
   }
 
   get url(): string {
-    return `redis://127.0.0.1:${this.port}`;
+    return `redis://${this.password === undefined ? '' : `:${encodeURIComponent(this.password)}@`}127.0.0.1:${this.port}`;
   }
 
   /** Starts it (again) and waits until it answers PING (at most 10 s). */
   async start(): Promise<void> {
     if (this.child !== null) throw new Error('redis-server is running already');
-    const child = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+    const args = ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'];
+    if (this.password !== undefined) args.push('--requirepass', this.password);
+    const child = spawn('redis-server', args, { stdio: 'ignore' });
     this.child = child;
     this.exited = new Promise((resolve) => child.once('exit', () => resolve()));
     child.once('exit', () => {
@@ -127,5 +133,14 @@ export class RedisServer {
     this.child = null;
     child.kill('SIGKILL');
     await this.exited;
+  }
+
+  /** Freezes it (SIGSTOP): connections stay open and nothing answers, as a stalled server. */
+  pause(): void {
+    this.child?.kill('SIGSTOP');
+  }
+
+  resume(): void {
+    this.child?.kill('SIGCONT');
   }
 }
