@@ -6,14 +6,22 @@
  * Per series, under the key prefix (all integers, written as exact decimal strings):
  *   s:<series>  hash    cum (running total after the newest event), held (sum of open holds),
  *                       base (running total of the events trimmed away), last (newest event's
- *                       time), and h:<hold id> → held amount for each open hold
- *   t:<series>  zset    the counted events by time: score = ts, member = cum after the event
- *   c:<series>  zset    the same events by total: score = cum, member = ts
+ *                       time), first (oldest stored event's time), exp (when all four keys
+ *                       expire), and h:<hold id> → held amount for each open hold
+ *   t:<series>  zset    the counted events by time: score = ts, member = the running total
+ *                       before the event
+ *   c:<series>  zset    the same events by total: score = running total after, member = ts
  *   h:<series>  zset    open holds by expiry: score = expires at, member = hold id
  * Events of one series in one millisecond are one entry (no window can tell them apart), so both
- * the times and the totals are strictly increasing and every lookup is one O(log n) seek:
- * a window's edge total is `ZREVRANGEBYSCORE t <outside> -inf LIMIT 0 1`, its oldest event and
- * "when will enough have left" are `ZRANGEBYSCORE c <total> +inf LIMIT 0 1`.
+ * the times and the totals are strictly increasing and every lookup is one O(log n) seek: the
+ * first event inside a window, `ZRANGEBYSCORE t (<outside> +inf LIMIT 0 1`, gives the window's
+ * edge total (its total before) and its oldest time at once; "when will enough have left" is
+ * `ZRANGEBYSCORE c <total> +inf LIMIT 0 1`.
+ *
+ * Expiry: the four keys of a series always expire together, at `exp` (PEXPIREAT, server time),
+ * at least a horizon (or a hold's lifetime) after the last write; a write moves `exp` on at most
+ * once a minute, and a key a write creates gets the same `exp` at once. So a series never loses
+ * its events or holds while its totals live on, or the other way round.
  *
  * Numbers: Lua numbers and sorted-set scores are doubles, exact for integers up to 2^53 - 1.
  * Times are milliseconds (~2^41). Totals are tokens or micro-dollars counted since the series'
@@ -33,19 +41,26 @@ export const STATE_KEY_TAG = 's:';
 
 /** Events trimmed per series per script at most (a long idle series is trimmed over several writes). */
 export const TRIM_CHUNK = 1000;
+/** A series' expiry moves on at most this often (its keys live up to twice this past their horizon). */
+export const EXPIRY_REFRESH_MS = 60_000;
 
 const PRELUDE = `
 local MAX_TOTAL = 9007199254740991
 local TRIM_CHUNK = ${TRIM_CHUNK}
 local BATCH = 500
+local REFRESH = ${EXPIRY_REFRESH_MS}
 
 local function int(x) return string.format('%d', x) end
+
+local function server_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
 
 -- The caller's clock when it sent one, else the server's: one clock for every instance.
 local function clock(arg)
   if arg ~= '' then return tonumber(arg) end
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  return server_ms()
 end
 
 -- Days since 1970-01-01 of a civil date and back (H. Hinnant's algorithms; proleptic Gregorian).
@@ -76,14 +91,16 @@ end
 
 -- One series: its keys from KEYS[k..k+3] and its hash fields.
 local function open(k)
-  local v = redis.call('HMGET', KEYS[k], 'cum', 'held', 'base', 'last')
+  local v = redis.call('HMGET', KEYS[k], 'cum', 'held', 'base', 'last', 'first', 'exp')
   return { s = KEYS[k], t = KEYS[k + 1], c = KEYS[k + 2], h = KEYS[k + 3],
-    cum = tonumber(v[1]) or 0, held = tonumber(v[2]) or 0, base = tonumber(v[3]) or 0, last = tonumber(v[4]) or 0 }
+    cum = tonumber(v[1]) or 0, held = tonumber(v[2]) or 0, base = tonumber(v[3]) or 0, last = tonumber(v[4]) or 0,
+    first = tonumber(v[5]), exp = tonumber(v[6]) }
 end
 
 -- Drops the holds whose time is up (expiry at or before now): a crashed instance's holds end by
 -- themselves. Each hold is dropped once, so this is O(1) per hold over time. Returns how many.
 local function purge(S, now)
+  if S.held <= 0 then return 0 end -- no open holds (every hold holds more than 0)
   local count = 0
   while true do
     local ids = redis.call('ZRANGEBYSCORE', S.h, '-inf', int(now), 'LIMIT', 0, BATCH)
@@ -101,11 +118,12 @@ local function purge(S, now)
   return count
 end
 
--- The running total at a window's trailing edge: after the last event at or before outside.
-local function edge_cum(S, outside)
-  local e = redis.call('ZREVRANGEBYSCORE', S.t, int(outside), '-inf', 'LIMIT', 0, 1)
-  if e[1] then return tonumber(e[1]) end
-  return S.base
+-- A window's trailing edge (the running total after the last event at or before outside) and
+-- the time of its oldest event (nil when it holds none): both from the first event after outside.
+local function window(S, outside)
+  local e = redis.call('ZRANGEBYSCORE', S.t, '(' .. int(outside), '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
+  if e[1] then return tonumber(e[1]), tonumber(e[2]) end
+  return S.cum, nil
 end
 
 -- Time of the first event whose running total reaches cum, or nil.
@@ -121,10 +139,14 @@ local function append(S, amount, now)
   if amount <= 0 then return end
   local ts = math.max(now, S.last)
   local cum = S.cum + amount
-  if S.cum > S.base and ts == S.last then
-    redis.call('ZREM', S.t, int(S.cum)) -- the same millisecond as the newest event: one entry
-  end
-  redis.call('ZADD', S.t, int(ts), int(cum))
+  if S.cum == S.base then -- no stored events: this one is the first (and creates t and c)
+    redis.call('ZADD', S.t, int(ts), int(S.cum))
+    S.first = ts
+    S.created_tc = true
+    redis.call('HSET', S.s, 'first', int(ts))
+  elseif ts ~= S.last then
+    redis.call('ZADD', S.t, int(ts), int(S.cum))
+  end -- else the same millisecond as the newest event: one entry, whose total before stays
   redis.call('ZADD', S.c, int(cum), int(ts))
   redis.call('HSET', S.s, 'cum', int(cum), 'last', int(ts))
   S.cum = cum
@@ -136,36 +158,49 @@ end
 -- Returns how many were deleted and whether more are due.
 local function trim(S, now, horizon)
   local cut = now - horizon
-  local oldest = redis.call('ZRANGE', S.t, 0, 0, 'WITHSCORES')
-  if not oldest[1] or tonumber(oldest[2]) > cut then return 0, false end
+  if S.first == nil or S.first > cut then return 0, false end
   local nth = redis.call('ZRANGE', S.t, TRIM_CHUNK - 1, TRIM_CHUNK - 1, 'WITHSCORES')
-  local removed, edge, more
+  local removed, more
   if nth[1] and tonumber(nth[2]) <= cut then
     redis.call('ZREMRANGEBYRANK', S.t, 0, TRIM_CHUNK - 1)
-    removed, edge, more = TRIM_CHUNK, tonumber(nth[1]), true
+    removed, more = TRIM_CHUNK, true
   else
-    edge = tonumber(redis.call('ZREVRANGEBYSCORE', S.t, int(cut), '-inf', 'LIMIT', 0, 1)[1])
     removed, more = redis.call('ZREMRANGEBYSCORE', S.t, '-inf', int(cut)), false
   end
-  redis.call('ZREMRANGEBYSCORE', S.c, '-inf', int(edge))
-  S.base = edge
-  redis.call('HSET', S.s, 'base', int(edge))
+  local head = redis.call('ZRANGE', S.t, 0, 0, 'WITHSCORES')
+  if head[1] then
+    S.base, S.first = tonumber(head[1]), tonumber(head[2])
+    redis.call('HSET', S.s, 'base', int(S.base), 'first', int(S.first))
+  else
+    S.base, S.first = S.cum, nil
+    redis.call('HSET', S.s, 'base', int(S.base))
+    redis.call('HDEL', S.s, 'first')
+  end
+  redis.call('ZREMRANGEBYSCORE', S.c, '-inf', int(S.base))
   return removed, more
 end
 
--- Every write sets the series' keys to expire a horizon (or a hold's lifetime) after it.
-local function expire(S, ttl)
-  redis.call('PEXPIRE', S.s, ttl)
-  redis.call('PEXPIRE', S.t, ttl)
-  redis.call('PEXPIRE', S.c, ttl)
-  redis.call('PEXPIRE', S.h, ttl)
+-- After a write: the four keys expire together, at least ttl after now (server time). exp moves
+-- on at most every REFRESH ms; a key this write created joins the current exp at once.
+local function expire(S, ttl, real_now)
+  if S.exp == nil or S.exp < real_now + ttl + REFRESH then
+    S.exp = real_now + ttl + 2 * REFRESH
+    redis.call('HSET', S.s, 'exp', int(S.exp))
+    for _, key in ipairs({ S.s, S.t, S.c, S.h }) do redis.call('PEXPIREAT', key, int(S.exp)) end
+    return
+  end
+  if S.created_tc then
+    redis.call('PEXPIREAT', S.t, int(S.exp))
+    redis.call('PEXPIREAT', S.c, int(S.exp))
+  end
+  if S.created_h then redis.call('PEXPIREAT', S.h, int(S.exp)) end
 end
 `;
 
 /**
  * reserve (and peek, with no costs).
  * KEYS: 4 per series. ARGV: now ('' = server time), hold ttl, hold id, series count, then per
- * series: amount, held (1/0), horizon, key ttl; rule count, then per rule: series number
+ * series: amount, held (1/0), horizon, key ttl (ms); rule count, then per rule: series number
  * (1-based), limit, window ms, calendar month (1/0).
  * Returns: now, admitted (1/0), per rule: edge total, has oldest (1/0), oldest ts, has retry
  * (1/0), retry ts (the first event whose total reaches what must leave); then per series (before
@@ -179,7 +214,7 @@ local series = {}
 local a = 5
 for i = 1, tonumber(ARGV[4]) do
   local S = open(4 * i - 3)
-  S.amount, S.hold, S.horizon, S.ttl = tonumber(ARGV[a]), ARGV[a + 1] == '1', tonumber(ARGV[a + 2]), ARGV[a + 3]
+  S.amount, S.hold, S.horizon, S.ttl = tonumber(ARGV[a]), ARGV[a + 1] == '1', tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
   a = a + 4
   purge(S, now)
   series[i] = S
@@ -194,9 +229,7 @@ for r = 1, rules do
   local outside
   if ARGV[a + 3] == '1' then outside = month_start(now) - 1 else outside = now - tonumber(ARGV[a + 2]) end
   a = a + 4
-  local edge = edge_cum(S, outside)
-  local oldest = nil
-  if S.cum > edge then oldest = first_ts_at(S, edge + 1) end
+  local edge, oldest = window(S, outside)
   local retry = nil
   if S.cum - edge + S.held + S.amount > limit then
     admitted = false
@@ -221,9 +254,11 @@ end
 for _, S in ipairs(series) do
   if S.cum + S.held + S.amount > MAX_TOTAL then return redis.error_reply('PROXYGPT_TOTAL_OVERFLOW') end
 end
+local real_now = ARGV[1] == '' and now or server_ms()
 for _, S in ipairs(series) do
   if S.amount > 0 then
     if S.hold then
+      S.created_h = S.held == 0
       redis.call('ZADD', S.h, int(now + hold_ttl), id)
       S.held = S.held + S.amount
       redis.call('HSET', S.s, 'h:' .. id, int(S.amount), 'held', int(S.held))
@@ -231,7 +266,7 @@ for _, S in ipairs(series) do
       append(S, S.amount, now)
       trim(S, now, S.horizon)
     end
-    expire(S, S.ttl)
+    expire(S, S.ttl, real_now)
   end
 end
 return out
@@ -250,7 +285,7 @@ local work = {}
 for i = 1, #KEYS / 4 do
   local S = open(4 * i - 3)
   local a = 4 + 3 * (i - 1)
-  S.actual, S.horizon, S.ttl = tonumber(ARGV[a]), tonumber(ARGV[a + 1]), ARGV[a + 2]
+  S.actual, S.horizon, S.ttl = tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
   purge(S, now)
   S.amount = tonumber(redis.call('HGET', S.s, 'h:' .. id))
   if S.amount then
@@ -259,6 +294,7 @@ for i = 1, #KEYS / 4 do
     table.insert(work, S)
   end
 end
+local real_now = ARGV[1] == '' and now or server_ms()
 for _, S in ipairs(work) do
   redis.call('HDEL', S.s, 'h:' .. id)
   redis.call('ZREM', S.h, id)
@@ -268,7 +304,7 @@ for _, S in ipairs(work) do
     append(S, S.actual, now)
     trim(S, now, S.horizon)
   end
-  expire(S, S.ttl)
+  expire(S, S.ttl, real_now)
 end
 return #work
 `;

@@ -27,8 +27,6 @@ const DAY_MS = 86_400_000;
 const LONGEST_MONTH_MS = 31 * DAY_MS;
 /** Default horizon: longer than any window the gateway builds (hour, day, calendar month). */
 export const DEFAULT_HORIZON_MS = 32 * DAY_MS;
-/** Keys outlive their horizon by this much (rounding, a slow script). */
-const KEY_TTL_MARGIN_MS = 60_000;
 /** Series pruned per script. */
 const PRUNE_BATCH = 100;
 
@@ -95,8 +93,9 @@ export class RedisLimiter implements Limiter {
     return this.clock === undefined ? '' : String(this.clock());
   }
 
+  /** How long a series' keys must outlive a write: its horizon, or a hold's lifetime if longer. */
   private keyTtl(horizon: number): string {
-    return String(Math.max(horizon, this.holdTtlMs) + KEY_TTL_MARGIN_MS);
+    return String(Math.max(horizon, this.holdTtlMs));
   }
 
   reserve(rules: readonly LimitRule[], costs: Readonly<Record<string, SeriesCost>>): Promise<Decision> {

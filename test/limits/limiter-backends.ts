@@ -122,14 +122,14 @@ export async function seedEvents(kind: LimiterKind, backing: Backing, series: st
     })();
     return;
   }
-  // Redis keeps one entry per millisecond: events at one time are one, with the total after the last.
-  const merged: { ts: number; cum: number }[] = [];
+  // Redis keeps one entry per millisecond, with the totals before and after it (see redis-scripts.ts).
+  const merged: { ts: number; before: number; after: number }[] = [];
   let cum = 0;
   for (const e of events) {
-    cum += e.amount;
     const tail = merged.at(-1);
-    if (tail !== undefined && tail.ts === e.ts) tail.cum = cum;
-    else merged.push({ ts: e.ts, cum });
+    if (tail !== undefined && tail.ts === e.ts) tail.after = cum + e.amount;
+    else merged.push({ ts: e.ts, before: cum, after: cum + e.amount });
+    cum += e.amount;
   }
   const [state, byTime, byTotal] = seriesKeys(backing.redis!.prefix, series);
   const client = inspector(backing.redis!.url);
@@ -138,11 +138,12 @@ export async function seedEvents(kind: LimiterKind, backing: Backing, series: st
       const chunk = merged.slice(i, i + 5000);
       await client
         .pipeline()
-        .zadd(byTime, ...chunk.flatMap((e) => [e.ts, e.cum]))
-        .zadd(byTotal, ...chunk.flatMap((e) => [e.cum, e.ts]))
+        .zadd(byTime, ...chunk.flatMap((e) => [e.ts, e.before]))
+        .zadd(byTotal, ...chunk.flatMap((e) => [e.after, e.ts]))
         .exec();
     }
-    await client.hset(state, { cum, held: 0, base: 0, last: merged.at(-1)?.ts ?? 0 });
+    const fields = { cum, held: 0, base: 0, last: merged.at(-1)?.ts ?? 0 };
+    await client.hset(state, merged.length > 0 ? { ...fields, first: merged[0]!.ts } : fields);
   } finally {
     client.disconnect();
   }
