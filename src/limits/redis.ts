@@ -33,7 +33,13 @@ const PRUNE_BATCH = 100;
 export interface RedisLimiterOptions {
   /** `redis://[user:password@]host:port[/db]` or `rediss://…` (TLS). */
   url: string;
-  /** Prepended to every key, so several gateways (or tests) share one Redis. Default `proxygpt:`. */
+  /**
+   * Prepended to every key, so several gateways (or tests) share one Redis. Default `proxygpt:`.
+   * Gateways that count together use the same prefix; others use prefixes that are not the
+   * start of one another's `<prefix>s:` (e.g. `team-a:` and `team-b:`, not `a:` and `a:s:`).
+   * With Redis Cluster every key of a call must be in one slot: put a hash tag in the prefix
+   * (`{proxygpt}:`), which puts all of them in one.
+   */
   prefix?: string;
   /** The time to judge at; default: the Redis server's clock. */
   clock?: Clock;
