@@ -31,14 +31,12 @@ export const DEFAULT_HORIZON_MS = 32 * DAY_MS;
 const PRUNE_BATCH = 100;
 
 export interface RedisLimiterOptions {
-  /** `redis://[user:password@]host:port[/db]` or `rediss://…` (TLS). */
+  /** `redis://[user:password@]host:port[/db]` or `rediss://…` (TLS): one Redis server (not Redis Cluster). */
   url: string;
   /**
    * Prepended to every key, so several gateways (or tests) share one Redis. Default `proxygpt:`.
    * Gateways that count together use the same prefix; others use prefixes that are not the
    * start of one another's `<prefix>s:` (e.g. `team-a:` and `team-b:`, not `a:` and `a:s:`).
-   * With Redis Cluster every key of a call must be in one slot: put a hash tag in the prefix
-   * (`{proxygpt}:`), which puts all of them in one.
    */
   prefix?: string;
   /** The time to judge at; default: the Redis server's clock. */
