@@ -1,21 +1,17 @@
 /**
- * Limiter contract, upkeep and scale: every limiter (SQLite, in-memory, and a cluster worker's
- * asking an in-memory one over IPC) on a real SQLite file with an injected clock prune old events
- * and expired holds without changing any answer, and answer exactly with 200,000 events in the
- * window.
+ * Limiter contract, upkeep and scale: every limiter (SQLite, in-memory, a cluster worker's asking
+ * an in-memory one over IPC, and Redis) with an injected clock prune old events and expired holds
+ * without changing any answer, and answer exactly with 200,000 events in the window.
  */
 import { describe, expect, it } from 'vitest';
 import { DAY, daily, HOUR, hourly, KINDS, limiterFixture, T0 } from './limiter-helpers.js';
 
 describe.each(KINDS)('%s limiter', (kind) => {
-  const { ctx, take, hold, fillAt, sync, reopen, prune } = limiterFixture(kind);
+  const { ctx, take, hold, fillAt, reopen, prune, storedTimes, storeEvents } = limiterFixture(kind);
 
   describe('prune', () => {
-    /** The times of the stored events (a memory limiter's journal written first). */
-    const eventTimes = () => {
-      sync();
-      return (ctx.db.prepare('SELECT ts FROM limit_events ORDER BY cum').all() as { ts: number }[]).map((r) => r.ts - T0);
-    };
+    /** The times of the stored events, after T0 (a backend may keep events of one millisecond as one). */
+    const eventTimes = async () => (await storedTimes('s')).map((ts) => ts - T0);
 
     it('deletes only events older than the horizon, and answers stay the same', async () => {
       const rules = [hourly(1000), daily(1000)];
@@ -27,10 +23,10 @@ describe.each(KINDS)('%s limiter', (kind) => {
       for (const at of [DAY - 1000, DAY, DAY + 999, DAY + 1000, DAY + 1999, DAY + 2000, DAY + 3 * HOUR, DAY + 5 * HOUR - 1, 2 * DAY - 1000, 2 * DAY]) {
         ctx.now = T0 + at;
         const before = await ctx.limiter.peek(rules);
-        const ids = eventTimes();
+        const ids = await eventTimes();
         const removed = await prune(() => DAY);
         const expectedKept = ids.filter((t) => t > at - DAY);
-        expect(eventTimes()).toEqual(expectedKept);
+        expect(await eventTimes()).toEqual(expectedKept);
         expect(removed).toBe(ids.length - expectedKept.length);
         expect(await ctx.limiter.peek(rules)).toEqual(before);
         const brute = (window: number) => offsets.filter((t) => t > at - window).length;
@@ -103,20 +99,15 @@ describe.each(KINDS)('%s limiter', (kind) => {
       const ts = new Float64Array(n);
       const cost = new Uint8Array(n);
       let t = T0;
-      let cum = 0;
-      const insert = ctx.db.prepare('INSERT INTO limit_events (series, cum, ts) VALUES (?, ?, ?)');
-      ctx.db.transaction(() => {
-        for (let i = 0; i < n; i++) {
-          t += Math.floor(rand() * 900); // about 200,000 × 450 ms ≈ 25 h
-          ts[i] = t;
-          cost[i] = 1 + Math.floor(rand() * 3);
-          cum += cost[i]!;
-          insert.run('big', cum, t);
-        }
-        ctx.db.prepare('INSERT INTO limit_series (series, cum, last_ts, held) VALUES (?, ?, ?, 0)').run('big', cum, t);
-      })();
-      // A limiter started on the file as it is now (a memory limiter reads the tables as it starts).
-      await reopen();
+      const events: { ts: number; amount: number }[] = [];
+      for (let i = 0; i < n; i++) {
+        t += Math.floor(rand() * 900); // about 200,000 × 450 ms ≈ 25 h
+        ts[i] = t;
+        cost[i] = 1 + Math.floor(rand() * 3);
+        events.push({ ts: t, amount: cost[i]! });
+      }
+      // Stored directly, and a limiter started on them (a memory limiter reads the tables as it starts).
+      await storeEvents('big', events);
       const last = t;
       const brute = (at: number, window: number) => {
         let sum = 0;

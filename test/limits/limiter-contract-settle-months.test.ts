@@ -1,6 +1,6 @@
 /**
- * Limiter contract beyond plain request counting: every limiter (SQLite, in-memory, and a cluster
- * worker's asking an in-memory one over IPC) on a real SQLite file with an injected clock reserve
+ * Limiter contract beyond plain request counting: every limiter (SQLite, in-memory, a cluster
+ * worker's asking an in-memory one over IPC, and Redis) with an injected clock reserve
  * several series in one step (requests, tokens, spend), settle holds to the actual amount, count
  * calendar-month windows, and prune with horizons chosen per series. Also the pure helpers behind
  * them (month bounds, per-key rules).

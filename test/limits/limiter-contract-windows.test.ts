@@ -1,6 +1,6 @@
 /**
- * Limiter contract, counting: every limiter (SQLite, in-memory, and a cluster worker's asking an
- * in-memory one over IPC) on a real SQLite file with an injected clock give exact rolling windows,
+ * Limiter contract, counting: every limiter (SQLite, in-memory, a cluster worker's asking an
+ * in-memory one over IPC, and Redis) with an injected clock give exact rolling windows,
  * count one event in several rules of a series, keep series apart, and give exact Retry-After and
  * state values.
  */
@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { byName, DAY, daily, HOUR, hourly, KINDS, limiterFixture, T0 } from './limiter-helpers.js';
 
 describe.each(KINDS)('%s limiter', (kind) => {
-  const { ctx, take, fillAt } = limiterFixture(kind);
+  const { ctx, take, fillAt, storedTimes } = limiterFixture(kind);
 
   describe('rolling windows', () => {
     it('counts an event until exactly t + window, then lets it leave', async () => {
@@ -60,6 +60,22 @@ describe.each(KINDS)('%s limiter', (kind) => {
       const states = await ctx.limiter.peek(rules);
       expect(byName(states, 'hourly')).toMatchObject({ used: 2, remaining: 3 });
       expect(byName(states, 'daily')).toMatchObject({ used: 2, remaining: 0 });
+    });
+    it('counts at the newest event\'s time when the clock goes back (times never go back in a series)', async () => {
+      const rules = [hourly(10)];
+      await fillAt(rules, [10_000]);
+      ctx.now = T0; // 10 s back
+      const decision = await take(rules);
+      expect(decision.admitted).toBe(true);
+      expect(decision.states[0]).toMatchObject({ used: 2, resetMs: HOUR + 10_000 });
+      const times = await storedTimes('s');
+      expect(times.length).toBeGreaterThan(0);
+      expect(new Set(times)).toEqual(new Set([T0 + 10_000]));
+      // Both leave the window together, an hour after the newest time.
+      ctx.now = T0 + 10_000 + HOUR - 1;
+      expect((await ctx.limiter.peek(rules))[0]!.used).toBe(2);
+      ctx.now = T0 + 10_000 + HOUR;
+      expect((await ctx.limiter.peek(rules))[0]!.used).toBe(0);
     });
   });
 
