@@ -78,16 +78,26 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
   const store = await openStore(config.database, {
     log: (level, message, details) => logger[level](details ?? {}, message),
   });
+  // How long the limiter keeps a series' events: its longest window (see rules.ts).
+  const longestWindow = Math.max(DAY_MS, ...globalRules(config).map((r) => r.windowMs));
   let builtLimiter;
   try {
     builtLimiter = await createLimiter(config.limiter, {
-      clock,
+      // Redis uses its own clock unless a test injects one; the other kinds this process's.
+      clock: config.limiter.kind === 'redis' ? options.clock : clock,
       holdTtlMs: config.upstreamTimeoutMs + 60_000,
       primary: options.limitsPrimary,
       onError: (err) => logger.error({ err }, 'writing the limits journal failed'),
       onLeaseLost: (err) => {
         logger.fatal({ err }, 'another limiter took over this database: stopping');
         options.onFatal?.(err);
+      },
+      horizonMs: (series) => horizonOf(series, longestWindow),
+      onSharedChange: (err) => {
+        if (err === null) logger.warn('the Redis limiter answers again: limits are decided in Redis again');
+        else if (config.limiter.kind === 'redis' && config.limiter.failMode === 'open') {
+          logger.error({ err }, 'the Redis limiter is unreachable: FAILING OPEN, calls are served and counted by this instance alone until it answers');
+        } else logger.error({ err }, 'the Redis limiter is unreachable: failing closed, calls are refused with 503 until it answers');
       },
     });
   } catch (err) {
@@ -107,13 +117,12 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     defaultMaxTokens: config.defaultMaxTokens,
   });
   const authenticator = new Authenticator(new KeyRing(config.proxyKeys), store, clock);
-  const server = await buildServer({ config, gateway, authenticator, recorder, store, prices, redactor, logger, clock });
+  const server = await buildServer({ config, gateway, authenticator, recorder, store, prices, redactor, logger, clock, limiterPing: builtLimiter.ping });
 
   const retention = options.usageRetentionMs ?? 90 * DAY_MS;
   const prune = async () => {
     try {
-      const longest = Math.max(DAY_MS, ...limits.globalRules.map((r) => r.windowMs));
-      const removed = (await limiter.prune((series) => horizonOf(series, longest))) + (await store.pruneUsage(clock() - retention));
+      const removed = (await limiter.prune((series) => horizonOf(series, longestWindow))) + (await store.pruneUsage(clock() - retention));
       if (removed > 0) logger.debug({ removed }, 'pruned old events');
     } catch (err) {
       logger.warn({ err }, 'pruning old events failed');

@@ -34,7 +34,7 @@ export type DatabaseConfig = { kind: 'sqlite'; path: string } | { kind: 'postgre
 export type LimiterConfig =
   | { kind: 'memory'; journalPath: string }
   | { kind: 'sqlite'; path: string }
-  | { kind: 'redis'; url: string; failMode: 'closed' | 'open'; timeoutMs: number };
+  | { kind: 'redis'; url: string; failMode: 'closed' | 'open'; timeoutMs: number; prefix: string };
 
 export interface Config {
   openaiApiKey: string;
@@ -284,10 +284,14 @@ function limiter(env: Env, store: DatabaseConfig, warnings: string[]): LimiterCo
     }
     if (limitsPath !== undefined) warnings.push('PROXYGPT_LIMITS_PATH is ignored: the Redis limiter keeps no local journal');
     const url = serverUrl('PROXYGPT_REDIS_URL', unquote(redisValue), ['redis:', 'rediss:'], 'redis://[:password@]host:6379[/db] or rediss://… for TLS');
-    return { kind: 'redis', url, failMode, timeoutMs };
+    const prefix = unquote(raw(env, 'PROXYGPT_REDIS_PREFIX') ?? 'proxygpt:');
+    if (!/^[A-Za-z0-9:_.{}-]{1,64}$/.test(prefix)) {
+      throw new ConfigError('PROXYGPT_REDIS_PREFIX', `must be 1-64 letters, digits or : _ . - { } (got ${JSON.stringify(prefix)})`);
+    }
+    return { kind: 'redis', url, failMode, timeoutMs, prefix };
   }
   if (chosen === 'redis') throw new ConfigError('PROXYGPT_REDIS_URL', 'must be set when PROXYGPT_LIMITER=redis (e.g. redis://127.0.0.1:6379)');
-  for (const name of ['PROXYGPT_REDIS_FAIL_MODE', 'PROXYGPT_REDIS_TIMEOUT_MS']) {
+  for (const name of ['PROXYGPT_REDIS_FAIL_MODE', 'PROXYGPT_REDIS_TIMEOUT_MS', 'PROXYGPT_REDIS_PREFIX']) {
     if (raw(env, name) !== undefined) warnings.push(`${name} is ignored: PROXYGPT_REDIS_URL is not set`);
   }
 

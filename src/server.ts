@@ -46,6 +46,8 @@ export interface ServerOptions {
   redactor: Redactor;
   logger: Logger;
   clock: () => number;
+  /** /readyz: the limiter's own check when it lives outside this process (Redis). */
+  limiterPing?: () => Promise<void>;
 }
 
 export async function buildServer(options: ServerOptions): Promise<FastifyInstance> {
@@ -111,7 +113,7 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   registerV1Routes(app, { endpoints: config.allowedEndpoints, keys, gateway });
   registerLegacyRoute(app, { model: config.legacyModel, keys, gateway });
   registerRateLimitRoute(app, { keys, limits: gateway.limits });
-  registerHealthRoutes(app, store);
+  registerHealthRoutes(app, { store: () => store.ping(), ...(options.limiterPing === undefined ? {} : { limiter: options.limiterPing }) });
   registerAdminRoutes(app, config.adminKey, new KeyService(store, config, clock), prices, clock);
   await registerDocsPages(app);
   return app;

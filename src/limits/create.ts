@@ -13,6 +13,7 @@ import { systemClock, type Clock } from './limiter.js';
 import { MemoryLimiter } from './memory.js';
 import { retryWhileBusy, type LimiterConflictError } from './ownership.js';
 import { migrateSqliteLimiter, SqliteLimiter } from './sqlite.js';
+import { FailModeLimiter } from './fail-mode.js';
 
 export interface LimiterDeps {
   clock?: Clock;
@@ -27,11 +28,17 @@ export interface LimiterDeps {
   onError?: (err: unknown) => void;
   /** The memory limiter lost its exclusive hold on the journal to another process: stop serving. */
   onLeaseLost?: (err: LimiterConflictError) => void;
+  /** Redis: how long a series' events must be kept (its longest window); 32 days by default. */
+  horizonMs?: (series: string) => number;
+  /** Redis: told when Redis stops answering (with the error) and when it answers again (null). */
+  onSharedChange?: (err: unknown | null) => void;
 }
 
 /** A built limiter and how to let go of everything it holds (the limiter, its connection). */
 export interface LimiterHandle {
   limiter: Limiter;
+  /** Resolves when the limiter's backend answers (readiness); absent when it is this process. */
+  ping?(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -95,6 +102,43 @@ export async function createLimiter(config: LimiterConfig, deps: LimiterDeps): P
     case 'sqlite':
       return onSqlite(config.path, (db) => new SqliteLimiter(db, clock, deps.holdTtlMs));
     case 'redis':
-      throw new Error('the Redis limiter (PROXYGPT_REDIS_URL) is not wired yet');
+      return redisLimiter(config, deps);
   }
+}
+
+/**
+ * Redis, behind the fail mode: while Redis cannot be reached, `closed` refuses calls (503) and
+ * `open` counts them on a limiter of this process (in memory, journaled nowhere). Loaded only
+ * when configured, so a SQLite install never loads the Redis client. Without an injected clock
+ * the scripts use Redis's own time: one clock for every instance.
+ */
+async function redisLimiter(config: Extract<LimiterConfig, { kind: 'redis' }>, deps: LimiterDeps): Promise<LimiterHandle> {
+  const { LimiterUnavailable, RedisLimiter } = await import('./redis.js');
+  const shared = new RedisLimiter({
+    url: config.url,
+    prefix: config.prefix,
+    clock: deps.clock,
+    holdTtlMs: deps.holdTtlMs,
+    timeoutMs: config.timeoutMs,
+    horizonMs: deps.horizonMs,
+  });
+  let local: LimiterHandle | null = null;
+  if (config.failMode === 'open') {
+    local = onSqlite(':memory:', (db) => new MemoryLimiter(db, deps.clock ?? systemClock, deps.holdTtlMs, { onError: deps.onError }));
+  }
+  const limiter = new FailModeLimiter({
+    shared,
+    mode: config.failMode,
+    local: local?.limiter,
+    isUnavailable: (err) => err instanceof LimiterUnavailable,
+    onChange: deps.onSharedChange,
+  });
+  return {
+    limiter,
+    ping: () => shared.ping(),
+    async close() {
+      await shared.close();
+      await local?.close();
+    },
+  };
 }

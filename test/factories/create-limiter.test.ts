@@ -16,6 +16,10 @@ import { LimiterConflictError } from '../../src/limits/ownership.js';
 import { SqliteLimiter } from '../../src/limits/sqlite.js';
 import { ipcPair } from '../limits/fake-ipc.js';
 import { tempDir } from '../helpers.js';
+import { FailModeLimiter } from '../../src/limits/fail-mode.js';
+import { deleteKeys, testRedisUrl, uniquePrefix } from '../support/redis.js';
+
+const redisUrl = await testRedisUrl();
 
 const HOUR = 3_600_000;
 const T0 = Date.UTC(2026, 0, 15, 12);
@@ -90,15 +94,26 @@ describe('createLimiter', () => {
     expect(handle.limiter).toBeInstanceOf(SqliteLimiter);
   });
 
-  it('redis: refused with a clear error until the Redis limiter is wired', async () => {
-    await expect(createLimiter({ kind: 'redis', url: 'redis://127.0.0.1:6379', failMode: 'closed', timeoutMs: 500 }, deps)).rejects.toThrow(
-      /Redis limiter .*not wired yet/,
-    );
+  it.skipIf(redisUrl === null)('redis: the Redis limiter behind the fail mode, on its prefix; ping answers', async () => {
+    const prefix = uniquePrefix('factory');
+    try {
+      for (const failMode of ['closed', 'open'] as const) {
+        const handle = await build({ kind: 'redis', url: redisUrl!, failMode, timeoutMs: 500, prefix }, deps);
+        expect(handle.limiter).toBeInstanceOf(FailModeLimiter);
+        await expect(handle.ping!()).resolves.toBeUndefined();
+        expect((await handle.limiter.reserve(hourly, oneRequest)).admitted).toBe(true);
+      }
+      // Both limiters counted in the same Redis series (the injected clock stands for Redis' own).
+      const handle = await build({ kind: 'redis', url: redisUrl!, failMode: 'closed', timeoutMs: 500, prefix }, deps);
+      expect(await used(handle)).toBe(2);
+    } finally {
+      await deleteKeys(redisUrl!, prefix);
+    }
   });
 
   it('decidedByPrimary: only the memory kind is kept by the cluster primary', () => {
     expect(decidedByPrimary({ kind: 'memory', journalPath: 'x' })).toBe(true);
     expect(decidedByPrimary({ kind: 'sqlite', path: 'x' })).toBe(false);
-    expect(decidedByPrimary({ kind: 'redis', url: 'redis://h', failMode: 'open', timeoutMs: 1 })).toBe(false);
+    expect(decidedByPrimary({ kind: 'redis', url: 'redis://h', failMode: 'open', timeoutMs: 1, prefix: 'p:' })).toBe(false);
   });
 });

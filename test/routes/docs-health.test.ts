@@ -33,10 +33,11 @@ describe('health', () => {
     expect(await res.json()).toEqual({ status: 'ok' });
   });
 
-  it('GET /readyz answers 200 while the store answers', async () => {
+  it('GET /readyz answers 200 while the store answers, naming each dependency it asked', async () => {
     const res = await fetch(`${gw.url}/readyz`);
     expect(res.status).toBe(200);
-    expect(await res.json()).toEqual({ status: 'ok' });
+    // The SQLite install's limiter lives in this process: only the store is asked.
+    expect(await res.json()).toEqual({ status: 'ok', checks: { store: 'ok' } });
   });
 
   it('health checks are not proxied and do not count as usage', async () => {
