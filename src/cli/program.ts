@@ -130,6 +130,7 @@ Examples:
   proxygpt keys update alice --rph none --usd-month 50
   proxygpt keys revoke alice
   proxygpt usage --key alice --since 7d
+  proxygpt migrate --from ./data/proxygpt.db --to postgres://proxygpt:secret@db:5432/proxygpt
   PROXYGPT_ADMIN_KEY=… proxygpt --url http://127.0.0.1:8000 keys list`,
     );
 
@@ -152,6 +153,18 @@ Examples:
       const { start } = await import('../main.js');
       await start();
       cli.serving = true;
+    });
+
+  program
+    .command('migrate')
+    .description('copy a SQLite install (keys with their hashes, prices, usage history) into a Postgres store; safe to run again')
+    .requiredOption('--from <path>', 'the SQLite database file (e.g. ./data/proxygpt.db)')
+    .requiredOption('--to <url>', 'the Postgres store (postgres://user:password@host:5432/db)')
+    .action(async (opts: { from: string; to: string }, command: Command) => {
+      const { migrateToPostgres, migrateSummary } = await import('./migrate.js');
+      const { report, target } = await migrateToPostgres({ ...opts, progress: (line) => cli.io.err(`proxygpt: ${line}\n`) });
+      cli.io.out(command.optsWithGlobals<GlobalOptions>().json === true ? `${JSON.stringify(report, null, 2)}\n` : migrateSummary(report, opts.from, target));
+      if (report.keys.conflicts.length > 0) throw new CliError(`${report.keys.conflicts.length} key(s) could not be copied: a key with the same name or secret is already in ${target}`);
     });
 
   const keys = program.command('keys').description('create, list, show, update, rotate, revoke and delete proxy keys');
