@@ -46,9 +46,11 @@ const FRAMEWORK_ERRORS: Record<string, () => ApiError> = {
 
 export function toApiError(err: FastifyError | Error, insecureDebug: boolean, redactor: Redactor, requestId: string): ApiError {
   if (err instanceof ApiError) {
-    if (!insecureDebug || !(err.cause instanceof Error)) return err;
+    // A message may quote the request (a path, a model, a key name): never one of our secrets.
+    const own = redactor.hasSecret(err.message) ? err.with({ message: redactor.secretsOnly(err.message) }) : err;
+    if (!insecureDebug || !(err.cause instanceof Error)) return own;
     const detail = redactor.text(`${err.cause.name}: ${err.cause.message}`);
-    return err.with({ message: `${err.message} (${detail})` });
+    return own.with({ message: `${own.message} (${detail})` });
   }
   const fastifyErr = err as FastifyError;
   if (fastifyErr.validation) return invalidRequest(`Invalid request: ${redactor.text(fastifyErr.message)}`);
@@ -97,7 +99,7 @@ export function installErrorHandling(app: FastifyInstance, insecureDebug: boolea
   app.setNotFoundHandler((request, reply) => {
     drainAfterAnswer(request.raw, reply.raw);
     reply.code(404).type('application/json; charset=utf-8');
-    return reply.send(notFound(`No route for ${request.method} ${request.url.split('?')[0]}.`).toBody());
+    return reply.send(notFound(redactor.secretsOnly(`No route for ${request.method} ${request.url.split('?')[0]}.`)).toBody());
   });
 }
 
