@@ -14,7 +14,7 @@
  */
 import { Transform, type TransformCallback } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';
-import { upstreamEventTooLarge } from '../errors.js';
+import { upstreamEventTooLarge, type ApiError } from '../errors.js';
 import { parseUsage, type TokenUsage } from './usage.js';
 
 export interface SseTapOptions {
@@ -53,6 +53,8 @@ export class SseTap extends Transform {
   private lead = '';
   /** Set once an event went past the cap: the client's stream is over, the rest is ignored. */
   private tooLarge = false;
+  /** Set once the upstream broke off (endWithError): the client's stream is over. */
+  private broken = false;
   /**
    * The text delivered so far (chat content deltas, Responses text deltas), for counting usage if
    * the stream ends without reporting it (a client that left). Only the text is kept, not the
@@ -71,6 +73,7 @@ export class SseTap extends Transform {
     // Once ended for an event too large, the rest is not read: holding `done` back stops the
     // upstream body (backpressure) until the caller aborts it.
     if (this.tooLarge) return;
+    if (this.broken) return done();
     const text = this.decoder.write(chunk);
     // Scanned once: the new text, and before it the few characters a separator may start with.
     const probe = this.lead.length > 0 ? this.lead + text : text;
@@ -100,7 +103,7 @@ export class SseTap extends Transform {
   }
 
   override _flush(done: TransformCallback): void {
-    if (this.tooLarge) return done();
+    if (this.tooLarge || this.broken) return done();
     const rest = this.parts.join('') + this.decoder.end();
     this.send(rest.length > 0 ? this.inspect(rest) : '');
     done();
@@ -126,6 +129,23 @@ export class SseTap extends Transform {
     this.push(`data: ${JSON.stringify(upstreamEventTooLarge(MAX_EVENT_CHARS).toBody())}\n\n`);
     this.once('end', () => this.options.onTooLarge?.());
     this.push(null);
+  }
+
+  /**
+   * The upstream broke off or stalled in the middle of the stream (`error`: the 502 or 504 it would
+   * have been before the headers): the events complete so far have gone on, the incomplete one is
+   * dropped, an error event in OpenAI's shape follows and the client's stream ends, so that the
+   * client can tell the answer is incomplete, and why, instead of seeing its connection cut.
+   */
+  endWithError(error: ApiError): void {
+    if (this.tooLarge || this.broken || this.destroyed) return;
+    this.broken = true;
+    this.parts = [];
+    this.partsChars = 0;
+    this.lead = '';
+    this.push(`data: ${JSON.stringify(error.toBody())}\n\n`);
+    this.push(null);
+    this.end();
   }
 
   /** Reads one event; returns what goes on to the client ('' for nothing). */
