@@ -4,7 +4,6 @@
  */
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import cors from '@fastify/cors';
-import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Config } from './config.js';
 import type { Gateway } from './gateway.js';
@@ -17,6 +16,7 @@ import { clientErrorHandler, expectationHandler, frameworkErrorHandler, installE
 import { ConnectionLifecycle, serverTimeouts } from './http/connections.js';
 import { shuttingDown } from './errors.js';
 import { installRequestInput } from './http/request-input.js';
+import { nextRequestId } from './http/request-id.js';
 import { installCallRecording } from './http/call-record.js';
 import { declareRequestState } from './http/request-state.js';
 import { registerDocsPages, registerOpenApi } from './routes/docs.js';
@@ -27,11 +27,6 @@ import { registerHealthRoutes } from './routes/health.js';
 import { registerAdminRoutes } from './routes/admin.js';
 import { KeyService } from './keys/service.js';
 import { VERSION } from './version.js';
-
-/** Request ids: a random prefix per process and a counter, unique across workers and restarts. */
-const REQUEST_ID_PREFIX = randomBytes(6).toString('hex');
-let requestCounter = 0;
-const nextRequestId = () => `${REQUEST_ID_PREFIX}-${(++requestCounter).toString(36)}`;
 
 export interface ServerOptions {
   config: Config;

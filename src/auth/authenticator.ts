@@ -27,7 +27,9 @@ export class Authenticator {
     private readonly clock: () => number,
   ) {}
 
+  /** `header`: the Authorization value, or all of them when it was sent more than once (refused). */
   async authenticate(header: string | string[] | undefined): Promise<Principal> {
+    if (Array.isArray(header) && header.length > 1) throw unauthorized('Send the proxy key in one Authorization header; this request has several.');
     const token = bearerToken(header);
     if (token === null) throw unauthorized('Missing proxy key. Send it as "Authorization: Bearer <your ProxyGPT key>".');
     const envPrincipal = this.envKeys.match(token);

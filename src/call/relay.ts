@@ -10,14 +10,14 @@
  * of the configured secrets (streams too, also a secret cut across two chunks).
  */
 import type { FastifyReply } from 'fastify';
-import { pipeline } from 'node:stream/promises';
+import { finished, pipeline } from 'node:stream/promises';
 import { JsonTap } from '../metering/json-tap.js';
 import { SseTap } from '../metering/sse-tap.js';
 import { usageFromJson } from '../metering/usage.js';
 import { clientResponseHeaders } from '../proxy/headers.js';
 import { ScrubStream } from '../proxy/scrub-stream.js';
-import { upstreamErrorTooLarge } from '../errors.js';
-import type { UpstreamResponse } from '../proxy/forward.js';
+import { ApiError, upstreamErrorTooLarge } from '../errors.js';
+import { upstreamBodyFailure, type UpstreamResponse } from '../proxy/forward.js';
 import { BILL_NOTHING, type CallOutcome, type ProxyCall } from './proxy-call.js';
 
 /** JSON answers up to this size (nearly all) are read whole and sent with their length. */
@@ -87,6 +87,31 @@ export async function readAnswer(call: ProxyCall, response: UpstreamResponse): P
   return { text, json };
 }
 
+/**
+ * Pipes an SSE answer through its tap. An upstream that breaks off or stalls mid-stream (not a
+ * client that left) ends the client's stream with an error event in OpenAI's shape, as an event
+ * too large does, instead of a cut connection. `done` runs once: when the tap has taken all of the
+ * body, or as soon as the body failed or was destroyed (an event too large, a client gone).
+ */
+function pipeSse(body: UpstreamResponse['body'], tap: SseTap, done: () => void): void {
+  let called = false;
+  const once = () => {
+    if (called) return;
+    called = true;
+    void done();
+  };
+  body.pipe(tap);
+  body.once('error', (err) => {
+    const failure = upstreamBodyFailure(err);
+    if (failure instanceof ApiError) tap.endBroken(failure);
+    else tap.destroy();
+  });
+  finished(tap, { readable: false }).then(once, once);
+  finished(body).then(undefined, once);
+  // The client's stream is gone (the client left): stop reading the upstream's, as a pipeline would.
+  tap.once('close', () => body.destroy());
+}
+
 /** The /v1 responder: the upstream's status, headers and body as they came (errors redacted). */
 export async function relay(call: ProxyCall, reply: FastifyReply, response: UpstreamResponse): Promise<FastifyReply> {
   const status = response.statusCode;
@@ -127,13 +152,15 @@ export async function relay(call: ProxyCall, reply: FastifyReply, response: Upst
     void pipeline(response.body, scrub).catch(() => undefined);
     return reply.send(scrub);
   }
+  // Settled when the body is over: complete, or cut short by either side.
+  const end = () => call.settle({ reported: tap.usage(), delivered: tap.completionText() });
   if (tap instanceof SseTap) {
     reply.removeHeader('content-length');
     // Cut short (the gateway is stopping): the client's stream ends with the reason as its last event.
     call.onInterrupt((err) => tap.endWithError(err, () => response.body.destroy()));
+    pipeSse(response.body, tap, end);
+  } else {
+    void pipeline(response.body, tap).then(end, end);
   }
-  // Settled when the body is over: complete, or cut short by either side.
-  const end = () => call.settle({ reported: tap.usage(), delivered: tap.completionText() });
-  void pipeline(response.body, tap).then(end, end);
   return reply.send(tap);
 }

@@ -27,6 +27,10 @@ import {
 } from '../errors.js';
 import type { Redactor } from '../redact.js';
 import { DRAIN_MAX_MS, drainAfterAnswer } from './connections.js';
+import { nextRequestId } from './request-id.js';
+
+/** Every answer of the gateway's is JSON not to be sniffed into another type (an error body read as HTML). */
+const NOSNIFF = 'nosniff';
 
 const FRAMEWORK_ERRORS: Record<string, () => ApiError> = {
   FST_ERR_CTP_BODY_TOO_LARGE: requestTooLarge,
@@ -42,9 +46,11 @@ const FRAMEWORK_ERRORS: Record<string, () => ApiError> = {
 
 export function toApiError(err: FastifyError | Error, insecureDebug: boolean, redactor: Redactor, requestId: string): ApiError {
   if (err instanceof ApiError) {
-    if (!insecureDebug || !(err.cause instanceof Error)) return err;
+    // A message may quote the request (a path, a model, a key name): never one of our secrets.
+    const own = redactor.hasSecret(err.message) ? err.with({ message: redactor.secretsOnly(err.message) }) : err;
+    if (!insecureDebug || !(err.cause instanceof Error)) return own;
     const detail = redactor.text(`${err.cause.name}: ${err.cause.message}`);
-    return err.with({ message: `${err.message} (${detail})` });
+    return own.with({ message: `${own.message} (${detail})` });
   }
   const fastifyErr = err as FastifyError;
   if (fastifyErr.validation) return invalidRequest(`Invalid request: ${redactor.text(fastifyErr.message)}`);
@@ -72,6 +78,7 @@ export function frameworkErrorHandler(insecureDebug: boolean, redactor: Redactor
       .code(apiError.statusCode)
       .headers(apiError.headers)
       .header('x-proxygpt-request-id', request.id)
+      .header('x-content-type-options', NOSNIFF)
       .type('application/json; charset=utf-8')
       .send(apiError.toBody());
   };
@@ -92,7 +99,7 @@ export function installErrorHandling(app: FastifyInstance, insecureDebug: boolea
   app.setNotFoundHandler((request, reply) => {
     drainAfterAnswer(request.raw, reply.raw);
     reply.code(404).type('application/json; charset=utf-8');
-    return reply.send(notFound(`No route for ${request.method} ${request.url.split('?')[0]}.`).toBody());
+    return reply.send(notFound(redactor.secretsOnly(`No route for ${request.method} ${request.url.split('?')[0]}.`)).toBody());
   });
 }
 
@@ -110,7 +117,8 @@ export function clientErrorHandler(err: Error & { code?: string }, socket: Socke
   const body = JSON.stringify(error.toBody());
   socket.end(
     `HTTP/1.1 ${error.statusCode} ${STATUS_CODES[error.statusCode]}\r\n` +
-      `Content-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+      `Content-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
+      `x-proxygpt-request-id: ${nextRequestId()}\r\nX-Content-Type-Options: ${NOSNIFF}\r\nConnection: close\r\n\r\n${body}`,
   );
   // end() only half-closes: a client that never closes its side (one trickling a body) would
   // hold the connection for good. Time enough to read the answer, then it is gone.
@@ -129,6 +137,7 @@ export function expectationHandler(nextRequestId: () => string) {
       'content-type': 'application/json; charset=utf-8',
       'content-length': Buffer.byteLength(body),
       'x-proxygpt-request-id': nextRequestId(),
+      'x-content-type-options': NOSNIFF,
     });
     res.end(body);
   };

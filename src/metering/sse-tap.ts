@@ -54,6 +54,8 @@ export class SseTap extends Transform {
   private lead = '';
   /** Set once the client's stream was ended early (an event past the cap, the gateway stopping): the rest is ignored. */
   private cutShort = false;
+  /** Set once the upstream broke off (endBroken): the client's stream is over. */
+  private broken = false;
   /**
    * The text delivered so far (chat content deltas, Responses text deltas), for counting usage if
    * the stream ends without reporting it (a client that left). Only the text is kept, not the
@@ -72,6 +74,7 @@ export class SseTap extends Transform {
     // Once ended for an event too large, the rest is not read: holding `done` back stops the
     // upstream body (backpressure) until the caller aborts it.
     if (this.cutShort) return;
+    if (this.broken) return done();
     const text = this.decoder.write(chunk);
     // Scanned once: the new text, and before it the few characters a separator may start with.
     const probe = this.lead.length > 0 ? this.lead + text : text;
@@ -101,7 +104,7 @@ export class SseTap extends Transform {
   }
 
   override _flush(done: TransformCallback): void {
-    if (this.cutShort) return done();
+    if (this.cutShort || this.broken) return done();
     const rest = this.parts.join('') + this.decoder.end();
     this.send(rest.length > 0 ? this.inspect(rest) : '');
     done();
@@ -135,7 +138,7 @@ export class SseTap extends Transform {
    * once the client has it all).
    */
   endWithError(err: ApiError, stop: () => void): void {
-    if (this.cutShort || this.writableEnded || this.destroyed) return;
+    if (this.cutShort || this.broken || this.writableEnded || this.destroyed) return;
     this.cutShort = true;
     this.parts = [];
     this.partsChars = 0;
@@ -143,6 +146,23 @@ export class SseTap extends Transform {
     this.push(`data: ${JSON.stringify(err.toBody())}\n\n`);
     this.once('end', stop);
     this.push(null);
+  }
+
+  /**
+   * The upstream broke off or stalled in the middle of the stream (`error`: the 502 or 504 it would
+   * have been before the headers): the events complete so far have gone on, the incomplete one is
+   * dropped, an error event in OpenAI's shape follows and the client's stream ends, so that the
+   * client can tell the answer is incomplete, and why, instead of seeing its connection cut.
+   */
+  endBroken(error: ApiError): void {
+    if (this.cutShort || this.broken || this.destroyed) return;
+    this.broken = true;
+    this.parts = [];
+    this.partsChars = 0;
+    this.lead = '';
+    this.push(`data: ${JSON.stringify(error.toBody())}\n\n`);
+    this.push(null);
+    this.end();
   }
 
   /** Reads one event; returns what goes on to the client ('' for nothing). */
