@@ -1,6 +1,7 @@
 /**
  * CPU profile of the gateway under load: `npx tsx bench/profile.ts [seconds] [--stored]`
- * (`--stored`: calls with a metered stored key, the common team set-up, instead of the env key).
+ * (`--stored`: calls with a metered stored key, the common team set-up, instead of the env key;
+ * BENCH_PROFILE_ENV='{"PROXYGPT_REDIS_URL":"redis://127.0.0.1:6379"}' adds settings, e.g. a backend).
  * Starts the mock and the gateway (dist/main.js under `node --cpu-prof`, same settings as the
  * bench), runs autocannon at 32 connections (BENCH_PROFILE_CONNECTIONS) for the given seconds
  * (default 10), stops the gateway gracefully so V8 writes the profile, and prints the top self
@@ -27,7 +28,8 @@ try {
   console.error(`profile: ${buildIfStale(process.argv.includes('--build'))}`);
   const mock = await startMock(dir);
   const profDir = join(dir, 'prof');
-  const gw = await startGateway(mock.port, dir, { workers: 1, logLevel, nodeFlags: ['--cpu-prof', `--cpu-prof-dir=${profDir}`], name: 'gateway-profiled' });
+  const env = JSON.parse(process.env.BENCH_PROFILE_ENV ?? '{}') as Record<string, string>;
+  const gw = await startGateway(mock.port, dir, { workers: 1, logLevel, nodeFlags: ['--cpu-prof', `--cpu-prof-dir=${profDir}`], name: 'gateway-profiled', env });
   const target = stored ? gatewayTarget(gw.port, 'gateway-stored', undefined, await createStoredKey(gw.port)) : gatewayTarget(gw.port);
   await cannon(target, connections, 1, false);
   console.error(`profile: ${connections} connections for ${seconds} s with ${stored ? 'a metered stored key' : 'the env key'} (LOG_LEVEL=${logLevel})`);

@@ -26,6 +26,7 @@ import { abortProbe, chunkTiming, openStreams } from './lib/stream.js';
 import { limiterCost } from './lib/limiter-bench.js';
 import { installPeer, PEER_VERSION, startPeer, type Peer } from './lib/peer.js';
 import { evaluateGoals, renderText, writeResults, type BenchResults } from './lib/report.js';
+import { scaleOut, scaleOutAvailable } from './lib/scale-out.js';
 
 const args = new Set(process.argv.slice(2));
 const quick = args.has('--quick') || process.env.BENCH_QUICK === '1';
@@ -53,6 +54,9 @@ const settings = {
   storedKey: 'requests and tokens per hour and day (1e9 requests, 1e12 tokens)',
   peer: !(args.has('--no-peer') || process.env.BENCH_PEER === '0'),
   nginx: !(args.has('--no-nginx') || process.env.BENCH_NGINX === '0'),
+  scaleOut: !(args.has('--no-scale-out') || process.env.BENCH_SCALE_OUT === '0'),
+  postgresUrl: process.env.BENCH_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test',
+  redisUrl: process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379',
   deadlineSeconds: num('BENCH_DEADLINE_S', 900, 300),
 };
 const connectionCounts = settings.connections.split('/').map(Number);
@@ -221,6 +225,19 @@ async function main(): Promise<void> {
   step('workers: 1 vs 2 at 32 connections (CPU: the primary and its workers)');
   results.workers = await throughput([gatewayTarget(gw.port, 'gateway-1w', gw.child.proc.pid), two], 32, settings.loadRounds, settings.loadSeconds, settings.loadWarmupSeconds);
   await stopChild(gw2.child);
+
+  if (settings.scaleOut) {
+    const missing = await scaleOutAvailable(settings.postgresUrl, settings.redisUrl);
+    if (missing !== null) note(`scale-out skipped: ${missing} (BENCH_POSTGRES_URL, BENCH_REDIS_URL)`);
+    else {
+      results.scaleOut = await scaleOut(
+        mock.port,
+        dir,
+        { postgresUrl: settings.postgresUrl, redisUrl: settings.redisUrl, rounds: settings.loadRounds, seconds: settings.loadSeconds, warmupSeconds: Math.max(2, settings.loadWarmupSeconds * 2), logLevel: settings.gatewayLogLevel },
+        step,
+      );
+    }
+  }
 
   // Bursts of open streams come last: afterwards Node's heap is sized differently (in the gateway,
   // the peer and the mock alike), which would colour every later throughput figure.

@@ -4,6 +4,7 @@
  * open stream), every goal (issue 4's, and what a call costs) with PASS/MISS, and all raw figures
  * as JSON. Files go to bench/results/ as <timestamp>.md/.json plus latest.md/latest.json.
  */
+import type { ScaleOutFigures } from './scale-out.js';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { LatencyResult } from './latency.js';
@@ -58,6 +59,8 @@ export interface BenchResults {
     abortProbe?: AbortProbe;
   };
   workers: LoadFigures[];
+  /** Several instances on Postgres + Redis against one on SQLite (bench/lib/scale-out.ts). */
+  scaleOut?: ScaleOutFigures[];
   /** Clock ticks per second of /proc's utime and stime (CPU time resolution). */
   cpuTicksPerSecond?: number;
   goals: Goal[];
@@ -97,6 +100,7 @@ function streamsOf(r: BenchResults, target: string): OpenStreams | undefined {
   return ({ gateway: m.gatewayFresh, 'gateway-stored': m.gatewayStored, 'bare-node': m.bareNode, nginx: m.nginx, portkey: m.peerFresh } as Record<string, OpenStreams | undefined>)[target];
 }
 
+const sub = (a: number | null | undefined, b: number | null | undefined) => (a == null || b == null ? null : a - b);
 const us = (v: number | null | undefined) => (v == null || !Number.isFinite(v) ? '–' : v.toFixed(0));
 const kb = (o: OpenStreams | undefined, unit = '') =>
   o?.kbPerStream == null ? '–' : `${o.kbPerStream.toFixed(1)}${unit}${o.flowing < o.requested ? ` (${o.flowing}/${o.requested} flowing)` : ''}`;
@@ -300,6 +304,21 @@ function tables(r: BenchResults): Table[] {
       title: 'Workers: PROXYGPT_WORKERS=1 vs 2 at 32 connections',
       head: ['gateway', 'req/s', 'p50 ms', 'p99 ms', '× 1 worker', 'µs CPU/call (all processes)', 'CPU × 1 worker'],
       rows: r.workers.map((l) => [l.target, f(l.rps, 0), f(l.p50, 2), f(l.p99, 2), x(ratio(l.rps, one?.rps)), us(l.cpuUsPerCall), x(ratio(l.cpuUsPerCall, one?.cpuUsPerCall))]),
+    });
+  }
+  if (r.scaleOut !== undefined && r.scaleOut.length > 0) {
+    const single = r.scaleOut.find((s) => s.setup === 'sqlite');
+    const withRedis = r.scaleOut.find((s) => s.setup === 'sqlite+redis');
+    out.push({
+      title:
+        'Scale-out: metered stored key, 32 connections in all (two instances: 16 each at once); CPU = utime + stime per call answered, ' +
+        `of the gateways, of the Redis server and of the Postgres cluster. The Redis limiter adds ${us(sub(withRedis?.gatewayUs, single?.gatewayUs))} µs of gateway CPU and ` +
+        `${us(withRedis?.redisUs)} µs of Redis CPU per call`,
+      head: ['set-up', 'instances', 'req/s', 'calls', 'µs CPU/call gateways', 'µs Redis', 'µs Postgres', 'µs in all', '× one on SQLite'],
+      rows: r.scaleOut.map((s) => {
+        const all = (s.gatewayUs ?? 0) + (s.redisUs ?? 0) + (s.postgresUs ?? 0);
+        return [s.setup, String(s.instances), f(s.rps, 0), s.calls.toLocaleString('en-US'), us(s.gatewayUs), us(s.redisUs), us(s.postgresUs), us(all), x(ratio(all, single?.gatewayUs ?? null))];
+      }),
     });
   }
   return out;

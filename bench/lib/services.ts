@@ -97,6 +97,8 @@ export interface GatewayOptions {
   /** Extra node flags, e.g. --cpu-prof. */
   nodeFlags?: string[];
   name?: string;
+  /** Settings added to (or replacing) the bench's own, e.g. a Postgres store and a Redis limiter. */
+  env?: Record<string, string>;
 }
 
 export function gatewayEnv(mockPort: number, port: number, dbPath: string, options: GatewayOptions): NodeJS.ProcessEnv {
@@ -117,6 +119,7 @@ export function gatewayEnv(mockPort: number, port: number, dbPath: string, optio
     HOST: '127.0.0.1',
     PORT: String(port),
     LOG_LEVEL: options.logLevel,
+    ...options.env,
   };
 }
 
