@@ -17,7 +17,7 @@ import { generateKeyId, generateSecret, hashSecret, displayPrefix } from '../src
 import { openSqlite } from '../src/store/sqlite-db.js';
 import { SqliteStore } from '../src/store/sqlite.js';
 import { openPostgresStore } from '../src/store/postgres.js';
-import type { Store } from '../src/store/store.js';
+import type { Store } from '../src/contract.js';
 import { clockTicksPerSecond } from './lib/cpu.js';
 
 const lookups = Number(process.argv[2] ?? 5_000);

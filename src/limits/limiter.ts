@@ -4,13 +4,15 @@
  * re-exported here for code written against this path. Implementations sit side by side and pass
  * one contract test suite: memory.ts (one process decides, journaled to SQLite), cluster.ts
  * (cluster workers ask their primary's memory limiter), sqlite.ts (every process decides in a
- * transaction); Redis for several machines is to come. create.ts builds the configured one.
+ * transaction), redis.ts (every instance decides in one Lua script, for several machines; behind
+ * fail-mode.ts). create.ts builds the configured one.
  * Everything is asynchronous even where an implementation could answer synchronously.
  *
  * Model: every limited quantity is a *series* (all requests through the gateway, one key's tokens,
  * one key's spend in micro-dollars). A rule caps the sum of a series over a window: a rolling one
  * (`windowMs`, e.g. the last 3600 s) or the current calendar month (UTC). Several rules can share a
- * series (hourly and daily requests): one event counts toward both.
+ * series (hourly and daily requests): one event counts toward both. A rule with a window of no
+ * length counts only what calls in flight hold: a concurrency cap (rules.ts).
  */
 
 export type { Decision, Limiter, LimitRule, LimitUnit, Reservation, RuleState, SeriesCost } from '../contract.js';

@@ -6,15 +6,16 @@
  * migrations at start under an advisory lock (postgres-migrations.ts); driver errors turned into
  * the store's domain errors (postgres-errors.ts).
  */
+import { sumUsageGroups, type UsageGroup } from './usage-totals.js';
 import pg from 'pg';
-import type { ModelPrice } from '../metering/prices.js';
+import type { ModelPrice } from '../contract.js';
 import { StoreUnavailable } from './errors.js';
 import { describeError, isConnectionError, storeError } from './postgres-errors.js';
 import { assertSchemaName, migrate, MIGRATIONS } from './postgres-migrations.js';
 import { redactDatabaseUrl, splitStartupOptions } from './postgres-url.js';
 import { importSqlite, type ImportOptions, type ImportReport } from './postgres-import.js';
 import type { SqliteDatabase } from './sqlite-db.js';
-import type { KeyPatch, KeyPolicy, NewKey, Store, StoredKey, UsageQuery, UsageRecord, UsageTotals } from './store.js';
+import type { KeyPatch, KeyPolicy, NewKey, Store, StoredKey, UsageQuery, UsageRecord, UsageTotals } from '../contract.js';
 
 export { redactDatabaseUrl } from './postgres-url.js';
 
@@ -45,14 +46,7 @@ interface KeyRow {
   policy: KeyPolicy;
 }
 
-interface UsageRow {
-  principal: string;
-  status: number;
-  n: number;
-  p: number;
-  c: number;
-  cost: number;
-}
+type UsageRow = UsageGroup;
 
 const KEY_COLUMNS = 'id, name, notes, prefix, created_at, updated_at, expires_at, disabled, policy';
 
@@ -99,7 +93,6 @@ function toKey(row: KeyRow | undefined): StoredKey | null {
   };
 }
 
-const emptyTotals = (): UsageTotals => ({ requests: 0, promptTokens: 0, completionTokens: 0, usd: 0, byStatus: {} });
 
 export class PostgresStore implements Store {
   private closed = false;
@@ -206,20 +199,7 @@ export class PostgresStore implements Store {
       query.principal === undefined
         ? await this.query<UsageRow>(`SELECT ${USAGE_COLUMNS} ${USAGE_GROUPS}`, [query.sinceMs, query.untilMs])
         : await this.query<UsageRow>(`SELECT ${USAGE_COLUMNS} AND principal = $3 ${USAGE_GROUPS}`, [query.sinceMs, query.untilMs, query.principal]);
-    const total = emptyTotals();
-    const byPrincipal: Record<string, UsageTotals> = {};
-    // Summed group by group in the same order as the SQLite store, so even the float sum of `usd` agrees.
-    for (const row of rows) {
-      const own = (byPrincipal[row.principal] ??= emptyTotals());
-      for (const t of [total, own]) {
-        t.requests += row.n;
-        t.promptTokens += row.p;
-        t.completionTokens += row.c;
-        t.usd += row.cost / 1e6;
-        t.byStatus[String(row.status)] = (t.byStatus[String(row.status)] ?? 0) + row.n;
-      }
-    }
-    return { total, byPrincipal };
+    return sumUsageGroups(rows);
   }
 
   async pruneUsage(beforeMs: number): Promise<number> {

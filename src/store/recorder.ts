@@ -11,7 +11,7 @@
  * batch's own (the store refused it): reported to `onError` and not retried, as before.
  */
 import { StoreUnavailable } from './errors.js';
-import type { Store, UsageRecord } from './store.js';
+import type { Store, UsageRecord } from '../contract.js';
 
 /** Where the recorder says what happens to the queue (a pino logger fits). */
 export interface RecorderLog {

@@ -6,6 +6,7 @@
  */
 import type { SqliteDatabase } from './sqlite-db.js';
 import { KeyNameTaken, StoreUnavailable } from './errors.js';
+import { sumUsageGroups } from './usage-totals.js';
 import type { KeyPatch, KeyPolicy, ModelPrice, NewKey, Store, StoredKey, UsageQuery, UsageRecord, UsageTotals } from '../contract.js';
 
 const SCHEMA = `
@@ -85,7 +86,6 @@ function unavailable(err: unknown): unknown {
   return new StoreUnavailable(`the SQLite database cannot be written now (${code})`, { cause: err });
 }
 
-const emptyTotals = (): UsageTotals => ({ requests: 0, promptTokens: 0, completionTokens: 0, usd: 0, byStatus: {} });
 
 /** The driver's error for a name used by another key (names are UNIQUE), as a domain error. */
 function keyNameTaken(err: unknown, name: string): unknown {
@@ -211,20 +211,7 @@ export class SqliteStore implements Store {
   }
 
   async usage(query: UsageQuery): Promise<{ total: UsageTotals; byPrincipal: Record<string, UsageTotals> }> {
-    const total = emptyTotals();
-    const byPrincipal: Record<string, UsageTotals> = {};
-    for (const row of this.stmt.usage.all(query.sinceMs, query.untilMs)) {
-      if (query.principal !== undefined && row.principal !== query.principal) continue;
-      const own = (byPrincipal[row.principal] ??= emptyTotals());
-      for (const t of [total, own]) {
-        t.requests += row.n;
-        t.promptTokens += row.p;
-        t.completionTokens += row.c;
-        t.usd += row.cost / 1e6;
-        t.byStatus[String(row.status)] = (t.byStatus[String(row.status)] ?? 0) + row.n;
-      }
-    }
-    return { total, byPrincipal };
+    return sumUsageGroups(this.stmt.usage.all(query.sinceMs, query.untilMs), query.principal);
   }
 
   async pruneUsage(beforeMs: number): Promise<number> {

@@ -16,7 +16,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Agent, fetch } from 'undici';
-import type { UsageRecord } from '../../src/store/store.js';
+import type { UsageRecord } from '../../src/contract.js';
 import type { Reservation } from '../../src/limits/limiter.js';
 import { authHeaders, chatBody, PROXY_KEY, startGateway, type TestGateway } from '../helpers.js';
 import { freePort } from '../support/server-process.js';

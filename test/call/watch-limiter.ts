@@ -6,7 +6,7 @@
  */
 import { vi } from 'vitest';
 import type { Reservation } from '../../src/limits/limiter.js';
-import type { UsageRecord } from '../../src/store/store.js';
+import type { UsageRecord } from '../../src/contract.js';
 import type { TestGateway } from '../helpers.js';
 
 export interface LimiterWatch {

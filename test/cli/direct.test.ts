@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { openSqlite } from '../../src/store/sqlite-db.js';
 import { SqliteStore } from '../../src/store/sqlite.js';
 import { hashSecret } from '../../src/auth/secrets.js';
-import type { UsageRecord } from '../../src/store/store.js';
+import type { UsageRecord } from '../../src/contract.js';
 import { tempDir } from '../helpers.js';
 import { runCli, runCliProcess, runJson } from './cli.js';
 

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { createServer } from 'node:net';
 import { openSqlite } from '../../src/store/sqlite-db.js';
 import { SqliteStore } from '../../src/store/sqlite.js';
-import type { UsageRecord } from '../../src/store/store.js';
+import type { UsageRecord } from '../../src/contract.js';
 import { authHeaders, chatBody, startGateway, type TestGateway } from '../helpers.js';
 import { runCli, runJson } from './cli.js';
 

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { openPostgresStore, type PostgresStore } from '../../src/store/postgres.js';
 import { openSqlite, type SqliteDatabase } from '../../src/store/sqlite-db.js';
 import { SqliteStore } from '../../src/store/sqlite.js';
-import type { Store } from '../../src/store/store.js';
+import type { Store } from '../../src/contract.js';
 import { tempDir } from '../helpers.js';
 import { dropSchema, postgresTarget, uniqueSchema } from '../support/postgres.js';
 import { FOREVER, newKey, usageRecord } from './store-contract-fixtures.js';

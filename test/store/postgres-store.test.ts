@@ -12,7 +12,7 @@ import pg from 'pg';
 import { migrate, MIGRATIONS } from '../../src/store/postgres-migrations.js';
 import { splitStartupOptions } from '../../src/store/postgres-url.js';
 import { StoreUnavailable } from '../../src/store/errors.js';
-import type { Store } from '../../src/store/store.js';
+import type { Store } from '../../src/contract.js';
 import { freePort } from '../support/server-process.js';
 import { adminQuery, dropSchema, postgresTarget, uniqueSchema } from '../support/postgres.js';
 import { startTcpProxy } from '../support/tcp-proxy.js';

@@ -13,7 +13,7 @@ import { openPostgresStore } from '../../src/store/postgres.js';
 import { openSqlite } from '../../src/store/sqlite-db.js';
 import { SqliteStore } from '../../src/store/sqlite.js';
 import { UsageRecorder, type RecorderLog, type RecorderOptions } from '../../src/store/recorder.js';
-import type { Store } from '../../src/store/store.js';
+import type { Store } from '../../src/contract.js';
 import { tempDir } from '../helpers.js';
 import { adminQuery, dropSchema, postgresTarget, uniqueSchema } from '../support/postgres.js';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';

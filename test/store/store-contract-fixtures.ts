@@ -2,7 +2,7 @@
  * What the Store contract cases share: the shape of a case, and builders for a key and a usage
  * record with plain defaults that each case overrides where it matters.
  */
-import type { NewKey, Store, UsageRecord } from '../../src/store/store.js';
+import type { NewKey, Store, UsageRecord } from '../../src/contract.js';
 
 export interface StoreCase {
   name: string;

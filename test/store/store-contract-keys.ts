@@ -4,7 +4,7 @@
  */
 import { expect } from 'vitest';
 import { KeyNameTaken } from '../../src/store/errors.js';
-import type { KeyPolicy, Store, StoredKey } from '../../src/store/store.js';
+import type { KeyPolicy, Store, StoredKey } from '../../src/contract.js';
 import { newKey, type StoreCase } from './store-contract-fixtures.js';
 
 async function expectNameTaken(promise: Promise<unknown>, name: string): Promise<void> {

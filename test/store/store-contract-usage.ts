@@ -4,7 +4,7 @@
  * strings in every text field, and pruning.
  */
 import { expect } from 'vitest';
-import type { UsageTotals } from '../../src/store/store.js';
+import type { UsageTotals } from '../../src/contract.js';
 import { FOREVER, usageRecord as rec, type StoreCase } from './store-contract-fixtures.js';
 
 const ZERO: UsageTotals = { requests: 0, promptTokens: 0, completionTokens: 0, usd: 0, byStatus: {} };

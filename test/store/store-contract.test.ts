@@ -6,7 +6,7 @@
 import { afterEach, beforeEach, describe, it } from 'vitest';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Store } from '../../src/store/store.js';
+import type { Store } from '../../src/contract.js';
 import { openSqlite } from '../../src/store/sqlite-db.js';
 import { SqliteStore } from '../../src/store/sqlite.js';
 import { openPostgresStore } from '../../src/store/postgres.js';
