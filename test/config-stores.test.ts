@@ -111,6 +111,7 @@ describe('PROXYGPT_REDIS_URL and its settings', () => {
       url: REDIS,
       failMode: 'closed',
       timeoutMs: 500,
+      prefix: 'proxygpt:',
     });
   });
 
@@ -118,12 +119,12 @@ describe('PROXYGPT_REDIS_URL and its settings', () => {
     const tls = 'rediss://default:redis-secret-7a6b@cache.example.com:6380';
     const { config } = loadConfig(base({ PROXYGPT_REDIS_URL: tls, PROXYGPT_LIMITER: 'redis' }));
     expect(config.database).toEqual({ kind: 'sqlite', path: './data/proxygpt.db' });
-    expect(config.limiter).toEqual({ kind: 'redis', url: tls, failMode: 'closed', timeoutMs: 500 });
+    expect(config.limiter).toEqual({ kind: 'redis', url: tls, failMode: 'closed', timeoutMs: 500, prefix: 'proxygpt:' });
   });
 
   it('PROXYGPT_REDIS_FAIL_MODE (closed | open) and PROXYGPT_REDIS_TIMEOUT_MS are read', () => {
     const { config } = loadConfig(base({ PROXYGPT_REDIS_URL: REDIS, PROXYGPT_REDIS_FAIL_MODE: 'OPEN', PROXYGPT_REDIS_TIMEOUT_MS: '250' }));
-    expect(config.limiter).toEqual({ kind: 'redis', url: REDIS, failMode: 'open', timeoutMs: 250 });
+    expect(config.limiter).toEqual({ kind: 'redis', url: REDIS, failMode: 'open', timeoutMs: 250, prefix: 'proxygpt:' });
     expect(loadConfig(base({ PROXYGPT_REDIS_URL: REDIS, PROXYGPT_REDIS_FAIL_MODE: 'closed' })).config.limiter).toMatchObject({ failMode: 'closed' });
   });
 
