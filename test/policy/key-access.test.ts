@@ -2,8 +2,9 @@
  * A stored key's own access rules on their own (src/policy/key-access.ts): which IP allowlist
  * entries parse (addresses and CIDR ranges, IPv4 and IPv6, with strict prefix syntax), how a
  * client address is matched (IPv4 seen through an IPv6 socket as `::ffff:a.b.c.d` is matched as
- * IPv4), that an empty list means "no restriction" for models and IPs, and that the compiled rules
- * are cached per key version.
+ * IPv4, another IPv6 address ending in an IPv4 one is not), that an empty list means "no
+ * restriction" for models and IPs, that a stored endpoint list that does not parse is an error
+ * naming the field, and that the compiled rules are cached per key version.
  */
 import { describe, expect, it } from 'vitest';
 import { KeyAccess, KeyAccessCache, parseCidr } from '../../src/policy/key-access.js';
@@ -55,6 +56,19 @@ describe('KeyAccess', () => {
     expect(refusal(() => access.checkIp('2001:db9::1'))?.message).toBe('Requests from 2001:db9::1 are not allowed for this key.');
     // Only a real IPv4 address is unwrapped.
     expect(refusal(() => access.checkIp('::ffff:abcd'))?.message).toBe('Requests from ::ffff:abcd are not allowed for this key.');
+  });
+
+  it('unwraps only ::ffff:, not another IPv6 address that ends in an IPv4 one', () => {
+    const access = new KeyAccess({ ips: ['192.0.2.7'] });
+    expect(refusal(() => access.checkIp('::ffff:192.0.2.7'))).toBeNull();
+    // Seven characters and an IPv4 address, like ::ffff:, but IPv6 addresses of their own.
+    for (const ip of ['::abcd:192.0.2.7', '1:2:3::192.0.2.7']) {
+      expect(refusal(() => access.checkIp(ip)), ip).toEqual({ status: 403, code: 'ip_not_allowed', message: `Requests from ${ip} are not allowed for this key.` });
+    }
+  });
+
+  it('a stored endpoint list that does not parse is an error naming the field', () => {
+    expect(() => new KeyAccess({ endpoints: ['GET /v2/models'] })).toThrowError(/^endpoints: entry "GET \/v2\/models" must look like "POST \/v1\/chat\/completions"/);
   });
 
   it('an IPv4-mapped entry does not admit other IPv6 addresses', () => {
