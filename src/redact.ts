@@ -24,6 +24,38 @@ const SECRET_KEYS = new Set(['authorization', 'proxyauthorization', 'cookie', 's
 const credentialName = (key: string) => key.toLowerCase().replace(/[-_]/g, '');
 
 const escapeRegExp = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+/**
+ * Where `secrets` occur in `text` (every occurrence, overlapping ones too), as [start, end) spans
+ * merged where they overlap, in order: what to remove is the union, so that two secrets sharing a
+ * stretch (the end of one is the start of the other) are removed whole, not one and a remnant.
+ */
+function secretSpans(text: string, secrets: readonly string[]): [number, number][] {
+  const spans: [number, number][] = [];
+  for (const secret of secrets) {
+    for (let at = text.indexOf(secret); at !== -1; at = text.indexOf(secret, at + 1)) spans.push([at, at + secret.length]);
+  }
+  if (spans.length < 2) return spans;
+  spans.sort((a, b) => a[0] - b[0]);
+  const merged: [number, number][] = [spans[0]!];
+  for (const span of spans) {
+    const last = merged[merged.length - 1]!;
+    if (span[0] < last[1]) last[1] = Math.max(last[1], span[1]);
+    else merged.push(span);
+  }
+  return merged;
+}
+
+/** `text` with each of `spans` replaced by `[REDACTED]`. */
+function replaceSpans(text: string, spans: readonly [number, number][]): string {
+  let out = '';
+  let at = 0;
+  for (const [start, end] of spans) {
+    out += text.slice(at, start) + REDACTED;
+    at = end;
+  }
+  return out + text.slice(at);
+}
 /**
  * How to find whether a text holds a secret at the least cost (measured: bench/redaction.ts): up
  * to a few secrets, one search each (from its rarest character: steady whatever the secrets look
@@ -140,9 +172,7 @@ export class Redactor {
   /** `input` with every configured secret replaced by `[REDACTED]` (the token patterns stay). */
   secretsOnly(input: string): string {
     if (!this.hasSecret(input)) return input;
-    let out = input;
-    for (const secret of this.secrets) if (out.includes(secret)) out = out.split(secret).join(REDACTED);
-    return out;
+    return replaceSpans(input, secretSpans(input, this.secrets));
   }
 
   /**
@@ -158,13 +188,15 @@ export class Redactor {
     } else if (!this.anySecretLatin1.test(bytes.toString('latin1'))) {
       return bytes;
     }
-    // One of ours is in there (rare): mask every occurrence of each, longest first.
-    const text = bytes.toString('latin1');
+    // One of ours is in there (rare): mask every occurrence of each.
     const out = Buffer.from(bytes);
-    for (const secret of this.secretLatin1) {
-      for (let at = text.indexOf(secret); at !== -1; at = text.indexOf(secret, at + secret.length)) out.fill(MASK, at, at + secret.length);
-    }
+    for (const [start, end] of this.byteSpans(bytes)) out.fill(MASK, start, end);
     return out;
+  }
+
+  /** Where the configured secrets are in `bytes`: merged [start, end) byte spans, in order. */
+  byteSpans(bytes: Buffer): [number, number][] {
+    return secretSpans(bytes.toString('latin1'), this.secretLatin1);
   }
 
   /**
@@ -201,8 +233,7 @@ export class Redactor {
 
   text(input: string): string {
     if (!this.anything.test(input)) return input;
-    let out = input;
-    for (const secret of this.secrets) if (out.includes(secret)) out = out.split(secret).join(REDACTED);
+    let out = this.secrets.length === 0 ? input : replaceSpans(input, secretSpans(input, this.secrets));
     for (const pattern of TOKEN_PATTERNS) {
       out = out.replace(pattern, (m) => (m.toLowerCase().startsWith('bearer') ? `Bearer ${REDACTED}` : REDACTED));
     }
@@ -248,18 +279,27 @@ export class SecretScrubber {
 
   constructor(private readonly redactor: Redactor) {}
 
-  /** What of `chunk` (and the bytes held back before it) may go on now, masked. */
+  /**
+   * What of `chunk` (and the bytes held back before it) may go on now, masked. What is held back
+   * stays as it came (unmasked), so that it is judged again whole with the next chunk: the end that
+   * may begin a secret, and with it any secret found that reaches into that end (two secrets that
+   * share a stretch are masked whole, whatever the split).
+   */
   write(chunk: Buffer): Buffer {
     if (this.redactor.longestSecretBytes === 0) return chunk;
-    const data = this.redactor.maskSecrets(this.held === null ? chunk : Buffer.concat([this.held, chunk]));
-    const from = this.redactor.secretStartAtEnd(data);
+    const data = this.held === null ? chunk : Buffer.concat([this.held, chunk]);
+    let from = this.redactor.secretStartAtEnd(data);
+    const masked = this.redactor.maskSecrets(data);
+    if (masked !== data && from < data.length) {
+      for (const [start, end] of this.redactor.byteSpans(data)) if (start < from && end > from) from = start;
+    }
     this.held = from === data.length ? null : Buffer.from(data.subarray(from));
-    return from === data.length ? data : data.subarray(0, from);
+    return from === data.length ? masked : masked.subarray(0, from);
   }
 
-  /** The bytes still held back (already masked, no secret in them): the stream's last ones. */
+  /** The bytes still held back, masked: the stream's last ones. */
   end(): Buffer {
-    const rest = this.held ?? EMPTY;
+    const rest = this.held === null ? EMPTY : this.redactor.maskSecrets(this.held);
     this.held = null;
     return rest;
   }
