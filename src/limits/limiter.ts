@@ -19,6 +19,15 @@ export type { Decision, Limiter, LimitRule, LimitUnit, Reservation, RuleState, S
 import type { LimitUnit, RuleState } from '../contract.js';
 
 export type Clock = () => number;
+
+/**
+ * How long a limiter remembers a reservation whose hold expired before it was settled (a stream
+ * that outlived the hold's lifetime), counted from the hold's expiry: a `commit` within this long
+ * still counts what the call used; after it, the reservation is forgotten and counts nothing.
+ */
+export const EXPIRED_HOLD_MEMORY_MS = 86_400_000;
+/** At most this many expired holds are remembered per series; past it the oldest-expired are forgotten first. */
+export const EXPIRED_HOLDS_KEPT = 10_000;
 export const systemClock: Clock = () => Date.now();
 
 /** Start of the calendar month (UTC) containing `now`, and of the next one. */

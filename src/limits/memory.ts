@@ -11,12 +11,18 @@
  * Memory stays small however many events a window holds: per series only the running total, the
  * held amount and, per window length, a cursor at the window's trailing edge with the next few
  * hundred events after it, read from SQLite (plus the not yet journaled tail) when it runs out.
+ *
+ * Holds live in memory only (a restart ends the calls that held them). One that expires unsettled
+ * (`prune` sweeps it) is remembered per series for EXPIRED_HOLD_MEMORY_MS, at most
+ * EXPIRED_HOLDS_KEPT per series, so a late commit still counts what its call used. That memory
+ * ends with the process too: a reservation id is this instance's, and a limiter started later
+ * counts nothing for one of an earlier process (whose calls ended with it).
  */
 import { randomBytes } from 'node:crypto';
 import { migrateSqliteLimiter } from './sqlite.js';
 import { LimiterLease, retryWhileBusy, type LimiterConflictError } from './ownership.js';
 import type { Decision, LimitRule, Limiter, Reservation, RuleState, SeriesCost } from '../contract.js';
-import { systemClock, type Clock } from './limiter.js';
+import { EXPIRED_HOLD_MEMORY_MS, EXPIRED_HOLDS_KEPT, systemClock, type Clock } from './limiter.js';
 import { admittedStates, checkAmounts, judgeRule, refusal, windowBounds, type SeriesView, type WindowBounds } from './window-math.js';
 import type { SqliteDatabase } from '../store/sqlite-db.js';
 
@@ -65,6 +71,12 @@ interface HeldCall {
   expiresAt: number;
 }
 
+/** What a hold that expired unsettled held in one series, and when it expired. */
+interface ExpiredHold {
+  amount: number;
+  expiredAt: number;
+}
+
 export interface MemoryLimiterOptions {
   /** How often the journal is written to SQLite. */
   flushMs?: number;
@@ -82,6 +94,8 @@ export interface MemoryLimiterOptions {
 export class MemoryLimiter implements Limiter {
   private readonly series = new Map<string, SeriesState>();
   private readonly holds = new Map<string, HeldCall>();
+  /** Per series, the holds swept unsettled, by reservation id, in the order they were swept (oldest expiry first). */
+  private readonly expired = new Map<string, Map<string, ExpiredHold>>();
   private journal: Event[] = [];
   /** Wall time (Date.now()) when the oldest event not yet written was counted; 0 when none is. */
   private unwrittenSince = 0;
@@ -113,6 +127,7 @@ export class MemoryLimiter implements Limiter {
       // This process is now the only limiter: holds of earlier processes ended with them.
       const clearHolds = db.transaction(() => {
         db.prepare('DELETE FROM limit_holds').run();
+        db.prepare('DELETE FROM limit_expired_holds').run();
         db.prepare('UPDATE limit_series SET held = 0 WHERE held != 0').run();
       });
       retryWhileBusy(() => clearHolds.immediate());
@@ -290,11 +305,49 @@ export class MemoryLimiter implements Limiter {
     return held.amounts;
   }
 
+  /** Remembers the holds of a reservation that expired unsettled, for a late commit. */
+  private rememberExpired(id: string, held: HeldCall): void {
+    for (const [series, amount] of Object.entries(held.amounts)) {
+      let bySeries = this.expired.get(series);
+      if (bySeries === undefined) this.expired.set(series, (bySeries = new Map()));
+      bySeries.set(id, { amount, expiredAt: held.expiresAt });
+      if (bySeries.size > EXPIRED_HOLDS_KEPT) bySeries.delete(bySeries.keys().next().value!);
+    }
+  }
+
+  /**
+   * Takes a reservation's remembered expired holds (in the series it names): the amounts of those
+   * that expired less than EXPIRED_HOLD_MEMORY_MS ago; the older ones are forgotten.
+   */
+  private takeExpired(reservation: Reservation, now: number): Record<string, number> {
+    const amounts: Record<string, number> = {};
+    for (const series of Object.keys(reservation.held)) {
+      const bySeries = this.expired.get(series);
+      const hold = bySeries?.get(reservation.id);
+      if (hold === undefined) continue;
+      bySeries!.delete(reservation.id);
+      if (bySeries!.size === 0) this.expired.delete(series);
+      if (hold.expiredAt > now - EXPIRED_HOLD_MEMORY_MS) amounts[series] = hold.amount;
+    }
+    return amounts;
+  }
+
+  /** Forgets the expired holds remembered for EXPIRED_HOLD_MEMORY_MS already. */
+  private forgetExpired(now: number): void {
+    for (const [series, bySeries] of this.expired) {
+      for (const [id, hold] of bySeries) {
+        if (hold.expiredAt > now - EXPIRED_HOLD_MEMORY_MS) break;
+        bySeries.delete(id);
+      }
+      if (bySeries.size === 0) this.expired.delete(series);
+    }
+  }
+
   async commit(reservation: Reservation, actual: Readonly<Record<string, number>> = {}): Promise<void> {
     checkAmounts(Object.values(actual), 'actual amounts');
-    const amounts = this.takeHolds(reservation);
-    if (amounts === null) return;
     const now = this.clock();
+    // Settled in time, or late: its hold expired (it no longer counts) and is only remembered.
+    const amounts = this.takeHolds(reservation) ?? this.takeExpired(reservation, now);
     for (const [series, amount] of Object.entries(amounts)) this.append(this.state(series), actual[series] ?? amount, now);
     this.flushIfLate();
   }
@@ -305,7 +358,7 @@ export class MemoryLimiter implements Limiter {
   }
 
   async release(reservation: Reservation): Promise<void> {
-    this.takeHolds(reservation);
+    if (this.takeHolds(reservation) === null) this.takeExpired(reservation, this.clock());
   }
 
   async peek(rules: readonly LimitRule[]): Promise<RuleState[]> {
@@ -349,8 +402,10 @@ export class MemoryLimiter implements Limiter {
     for (const [id, held] of this.holds) {
       if (held.expiresAt > now) continue;
       this.takeHolds({ id, held: held.amounts });
+      this.rememberExpired(id, held);
       removed += Object.keys(held.amounts).length; // one per series held, as the SQLite limiter counts rows
     }
+    this.forgetExpired(now);
     this.flush();
     // In chunks, each its own transaction, yielding in between: a day of events under load is
     // hundreds of thousands of rows, which in one go would stall every call for a while.
