@@ -12,7 +12,9 @@
  * one key's spend in micro-dollars). A rule caps the sum of a series over a window: a rolling one
  * (`windowMs`, e.g. the last 3600 s) or the current calendar month (UTC). Several rules can share a
  * series (hourly and daily requests): one event counts toward both. A rule with a window of no
- * length counts only what calls in flight hold: a concurrency cap (rules.ts).
+ * length counts only what calls in flight hold: a concurrency cap (rules.ts). A hold that expires
+ * before its call settles stops counting, but is remembered for a late commit (the constants
+ * below; expired-holds.ts for the memory limiter).
  */
 
 export type { Decision, Limiter, LimitRule, LimitUnit, Reservation, RuleState, SeriesCost } from '../contract.js';

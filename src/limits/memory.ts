@@ -22,7 +22,8 @@ import { randomBytes } from 'node:crypto';
 import { migrateSqliteLimiter } from './sqlite.js';
 import { LimiterLease, retryWhileBusy, type LimiterConflictError } from './ownership.js';
 import type { Decision, LimitRule, Limiter, Reservation, RuleState, SeriesCost } from '../contract.js';
-import { EXPIRED_HOLD_MEMORY_MS, EXPIRED_HOLDS_KEPT, systemClock, type Clock } from './limiter.js';
+import { systemClock, type Clock } from './limiter.js';
+import { ExpiredHolds } from './expired-holds.js';
 import { admittedStates, checkAmounts, judgeRule, refusal, windowBounds, type SeriesView, type WindowBounds } from './window-math.js';
 import type { SqliteDatabase } from '../store/sqlite-db.js';
 
@@ -71,12 +72,6 @@ interface HeldCall {
   expiresAt: number;
 }
 
-/** What a hold that expired unsettled held in one series, and when it expired. */
-interface ExpiredHold {
-  amount: number;
-  expiredAt: number;
-}
-
 export interface MemoryLimiterOptions {
   /** How often the journal is written to SQLite. */
   flushMs?: number;
@@ -94,8 +89,8 @@ export interface MemoryLimiterOptions {
 export class MemoryLimiter implements Limiter {
   private readonly series = new Map<string, SeriesState>();
   private readonly holds = new Map<string, HeldCall>();
-  /** Per series, the holds swept unsettled, by reservation id, in the order they were swept (oldest expiry first). */
-  private readonly expired = new Map<string, Map<string, ExpiredHold>>();
+  /** Holds swept unsettled, for a late commit. */
+  private readonly expired = new ExpiredHolds();
   private journal: Event[] = [];
   /** Wall time (Date.now()) when the oldest event not yet written was counted; 0 when none is. */
   private unwrittenSince = 0;
@@ -305,49 +300,11 @@ export class MemoryLimiter implements Limiter {
     return held.amounts;
   }
 
-  /** Remembers the holds of a reservation that expired unsettled, for a late commit. */
-  private rememberExpired(id: string, held: HeldCall): void {
-    for (const [series, amount] of Object.entries(held.amounts)) {
-      let bySeries = this.expired.get(series);
-      if (bySeries === undefined) this.expired.set(series, (bySeries = new Map()));
-      bySeries.set(id, { amount, expiredAt: held.expiresAt });
-      if (bySeries.size > EXPIRED_HOLDS_KEPT) bySeries.delete(bySeries.keys().next().value!);
-    }
-  }
-
-  /**
-   * Takes a reservation's remembered expired holds (in the series it names): the amounts of those
-   * that expired less than EXPIRED_HOLD_MEMORY_MS ago; the older ones are forgotten.
-   */
-  private takeExpired(reservation: Reservation, now: number): Record<string, number> {
-    const amounts: Record<string, number> = {};
-    for (const series of Object.keys(reservation.held)) {
-      const bySeries = this.expired.get(series);
-      const hold = bySeries?.get(reservation.id);
-      if (hold === undefined) continue;
-      bySeries!.delete(reservation.id);
-      if (bySeries!.size === 0) this.expired.delete(series);
-      if (hold.expiredAt > now - EXPIRED_HOLD_MEMORY_MS) amounts[series] = hold.amount;
-    }
-    return amounts;
-  }
-
-  /** Forgets the expired holds remembered for EXPIRED_HOLD_MEMORY_MS already. */
-  private forgetExpired(now: number): void {
-    for (const [series, bySeries] of this.expired) {
-      for (const [id, hold] of bySeries) {
-        if (hold.expiredAt > now - EXPIRED_HOLD_MEMORY_MS) break;
-        bySeries.delete(id);
-      }
-      if (bySeries.size === 0) this.expired.delete(series);
-    }
-  }
-
   async commit(reservation: Reservation, actual: Readonly<Record<string, number>> = {}): Promise<void> {
     checkAmounts(Object.values(actual), 'actual amounts');
     const now = this.clock();
     // Settled in time, or late: its hold expired (it no longer counts) and is only remembered.
-    const amounts = this.takeHolds(reservation) ?? this.takeExpired(reservation, now);
+    const amounts = this.takeHolds(reservation) ?? this.expired.take(reservation, now);
     for (const [series, amount] of Object.entries(amounts)) this.append(this.state(series), actual[series] ?? amount, now);
     this.flushIfLate();
   }
@@ -358,7 +315,7 @@ export class MemoryLimiter implements Limiter {
   }
 
   async release(reservation: Reservation): Promise<void> {
-    if (this.takeHolds(reservation) === null) this.takeExpired(reservation, this.clock());
+    if (this.takeHolds(reservation) === null) this.expired.take(reservation, this.clock());
   }
 
   async peek(rules: readonly LimitRule[]): Promise<RuleState[]> {
@@ -402,10 +359,10 @@ export class MemoryLimiter implements Limiter {
     for (const [id, held] of this.holds) {
       if (held.expiresAt > now) continue;
       this.takeHolds({ id, held: held.amounts });
-      this.rememberExpired(id, held);
+      this.expired.remember(id, held.amounts, held.expiresAt);
       removed += Object.keys(held.amounts).length; // one per series held, as the SQLite limiter counts rows
     }
-    this.forgetExpired(now);
+    this.expired.forget(now);
     this.flush();
     // In chunks, each its own transaction, yielding in between: a day of events under load is
     // hundreds of thousands of rows, which in one go would stall every call for a while.

@@ -24,9 +24,9 @@
  *
  * Expiry: the five keys of a series always expire together, at `exp` (PEXPIREAT, server time),
  * at least a horizon (or a hold's lifetime and the time its expiry is remembered) after the last
- * write; a write moves `exp` on at most
- * once a minute, and a key a write creates gets the same `exp` at once. So a series never loses
- * its events or holds while its totals live on, or the other way round.
+ * write; a write moves `exp` on at most once a minute, and a key a write creates gets the same
+ * `exp` at once. So a series never loses its events or holds while its totals live on, or the
+ * other way round.
  *
  * Numbers: Lua numbers and sorted-set scores are doubles, exact for integers up to 2^53 - 1.
  * Times are milliseconds (~2^41). Totals are tokens or micro-dollars counted since the series'
