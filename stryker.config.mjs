@@ -43,6 +43,7 @@ const GROUPS = {
   accounting: [
     ...members('src/limits/memory.ts', 'state', 'append', 'seek', 'view', 'firstTsAtCum', 'judge', 'reserve', 'takeHolds', 'commit', 'release', 'peek'),
     ...members('src/limits/sqlite.ts', 'this.commitTx', 'this.releaseTx', 'seriesRow', 'append', 'evaluate', 'reserveNow', 'reserve', 'flushReserves', 'commit', 'release'),
+    'src/limits/expired-holds.ts',
     'src/metering/**/*.ts',
   ],
 };

@@ -228,16 +228,26 @@ export interface Limiter {
   reserve(rules: readonly LimitRule[], costs: Readonly<Record<string, SeriesCost>>): Promise<Decision>;
   /**
    * Settles held amounts: each held series counts `actual[series]` (default: the held amount) at
-   * the current time. Counted-at-admission series are untouched. Idempotent.
+   * the current time. Counted-at-admission series are untouched. Idempotent: a reservation is
+   * counted once, however often it is committed.
+   *
+   * Late too: a hold that expired before its call settled (the call outlived the limiter's hold
+   * lifetime, e.g. a long stream) no longer counts toward the windows, but the limiter remembers
+   * the reservation (its id and held amounts per series) for EXPIRED_HOLD_MEMORY_MS (a day) after
+   * the expiry, at most EXPIRED_HOLDS_KEPT (10,000) per series, the oldest-expired forgotten first
+   * (both in limits/limiter.ts), so a late commit still counts `actual[series] ?? held amount` at
+   * commit time (never refused, even past a limit). A reservation forgotten, or made by a limiter
+   * that has since restarted and keeps holds only in its memory (memory, cluster), counts nothing.
    */
   commit(reservation: Reservation, actual?: Readonly<Record<string, number>>): Promise<void>;
-  /** Drops held amounts. Idempotent. */
+  /** Drops held amounts (of an expired hold: forgets it, so a later commit counts nothing). Idempotent. */
   release(reservation: Reservation): Promise<void>;
   /** Current state of each rule, reserving nothing. */
   peek(rules: readonly LimitRule[]): Promise<RuleState[]>;
   /**
-   * Deletes events no window can see any more (older than `horizonMs(series)`) and expired holds;
-   * returns the number of rows removed.
+   * Deletes events no window can see any more (older than `horizonMs(series)`) and ends expired
+   * holds (remembering them for a late commit, see `commit`), and forgets the expired holds past
+   * that memory; returns the number of events and holds removed (forgetting is not counted).
    */
   prune(horizonMs: (series: string) => number): Promise<number>;
   close(): Promise<void>;

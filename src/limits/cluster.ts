@@ -3,7 +3,8 @@
  * one MemoryLimiter and decides for every worker, so limits stay exact across them with no lock
  * and no disk write per call; workers ask over the cluster's IPC channel. A worker's calls of one
  * event-loop turn travel in one message and come back in one. When a worker dies, the primary
- * drops the holds of its calls in flight at once. This module is the IPC protocol (both ends);
+ * drops the holds of its calls in flight at once (and forgets those that had expired). A commit
+ * that comes after its hold expired is the primary's limiter's to count (a late commit). This module is the IPC protocol (both ends);
  * cluster-primary.ts builds the primary's limiter.
  */
 import type { Decision, LimitRule, Limiter, Reservation, RuleState, SeriesCost } from '../contract.js';

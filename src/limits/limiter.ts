@@ -12,13 +12,24 @@
  * one key's spend in micro-dollars). A rule caps the sum of a series over a window: a rolling one
  * (`windowMs`, e.g. the last 3600 s) or the current calendar month (UTC). Several rules can share a
  * series (hourly and daily requests): one event counts toward both. A rule with a window of no
- * length counts only what calls in flight hold: a concurrency cap (rules.ts).
+ * length counts only what calls in flight hold: a concurrency cap (rules.ts). A hold that expires
+ * before its call settles stops counting, but is remembered for a late commit (the constants
+ * below; expired-holds.ts for the memory limiter).
  */
 
 export type { Decision, Limiter, LimitRule, LimitUnit, Reservation, RuleState, SeriesCost } from '../contract.js';
 import type { LimitUnit, RuleState } from '../contract.js';
 
 export type Clock = () => number;
+
+/**
+ * How long a limiter remembers a reservation whose hold expired before it was settled (a stream
+ * that outlived the hold's lifetime), counted from the hold's expiry: a `commit` within this long
+ * still counts what the call used; after it, the reservation is forgotten and counts nothing.
+ */
+export const EXPIRED_HOLD_MEMORY_MS = 86_400_000;
+/** At most this many expired holds are remembered per series; past it the oldest-expired are forgotten first. */
+export const EXPIRED_HOLDS_KEPT = 10_000;
 export const systemClock: Clock = () => Date.now();
 
 /** Start of the calendar month (UTC) containing `now`, and of the next one. */

@@ -11,12 +11,19 @@
  * Memory stays small however many events a window holds: per series only the running total, the
  * held amount and, per window length, a cursor at the window's trailing edge with the next few
  * hundred events after it, read from SQLite (plus the not yet journaled tail) when it runs out.
+ *
+ * Holds live in memory only (a restart ends the calls that held them). One that expires unsettled
+ * (`prune` sweeps it) is remembered per series for EXPIRED_HOLD_MEMORY_MS, at most
+ * EXPIRED_HOLDS_KEPT per series, so a late commit still counts what its call used. That memory
+ * ends with the process too: a reservation id is this instance's, and a limiter started later
+ * counts nothing for one of an earlier process (whose calls ended with it).
  */
 import { randomBytes } from 'node:crypto';
 import { migrateSqliteLimiter } from './sqlite.js';
 import { LimiterLease, retryWhileBusy, type LimiterConflictError } from './ownership.js';
 import type { Decision, LimitRule, Limiter, Reservation, RuleState, SeriesCost } from '../contract.js';
 import { systemClock, type Clock } from './limiter.js';
+import { ExpiredHolds } from './expired-holds.js';
 import { admittedStates, checkAmounts, judgeRule, refusal, windowBounds, type SeriesView, type WindowBounds } from './window-math.js';
 import type { SqliteDatabase } from '../store/sqlite-db.js';
 
@@ -82,6 +89,8 @@ export interface MemoryLimiterOptions {
 export class MemoryLimiter implements Limiter {
   private readonly series = new Map<string, SeriesState>();
   private readonly holds = new Map<string, HeldCall>();
+  /** Holds swept unsettled, for a late commit. */
+  private readonly expired = new ExpiredHolds();
   private journal: Event[] = [];
   /** Wall time (Date.now()) when the oldest event not yet written was counted; 0 when none is. */
   private unwrittenSince = 0;
@@ -113,6 +122,7 @@ export class MemoryLimiter implements Limiter {
       // This process is now the only limiter: holds of earlier processes ended with them.
       const clearHolds = db.transaction(() => {
         db.prepare('DELETE FROM limit_holds').run();
+        db.prepare('DELETE FROM limit_expired_holds').run();
         db.prepare('UPDATE limit_series SET held = 0 WHERE held != 0').run();
       });
       retryWhileBusy(() => clearHolds.immediate());
@@ -292,9 +302,9 @@ export class MemoryLimiter implements Limiter {
 
   async commit(reservation: Reservation, actual: Readonly<Record<string, number>> = {}): Promise<void> {
     checkAmounts(Object.values(actual), 'actual amounts');
-    const amounts = this.takeHolds(reservation);
-    if (amounts === null) return;
     const now = this.clock();
+    // Settled in time, or late: its hold expired (it no longer counts) and is only remembered.
+    const amounts = this.takeHolds(reservation) ?? this.expired.take(reservation, now);
     for (const [series, amount] of Object.entries(amounts)) this.append(this.state(series), actual[series] ?? amount, now);
     this.flushIfLate();
   }
@@ -305,7 +315,7 @@ export class MemoryLimiter implements Limiter {
   }
 
   async release(reservation: Reservation): Promise<void> {
-    this.takeHolds(reservation);
+    if (this.takeHolds(reservation) === null) this.expired.take(reservation, this.clock());
   }
 
   async peek(rules: readonly LimitRule[]): Promise<RuleState[]> {
@@ -349,8 +359,10 @@ export class MemoryLimiter implements Limiter {
     for (const [id, held] of this.holds) {
       if (held.expiresAt > now) continue;
       this.takeHolds({ id, held: held.amounts });
+      this.expired.remember(id, held.amounts, held.expiresAt);
       removed += Object.keys(held.amounts).length; // one per series held, as the SQLite limiter counts rows
     }
+    this.expired.forget(now);
     this.flush();
     // In chunks, each its own transaction, yielding in between: a day of events under load is
     // hundreds of thousands of rows, which in one go would stall every call for a while.

@@ -10,12 +10,13 @@
  * Time: by default the Redis server's clock (TIME inside the script), one clock for every
  * instance; `clock` (tests) sends the caller's time instead. Holds expire by themselves after
  * `holdTtlMs` (a crashed instance's too): every script drops the expired holds of the series it
- * touches before judging. Keys expire by themselves a horizon after their last write, and events
+ * touches before judging, and remembers them for a late commit (a call that outlived its hold
+ * still counts what it used; see redis-scripts.ts). Keys expire by themselves a horizon after their last write, and events
  * past the horizon are trimmed on write, so `prune` is only needed for series nobody writes any
  * more: it walks the series with SCAN and trims each (see `prune`).
  */
 import { randomBytes } from 'node:crypto';
-import type { Clock, Decision, LimitRule, Limiter, Reservation, RuleState, SeriesCost } from './limiter.js';
+import { EXPIRED_HOLD_MEMORY_MS, type Clock, type Decision, type LimitRule, type Limiter, type Reservation, type RuleState, type SeriesCost } from './limiter.js';
 import { admittedStates, checkAmounts, judgeRule, refusal, windowBounds, type Judgement } from './window-math.js';
 import { LimiterUnavailable, RedisConnection } from './redis-connection.js';
 import { PRUNE_LUA, RESERVE_LUA, SETTLE_LUA, seriesKeys, STATE_KEY_TAG } from './redis-scripts.js';
@@ -97,9 +98,12 @@ export class RedisLimiter implements Limiter {
     return this.clock === undefined ? '' : String(this.clock());
   }
 
-  /** How long a series' keys must outlive a write: its horizon, or a hold's lifetime if longer. */
+  /**
+   * How long a series' keys must outlive a write: its horizon, or if longer a hold's lifetime and
+   * the time an expired hold is remembered after it (for a late commit).
+   */
   private keyTtl(horizon: number): string {
-    return String(Math.max(horizon, this.holdTtlMs));
+    return String(Math.max(horizon, this.holdTtlMs + EXPIRED_HOLD_MEMORY_MS));
   }
 
   reserve(rules: readonly LimitRule[], costs: Readonly<Record<string, SeriesCost>>): Promise<Decision> {

@@ -6,7 +6,10 @@
  * index seeks, whatever the number of events. Events are appended with non-decreasing timestamps,
  * so `cum` is ordered by time too, and "when will enough have expired" is one more seek.
  * Held (in-flight) amounts live in `limit_series.held` and count toward every window until
- * committed or released. Check and reserve run in one `BEGIN IMMEDIATE` transaction, which
+ * committed or released; one that expires unsettled (a crashed worker's, or a call that outlived
+ * `holdTtlMs`) is moved by `prune` to `limit_expired_holds`, where a late commit still finds it for
+ * EXPIRED_HOLD_MEMORY_MS (at most EXPIRED_HOLDS_KEPT per series are kept). Check and reserve run
+ * in one `BEGIN IMMEDIATE` transaction, which
  * serialises them across connections and processes sharing the file: this is the limiter of
  * PROXYGPT_LIMITER=sqlite, where several gateways count one database together (see memory.ts for
  * the default, and window-math.ts for the arithmetic both share).
@@ -14,7 +17,7 @@
 import { randomUUID } from 'node:crypto';
 import type { SqliteDatabase } from '../store/sqlite-db.js';
 import type { Decision, LimitRule, Limiter, Reservation, RuleState, SeriesCost } from '../contract.js';
-import { systemClock, type Clock } from './limiter.js';
+import { EXPIRED_HOLD_MEMORY_MS, EXPIRED_HOLDS_KEPT, systemClock, type Clock } from './limiter.js';
 import { LimiterLease } from './ownership.js';
 import { admittedStates, checkAmounts, judgeRule, refusal, windowBounds, type Judgement } from './window-math.js';
 
@@ -48,7 +51,19 @@ CREATE TABLE IF NOT EXISTS limit_holds (
   PRIMARY KEY (token, series)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS limit_holds_by_expiry ON limit_holds (expires_at);
+CREATE TABLE IF NOT EXISTS limit_expired_holds (
+  token TEXT NOT NULL,
+  series TEXT NOT NULL,
+  amount INTEGER NOT NULL,
+  expired_at INTEGER NOT NULL,
+  PRIMARY KEY (token, series)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS limit_expired_holds_by_expiry ON limit_expired_holds (expired_at);
+CREATE INDEX IF NOT EXISTS limit_expired_holds_by_series ON limit_expired_holds (series, expired_at, token);
 `;
+
+/** The table the newest schema added: when it exists, the schema is up to date. */
+const NEWEST_TABLE = 'limit_expired_holds';
 
 interface PendingReserve {
   rules: readonly LimitRule[];
@@ -60,6 +75,7 @@ interface PendingReserve {
 /** After this long waiting for another worker's lock, give up (the request fails with 500). */
 const BUSY_GIVE_UP_MS = 10_000;
 
+/** Creates the limiter tables and indexes that do not exist yet (an older database gains the new ones). */
 export function migrateSqliteLimiter(db: SqliteDatabase): void {
   db.exec(SCHEMA);
 }
@@ -80,7 +96,7 @@ export class SqliteLimiter implements Limiter {
     /** A hold older than this (a crashed worker's) is dropped by `prune`. */
     private readonly holdTtlMs = 15 * 60_000,
   ) {
-    const migrated = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'limit_holds'").get() !== undefined;
+    const migrated = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").get(NEWEST_TABLE) !== undefined;
     if (!migrated) migrateSqliteLimiter(db);
     this.lease = LimiterLease.claim(db, false);
     this.stmt = {
@@ -105,8 +121,23 @@ export class SqliteLimiter implements Limiter {
       takeHolds: db.prepare<[string], { series: string; amount: number }>(
         'DELETE FROM limit_holds WHERE token = ? RETURNING series, amount',
       ),
-      takeExpiredHolds: db.prepare<[number], { series: string; amount: number }>(
-        'DELETE FROM limit_holds WHERE expires_at <= ? RETURNING series, amount',
+      takeExpiredHolds: db.prepare<[number], { token: string; series: string; amount: number; expiresAt: number }>(
+        'DELETE FROM limit_holds WHERE expires_at <= ? RETURNING token, series, amount, expires_at AS expiresAt',
+      ),
+      rememberExpired: db.prepare<[string, string, number, number]>(
+        'INSERT OR REPLACE INTO limit_expired_holds (token, series, amount, expired_at) VALUES (?, ?, ?, ?)',
+      ),
+      takeRemembered: db.prepare<[string], { series: string; amount: number; expiredAt: number }>(
+        'DELETE FROM limit_expired_holds WHERE token = ? RETURNING series, amount, expired_at AS expiredAt',
+      ),
+      forgetExpiredBefore: db.prepare<[number]>('DELETE FROM limit_expired_holds WHERE expired_at <= ?'),
+      /** The newest expired hold of a series that is one too many to keep, if any. */
+      firstNotKept: db.prepare<[string], { expiredAt: number; token: string }>(
+        `SELECT expired_at AS expiredAt, token FROM limit_expired_holds WHERE series = ?
+         ORDER BY expired_at DESC, token DESC LIMIT 1 OFFSET ${EXPIRED_HOLDS_KEPT}`,
+      ),
+      forgetUpTo: db.prepare<[string, number, number, string]>(
+        'DELETE FROM limit_expired_holds WHERE series = ? AND (expired_at < ? OR (expired_at = ? AND token <= ?))',
       ),
       allSeries: db.prepare<[], { series: string }>('SELECT series FROM limit_series'),
       deleteEventsUpTo: db.prepare<[string, number]>('DELETE FROM limit_events WHERE series = ? AND cum <= ?'),
@@ -120,18 +151,32 @@ export class SqliteLimiter implements Limiter {
         this.stmt.addHeld.run(-hold.amount, hold.series);
         this.append(hold.series, actual[hold.series] ?? hold.amount, now);
       }
+      // Late: holds that expired unsettled no longer count as held; what the call used still counts.
+      for (const hold of this.stmt.takeRemembered.all(reservation.id)) {
+        if (hold.expiredAt > now - EXPIRED_HOLD_MEMORY_MS) this.append(hold.series, actual[hold.series] ?? hold.amount, now);
+      }
     });
     this.releaseTx = db.transaction((reservation: Reservation) => {
       for (const hold of this.stmt.takeHolds.all(reservation.id)) this.stmt.addHeld.run(-hold.amount, hold.series);
+      this.stmt.takeRemembered.all(reservation.id);
     });
     this.peekTx = db.transaction((rules: readonly LimitRule[], now: number) =>
       rules.map((rule): RuleState => this.evaluate(rule, this.seriesRow(rule.series), now, 0).state),
     );
     this.pruneTx = db.transaction((now: number, horizonMs: (series: string) => number) => {
       let removed = 0;
+      const swept = new Set<string>();
       for (const hold of this.stmt.takeExpiredHolds.all(now)) {
         this.stmt.addHeld.run(-hold.amount, hold.series);
+        this.stmt.rememberExpired.run(hold.token, hold.series, hold.amount, hold.expiresAt);
+        swept.add(hold.series);
         removed++;
+      }
+      // What is remembered for late commits is bounded: by time, and per series by number.
+      this.stmt.forgetExpiredBefore.run(now - EXPIRED_HOLD_MEMORY_MS);
+      for (const series of swept) {
+        const edge = this.stmt.firstNotKept.get(series);
+        if (edge !== undefined) this.stmt.forgetUpTo.run(series, edge.expiredAt, edge.expiredAt, edge.token);
       }
       for (const { series } of this.stmt.allSeries.all()) {
         const edge = this.stmt.cumAtOrBefore.get(series, now - horizonMs(series));

@@ -4,7 +4,7 @@
  * type (global requests per hour and per day, a key's requests, tokens and spend held as
  * estimates, a calendar month); both then report the same states; a hold taken on one instance
  * is settled on the other; and the holds of an instance that stops without settling them end by
- * themselves after the hold lifetime (injected clock).
+ * themselves after the hold lifetime (injected clock), while a late commit still counts once.
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { RedisLimiter } from '../../src/limits/redis.js';
@@ -116,8 +116,11 @@ describe.skipIf(REDIS_URL === null)('two Redis limiters on one prefix', () => {
     expect((await survivor.peek(rules))[0]!.used).toBe(0);
     const full = await survivor.reserve(rules, { 'key:k:tokens': { amount: 100, hold: true } });
     expect(full.admitted).toBe(true);
-    // A settlement arriving late for the expired hold changes nothing.
-    await survivor.commit(held.reservation!, { 'key:k:tokens': 80 });
-    expect((await survivor.peek(rules))[0]!.used).toBe(100);
+    // A settlement arriving late for the expired hold (its call outlived the hold) counts what the
+    // call used, at commit time and once: the expired hold gave its room back, the use does not vanish.
+    await survivor.commit(held.reservation!, { 'key:k:tokens': 70 });
+    expect((await survivor.peek(rules))[0]!.used).toBe(170);
+    await survivor.commit(held.reservation!, { 'key:k:tokens': 70 });
+    expect((await survivor.peek(rules))[0]!.used).toBe(170);
   });
 });

@@ -1,14 +1,16 @@
 /**
  * What only the transactional SqliteLimiter promises, on a real SQLite file with an injected
  * clock: every query it runs on events and holds uses an index (no scans, no sorts), two
- * connections (worker processes) to one file share one exact count, and holds live as rows in
- * limit_holds that the expiry sweep deletes.
+ * connections (worker processes) to one file share one exact count, holds live as rows in
+ * limit_holds that the expiry sweep moves to limit_expired_holds (for a late commit), and a
+ * database of an older version gains that table without losing anything.
  */
 import { describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import type { Statement } from 'better-sqlite3';
 import { openSqlite } from '../../src/store/sqlite-db.js';
 import { SqliteLimiter } from '../../src/limits/sqlite.js';
+import { MemoryLimiter } from '../../src/limits/memory.js';
 import type { Reservation } from '../../src/limits/limiter.js';
 import { costs, DAY, daily, hourly, limiterFixture, T0 } from './limiter-helpers.js';
 
@@ -31,7 +33,7 @@ describe('cost of a check', () => {
       if (!/^(SELECT|DELETE|UPDATE)/i.test(source)) continue;
       const params = (source.match(/\?/g) ?? []).map(() => 1);
       const plan = (ctx.db.prepare(`EXPLAIN QUERY PLAN ${source}`).all(...params) as { detail: string }[]).map((r) => r.detail).join('\n');
-      expect(plan, `${name}: ${source}`).not.toMatch(/SCAN limit_events|SCAN limit_holds/);
+      expect(plan, `${name}: ${source}`).not.toMatch(/SCAN limit_(events|holds|expired_holds)/);
       // A sort would read every matching row before LIMIT 1: the index order must serve it.
       expect(plan, `${name}: ${source}`).not.toMatch(/TEMP B-TREE/);
       if (/FROM limit_events/i.test(source)) {
@@ -75,6 +77,7 @@ describe('two connections to one file', () => {
 describe('holds in limit_holds', () => {
   const holdRows = () => ctx.db.prepare('SELECT count(*) AS n FROM limit_holds').get();
   const heldColumn = () => ctx.db.prepare("SELECT held FROM limit_series WHERE series = 's'").get();
+  const expiredRows = () => ctx.db.prepare('SELECT token, series, amount, expired_at FROM limit_expired_holds ORDER BY token').all();
 
   it('keeps one row per held series until settled, and the sweep deletes only expired ones', async () => {
     await reopen({ holdTtlMs: 60_000 });
@@ -95,10 +98,64 @@ describe('holds in limit_holds', () => {
     expect(await ctx.limiter.prune(() => DAY)).toBe(1);
     expect(holdRows()).toEqual({ n: 1 });
     expect(heldColumn()).toEqual({ held: 1 });
+    expect(expiredRows()).toEqual([{ token: first.reservation!.id, series: 's', amount: 1, expired_at: T0 + 60_000 }]);
     await ctx.limiter.release(first.reservation!);
     expect(heldColumn()).toEqual({ held: 1 });
+    expect(expiredRows()).toEqual([]);
     await ctx.limiter.commit(second.reservation!);
     expect(holdRows()).toEqual({ n: 0 });
     expect(heldColumn()).toEqual({ held: 0 });
+  });
+});
+
+describe('a database of an older version (no limit_expired_holds)', () => {
+  /** The limiter tables as the version before late commits made them, with a hold and an event in them. */
+  function oldDatabase(file: string) {
+    const db = openSqlite(file);
+    db.exec(`
+      CREATE TABLE limit_series (series TEXT PRIMARY KEY, cum INTEGER NOT NULL DEFAULT 0, last_ts INTEGER NOT NULL DEFAULT 0,
+        held INTEGER NOT NULL DEFAULT 0, base_cum INTEGER NOT NULL DEFAULT 0);
+      CREATE TABLE limit_events (series TEXT NOT NULL, cum INTEGER NOT NULL, ts INTEGER NOT NULL, PRIMARY KEY (series, cum)) WITHOUT ROWID;
+      CREATE INDEX limit_events_by_time ON limit_events (series, ts, cum);
+      CREATE TABLE limit_holds (token TEXT NOT NULL, series TEXT NOT NULL, amount INTEGER NOT NULL, expires_at INTEGER NOT NULL,
+        PRIMARY KEY (token, series)) WITHOUT ROWID;
+      CREATE INDEX limit_holds_by_expiry ON limit_holds (expires_at);
+      INSERT INTO limit_series (series, cum, last_ts, held) VALUES ('s', 3, ${T0}, 100);
+      INSERT INTO limit_events (series, cum, ts) VALUES ('s', 3, ${T0});
+      INSERT INTO limit_holds (token, series, amount, expires_at) VALUES ('old-hold', 's', 100, ${T0 + 60_000});
+    `);
+    return db;
+  }
+  const hasExpiredTable = (db: ReturnType<typeof openSqlite>) =>
+    db.prepare("SELECT count(*) AS n FROM sqlite_master WHERE name IN ('limit_expired_holds', 'limit_expired_holds_by_expiry', 'limit_expired_holds_by_series')").get();
+
+  it('gains the table on open (SqliteLimiter), keeps its counts and holds, and a hold of before counts when committed late', async () => {
+    const db = oldDatabase(join(ctx.dir, 'old.db'));
+    const limiter = new SqliteLimiter(db, ctx.clock, 60_000);
+    try {
+      expect(hasExpiredTable(db)).toEqual({ n: 3 });
+      const rules = [daily(1000)];
+      ctx.now = T0 + 120_000;
+      expect((await limiter.peek(rules))[0]!.used).toBe(103);
+      expect(await limiter.prune(() => DAY)).toBe(1);
+      expect((await limiter.peek(rules))[0]!.used).toBe(3);
+      await limiter.commit({ id: 'old-hold', held: { s: 100 } }, { s: 40 });
+      expect((await limiter.peek(rules))[0]!.used).toBe(43);
+    } finally {
+      await limiter.close();
+      db.close();
+    }
+  });
+
+  it('gains the table on open (MemoryLimiter), which ends the holds of before as it starts', async () => {
+    const db = oldDatabase(join(ctx.dir, 'old-memory.db'));
+    const limiter = new MemoryLimiter(db, ctx.clock, 60_000);
+    try {
+      expect(hasExpiredTable(db)).toEqual({ n: 3 });
+      expect((await limiter.peek([daily(1000)]))[0]!.used).toBe(3);
+    } finally {
+      await limiter.close();
+      db.close();
+    }
   });
 });
