@@ -22,6 +22,7 @@ export default mergeConfig(
         'test/keys/lifecycle-workers.test.ts',
         'test/limits/limiter-processes.test.ts',
         'test/limits/workers.test.ts',
+        'test/metrics/metrics-workers.test.ts',
       ],
     },
   }),

@@ -1,8 +1,8 @@
 /**
  * Wires one gateway process together from a Config: the store (openStore: SQLite or Postgres),
  * the limiter (createLimiter: in memory; in a cluster worker, the primary's; transactional with
- * PROXYGPT_LIMITER=sqlite; or Redis), upstream pool, usage recorder, HTTP server, and the
- * scheduled pruning of old events. `close()` undoes it all in order (stop accepting, flush records
+ * PROXYGPT_LIMITER=sqlite; or Redis), upstream pool, usage recorder, metrics (when /metrics is
+ * served), HTTP server, and the scheduled pruning of old events. `close()` undoes it all in order (stop accepting, flush records
  * and the limits journal, close pools and database).
  */
 import type { FastifyInstance } from 'fastify';
@@ -29,6 +29,8 @@ import { stopTokenizer } from './metering/tokenizer.js';
 import { Redactor } from './redact.js';
 import { createLogger } from './log.js';
 import { buildServer } from './server.js';
+import { createMetrics, metricsServed } from './metrics/setup.js';
+import type { PrimaryLink } from './metrics/cluster.js';
 import { shuttingDown } from './errors.js';
 
 /** After the grace period's calls were cut short: how long their answers get to reach the clients. */
@@ -47,6 +49,8 @@ export interface AppOptions {
   onFatal?: (err: Error) => void;
   /** In a cluster worker: the channel to the primary, which keeps the limits for all workers. */
   limitsPrimary?: PrimaryChannel;
+  /** In a cluster worker: the channel to the primary, which merges every worker's metrics for /metrics. */
+  metricsPrimary?: PrimaryLink;
 }
 
 export interface App {
@@ -108,7 +112,8 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
   const upstreamPool = new UpstreamPool(config.openaiBaseUrl, config.openaiApiKey, config.upstreamTimeoutMs);
   const recorder = new UsageRecorder(store, (err) => logger.error({ err }, 'writing usage records failed'), { log: logger });
   const prices = new PriceBook(store, clock);
-  const limits = new CallLimits({ limiter, prices, globalRules: globalRules(config), countMode: config.countMode });
+  const metrics = metricsServed(config) ? createMetrics(config, prices, options.metricsPrimary) : null;
+  const limits = new CallLimits({ limiter, prices, globalRules: globalRules(config), countMode: config.countMode, onRefused: metrics?.metrics.refused });
   const gateway = new Gateway({
     access: new Access(new Policy(config.allowedEndpoints, config.allowedModels), new KeyAccessCache()),
     limits,
@@ -116,8 +121,9 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     redactor,
     defaultMaxTokens: config.defaultMaxTokens,
   });
+  metrics?.metrics.watch(gateway);
   const authenticator = new Authenticator(new KeyRing(config.proxyKeys), store, clock);
-  const server = await buildServer({ config, gateway, authenticator, recorder, store, prices, redactor, logger, clock, limiterPing: builtLimiter.ping });
+  const server = await buildServer({ config, gateway, authenticator, recorder, store, prices, redactor, logger, clock, limiterPing: builtLimiter.ping, metrics });
 
   const retention = options.usageRetentionMs ?? 90 * DAY_MS;
   const prune = async () => {
@@ -163,6 +169,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       await upstreamPool.close();
       await builtLimiter.close();
       await store.close();
+      metrics?.close();
     },
   };
 }

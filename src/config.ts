@@ -16,6 +16,9 @@ export interface EndpointRule {
 
 export type CountMode = 'all' | 'success';
 
+/** Who may read /metrics: the admin key's holder, anyone, or nobody (404). */
+export type MetricsMode = 'admin' | 'open' | 'off';
+
 /**
  * Where keys, usage and prices are kept: the embedded SQLite file (one host), or Postgres (shared
  * by several instances). `url` keeps its password: print it only through `redactUrl`.
@@ -73,6 +76,8 @@ export interface Config {
   maxConnections: number | null;
   /** On SIGTERM: how long calls in flight and open streams may go on before they are cut short. */
   shutdownGraceMs: number;
+  /** /metrics: `admin` (needs the admin key; 404 without one configured), `open` or `off` (404). */
+  metrics: MetricsMode;
 }
 
 /** Raised for any invalid setting; `variable` is the environment variable at fault. */
@@ -363,6 +368,14 @@ export function loadConfig(env: Env = process.env): LoadedConfig {
   const store = database(env);
   const limits = limiter(env, store, warnings);
   const adminKey = raw(env, 'PROXYGPT_ADMIN_KEY');
+  const metricsValue = raw(env, 'PROXYGPT_METRICS');
+  const metrics = unquote(metricsValue ?? 'admin').toLowerCase();
+  if (metrics !== 'admin' && metrics !== 'open' && metrics !== 'off') {
+    throw new ConfigError('PROXYGPT_METRICS', `must be "admin", "open" or "off" (got ${JSON.stringify(metricsValue)})`);
+  }
+  if (metricsValue !== undefined && metrics === 'admin' && adminKey === undefined) {
+    warnings.push('PROXYGPT_METRICS=admin needs PROXYGPT_ADMIN_KEY: without it /metrics answers 404');
+  }
 
   const config: Config = {
     openaiApiKey: unquote(openaiApiKey),
@@ -392,6 +405,7 @@ export function loadConfig(env: Env = process.env): LoadedConfig {
     maxConcurrent: optionalInt(env, 'PROXYGPT_MAX_CONCURRENT'),
     maxConnections: optionalInt(env, 'PROXYGPT_MAX_CONNECTIONS'),
     shutdownGraceMs: int(env, 'PROXYGPT_SHUTDOWN_GRACE_MS', 20_000, nonNegativeInt),
+    metrics,
   };
   if (config.adminKey !== null && config.adminKey.length < MIN_PROXY_KEY_LENGTH) {
     warnings.push(`PROXYGPT_ADMIN_KEY is shorter than ${MIN_PROXY_KEY_LENGTH} characters and easy to guess; use a long random key`);

@@ -126,6 +126,9 @@ export const upstreamErrorTooLarge = (status: number, maxBytes: number) =>
 /** The shared limiter (Redis) cannot be reached and the gateway fails closed: no limit can be checked, so no call is served. */
 export const limiterUnavailable = () =>
   new ApiError({ status: 503, message: 'The rate limiter is unreachable; no call can be checked against its limits. Retry shortly.', type: 'api_error', code: 'limiter_unavailable', headers: { 'retry-after': '1' } });
+/** /metrics could not be collected (a cluster worker or the primary did not answer in time). */
+export const metricsUnavailable = () =>
+  new ApiError({ status: 503, message: 'The metrics could not be collected; retry the scrape.', type: 'api_error', code: 'metrics_unavailable' });
 export const notReady = (message: string) => new ApiError({ status: 503, message, type: 'api_error', code: 'not_ready' });
 /** The gateway is stopping: this connection takes no new request (retry; another instance may serve it). */
 export const shuttingDown = () =>

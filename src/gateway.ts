@@ -59,6 +59,13 @@ export class Gateway implements CallContext {
     return this.calls.size;
   }
 
+  /** How many open calls are relaying an event stream (SSE) to their client. */
+  get openStreams(): number {
+    let streams = 0;
+    for (const call of this.calls) if (call.isStreaming) streams++;
+    return streams;
+  }
+
   /** Resolves once every open call is settled. */
   async allSettled(): Promise<void> {
     await Promise.all([...this.calls].map((call) => call.settled));

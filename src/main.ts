@@ -2,8 +2,8 @@
  * Entry point: reads `.env` and the environment, validates the configuration (exit 2 with the
  * variable named on any problem), then serves. With PROXYGPT_WORKERS > 1 this process becomes a
  * cluster primary that prepares the store once, keeps the limits of all workers when the memory
- * limiter decides them (they ask it over IPC; see limits/cluster.ts) and forks workers sharing
- * one port and one store.
+ * limiter decides them (they ask it over IPC; see limits/cluster.ts), merges the workers' metrics
+ * for /metrics (metrics/cluster.ts) and forks workers sharing one port and one store.
  *
  * `node dist/main.js` starts at once; `proxygpt serve` imports this module and calls start(). A
  * cluster worker re-runs whichever script the primary was started with (this one, or the CLI with
@@ -21,6 +21,8 @@ import { StoreUnavailable } from './store/errors.js';
 import { serveLimiter, type PrimaryChannel } from './limits/cluster.js';
 import { startPrimaryLimiter } from './limits/cluster-primary.js';
 import { decidedByPrimary } from './limits/create.js';
+import { serveClusterMetrics } from './metrics/cluster.js';
+import { metricsServed } from './metrics/setup.js';
 
 function readConfig(): Config {
   dotenv.config({ quiet: true });
@@ -41,6 +43,7 @@ async function serve(config: Config): Promise<void> {
   const app = await createApp(config, {
     onFatal: () => void shutdown('fatal', 1),
     limitsPrimary: cluster.isWorker && decidedByPrimary(config.limiter) ? (process as PrimaryChannel) : undefined,
+    metricsPrimary: cluster.isWorker ? process : undefined,
   });
   let closing = false;
   async function shutdown(reason: string, code = 0): Promise<void> {
@@ -65,6 +68,8 @@ async function runPrimary(config: Config): Promise<void> {
   // The primary keeps the limits of all workers (unless every process decides on its own).
   const limits = decidedByPrimary(config.limiter) ? await startPrimaryLimiter(config, (message) => console.error(`proxygpt: ${message}`)) : null;
   if (limits !== null) cluster.on('fork', (worker) => serveLimiter(limits.limiter, worker));
+  // /metrics answers with the figures of every worker: the primary merges them (metrics/cluster.ts).
+  if (metricsServed(config)) serveClusterMetrics(cluster);
 
   let stopping = false;
   for (let i = 0; i < config.workers; i++) cluster.fork();

@@ -25,6 +25,8 @@ import { registerLegacyRoute } from './routes/legacy.js';
 import { registerRateLimitRoute } from './routes/ratelimit.js';
 import { registerHealthRoutes } from './routes/health.js';
 import { registerAdminRoutes } from './routes/admin.js';
+import { registerMetricsRoute } from './routes/metrics.js';
+import type { MetricsSetup } from './metrics/setup.js';
 import { KeyService } from './keys/service.js';
 import { VERSION } from './version.js';
 
@@ -43,6 +45,8 @@ export interface ServerOptions {
   clock: () => number;
   /** /readyz: the limiter's own check when it lives outside this process (Redis). */
   limiterPing?: () => Promise<void>;
+  /** /metrics and what it counts; null: not served (see metricsServed). */
+  metrics?: MetricsSetup | null;
 }
 
 export async function buildServer(options: ServerOptions): Promise<FastifyInstance> {
@@ -87,7 +91,8 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
     done(connections.isClosing ? shuttingDown() : undefined);
   });
   installRequestInput(app, config.maxBodyBytes);
-  installCallRecording(app, recorder, clock);
+  const metrics = options.metrics ?? null;
+  installCallRecording(app, recorder, clock, metrics?.metrics ?? null);
 
   if (config.corsOrigins.length > 0) {
     await app.register(cors, {
@@ -110,6 +115,9 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   registerRateLimitRoute(app, { keys, limits: gateway.limits });
   registerHealthRoutes(app, { store: () => store.ping(), ...(options.limiterPing === undefined ? {} : { limiter: options.limiterPing }) });
   registerAdminRoutes(app, config.adminKey, new KeyService(store, config, clock), prices, clock);
+  // `admin` without an admin key is not served (an unknown route), never open.
+  const metricsAccess = config.metrics === 'open' ? 'open' : config.metrics === 'admin' && config.adminKey !== null ? { admin: config.adminKey } : null;
+  if (metrics !== null && metricsAccess !== null) registerMetricsRoute(app, { access: metricsAccess, scrape: metrics.scrape, contentType: metrics.contentType });
   await registerDocsPages(app);
   return app;
 }

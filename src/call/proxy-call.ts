@@ -66,6 +66,8 @@ export class ProxyCall {
   admission: Admission | null = null;
   /** The upstream's answer (status, headers, body stream); null until it came. */
   response: UpstreamResponse | null = null;
+  /** Milliseconds from sending the call upstream to its response headers; null until they came. */
+  upstreamMs: number | null = null;
   /** What the call cost, once settled. */
   settlement: CallSettlement | null = null;
   /** Drop the usage-only stream chunk the gateway asked for on the client's behalf. */
@@ -156,7 +158,9 @@ export class ProxyCall {
     });
     if (this.interrupted !== null) signal.abort(this.interrupted);
     try {
+      const sentAt = performance.now();
       this.response = await this.context.pool.send({ ...request, body, signal });
+      this.upstreamMs = performance.now() - sentAt;
       return this.response;
     } catch (err) {
       // Cut short by the gateway: the upstream may have the prompt, as when the client leaves.
@@ -206,6 +210,12 @@ export class ProxyCall {
 
   get isSettled(): boolean {
     return this.done;
+  }
+
+  /** Whether the call is relaying an upstream event stream (SSE) that has not ended yet. */
+  get isStreaming(): boolean {
+    const response = this.response;
+    return !this.done && response !== null && isOk(response.statusCode) && String(response.headers['content-type'] ?? '').includes('text/event-stream');
   }
 
   /** What a call that failed after admission is billed: its prompt if the upstream accepted it. */

@@ -82,6 +82,8 @@ export interface CallLimitsOptions {
   globalRules: LimitRule[];
   /** `success`: request slots are held while in flight and count only for a 2xx answer. */
   countMode: CountMode;
+  /** Told the name of the rule that refused a call, before its 429 is thrown (the metrics). */
+  onRefused?: (rule: string) => void;
 }
 
 export class CallLimits {
@@ -89,9 +91,11 @@ export class CallLimits {
   private readonly limiter: Limiter;
   private readonly prices: PriceBook;
   private readonly holdRequests: boolean;
+  private readonly onRefused: ((rule: string) => void) | undefined;
 
   constructor(options: CallLimitsOptions) {
     this.limiter = options.limiter;
+    this.onRefused = options.onRefused;
     this.prices = options.prices;
     this.globalRules = options.globalRules;
     this.holdRequests = options.countMode === 'success';
@@ -140,6 +144,7 @@ export class CallLimits {
     if (decision.admitted) return { reservation: decision.reservation ?? null, headers: rateLimitHeaders(decision.states), series, model };
 
     const blocked = decision.states.find((s) => s.name === decision.blockedBy) ?? decision.states[0]!;
+    this.onRefused?.(blocked.name);
     const headers = rateLimitHeaders(decision.states, blocked);
     if (isConcurrencyRule(blocked)) {
       // Room comes back the moment one of the calls in flight ends: nobody knows when.

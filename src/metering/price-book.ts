@@ -31,6 +31,11 @@ export class PriceBook {
     return this.loading;
   }
 
+  /** The table loaded last (the bundled one until the first load), without waiting for a reload. */
+  get latest(): PriceTable {
+    return this.table;
+  }
+
   /** Forget the cached table (after this process changed an override). */
   invalidate(): void {
     this.loadedAt = -Infinity;

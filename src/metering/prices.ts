@@ -49,13 +49,19 @@ export class PriceTable {
     return new PriceTable({ ...this.prices, ...overrides }, this.fallback);
   }
 
-  priceOf(model: string | null): { price: ModelPrice; known: boolean } {
+  /** The table's entry that prices `model` (its own name, or its longest prefix family); null: none. */
+  nameFor(model: string | null): string | null {
     if (model !== null) {
       for (const name of this.names) {
-        if (model === name || model.startsWith(`${name}-`)) return { price: this.prices[name]!, known: true };
+        if (model === name || model.startsWith(`${name}-`)) return name;
       }
     }
-    return { price: this.fallback, known: false };
+    return null;
+  }
+
+  priceOf(model: string | null): { price: ModelPrice; known: boolean } {
+    const name = this.nameFor(model);
+    return name === null ? { price: this.fallback, known: false } : { price: this.prices[name]!, known: true };
   }
 
   /**

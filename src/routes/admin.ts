@@ -7,8 +7,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { invalidRequest, notFound, unauthorized } from '../errors.js';
-import { bearerToken, constantTimeEqual } from '../auth/keys.js';
-import { authorizationOf } from '../http/require-proxy-key.js';
+import { hasAdminKey } from '../http/admin-key.js';
 import type { KeyService } from '../keys/service.js';
 import { createKeySchema, parseDuration, updateKeySchema } from '../keys/input.js';
 import type { PriceBook } from '../metering/price-book.js';
@@ -37,10 +36,7 @@ export function registerAdminRoutes(app: FastifyInstance, adminKey: string | nul
     async (admin) => {
       admin.addHook('onRequest', async (request: FastifyRequest) => {
         if (adminKey === null) throw notFound(`No route for ${request.method} ${request.url.split('?')[0]}.`);
-        // A repeated Authorization is no admin key: readers disagree on which copy counts.
-        const sent = authorizationOf(request.raw);
-        const token = Array.isArray(sent) && sent.length > 1 ? null : bearerToken(sent);
-        if (token === null || !constantTimeEqual(token, adminKey)) throw unauthorized('The admin API needs the admin key (PROXYGPT_ADMIN_KEY).');
+        if (!hasAdminKey(request.raw, adminKey)) throw unauthorized('The admin API needs the admin key (PROXYGPT_ADMIN_KEY).');
       });
       const common = { tags: ['Admin'], security: [{ adminKey: [] }] };
       const noValidation = { validatorCompiler: () => () => true };
