@@ -1,7 +1,7 @@
 /**
  * Wires one gateway process together from a Config: the store (openStore: SQLite or Postgres),
  * the limiter (createLimiter: in memory; in a cluster worker, the primary's; transactional with
- * PROXYGPT_LIMITER=sqlite; or Redis), upstream pool, usage recorder, HTTP server, and the
+ * PROXYGPT_LIMITER=sqlite; or Redis), the upstreams (one pool each), usage recorder, HTTP server, and the
  * scheduled pruning of old events. `close()` undoes it all in order (stop accepting, flush records
  * and the limits journal, close pools and database).
  */
@@ -17,7 +17,8 @@ import type { Limiter } from './contract.js';
 import { systemClock, type Clock } from './limits/limiter.js';
 import { openStore } from './store/open.js';
 import { UsageRecorder } from './store/recorder.js';
-import { UpstreamPool } from './proxy/forward.js';
+import type { UpstreamPool } from './proxy/forward.js';
+import { UpstreamRouter } from './upstreams/router.js';
 import { Gateway } from './gateway.js';
 import { CallLimits } from './limits/call-limits.js';
 import { DAY_MS, globalRules, horizonOf } from './limits/rules.js';
@@ -53,7 +54,9 @@ export interface App {
   server: FastifyInstance;
   gateway: Gateway;
   limiter: Limiter;
+  /** The first upstream's pool (without an upstreams file: the only one). */
   upstreamPool: UpstreamPool;
+  upstreams: UpstreamRouter;
   recorder: UsageRecorder;
   logger: Logger;
   close(): Promise<void>;
@@ -63,6 +66,7 @@ export interface App {
 export function secretsOf(config: Config): string[] {
   return [
     config.openaiApiKey,
+    ...config.upstreams.upstreams.flatMap((u) => u.keys.map((k) => k.secret)),
     ...config.proxyKeys,
     ...(config.adminKey ? [config.adminKey] : []),
     ...(config.database.kind === 'postgres' ? urlPasswords(config.database.url) : []),
@@ -105,13 +109,15 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     throw err;
   }
   const limiter = builtLimiter.limiter;
-  const upstreamPool = new UpstreamPool(config.openaiBaseUrl, config.openaiApiKey, config.upstreamTimeoutMs);
+  const upstreams = new UpstreamRouter(config.upstreams, { timeoutMs: config.upstreamTimeoutMs, clock });
+  const upstreamPool = upstreams.upstreams[0]!.pool;
   const recorder = new UsageRecorder(store, (err) => logger.error({ err }, 'writing usage records failed'), { log: logger });
   const prices = new PriceBook(store, clock);
   const limits = new CallLimits({ limiter, prices, globalRules: globalRules(config), countMode: config.countMode });
   const gateway = new Gateway({
     access: new Access(new Policy(config.allowedEndpoints, config.allowedModels), new KeyAccessCache()),
     limits,
+    upstreams,
     pool: upstreamPool,
     redactor,
     defaultMaxTokens: config.defaultMaxTokens,
@@ -136,6 +142,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     gateway,
     limiter,
     upstreamPool,
+    upstreams,
     recorder,
     logger,
     async close() {
@@ -160,7 +167,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       await gateway.allSettled();
       await recorder.close();
       await stopTokenizer();
-      await upstreamPool.close();
+      await upstreams.close();
       await builtLimiter.close();
       await store.close();
     },

@@ -2,7 +2,8 @@
  * What the request path reads from a call's body, and what it changes before sending it on.
  * Inspection: the model (JSON field or multipart form field) and the stream flag, for the model
  * policy and for metering. The upstream body: the client's bytes as they came, unless the gateway
- * must ask for the stream's usage chunk or cap the completion at what a key reserved.
+ * must ask for the stream's usage chunk, cap the completion at what a key reserved, or give the
+ * model the name its upstream knows it by.
  */
 import type { FastifyRequest } from 'fastify';
 import { invalidRequest } from '../errors.js';
@@ -101,6 +102,7 @@ const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typ
  *   that did not ask for it: `strip`).
  * - A key with token or spend limits gets the completion budget it reserved (`capTokens`) as the
  *   request's cap when the client named none, so what it settles can never exceed what it reserved.
+ * - An upstream that serves the model under another name (`model`) gets that name.
  * The additions are spliced into the client's bytes (json-bytes.ts): every other value goes up
  * exactly as the client wrote it, and the gateway's copy of an added member is the only one.
  */
@@ -109,6 +111,8 @@ export function upstreamBody<Raw extends Buffer | string | null>(
   body: CallBody,
   raw: Raw,
   capTokens: number | null,
+  /** The model the upstream serves the client's under (a rename); null: the client's, unchanged. */
+  model: string | null = null,
 ): { body: Raw | Buffer; strip: boolean } {
   const json = body.json;
   if (json === null || raw === null) return { body: raw, strip: false };
@@ -116,7 +120,8 @@ export function upstreamBody<Raw extends Buffer | string | null>(
   const askUsage = body.stream && path === '/chat/completions' && !(isObject(options) && options.include_usage === true);
   const capField = COMPLETION_CAP_FIELD[path];
   const cap = capTokens !== null && capField !== undefined && !CAP_FIELDS.some((f) => typeof json[f] === 'number');
-  if (!askUsage && !cap) return { body: raw, strip: false };
+  const rename = model !== null && json.model !== model;
+  if (!askUsage && !cap && !rename) return { body: raw, strip: false };
 
   const bytes: Buffer = typeof raw === 'string' ? Buffer.from(raw) : (raw as Buffer);
   const top = topLevelObject(bytes);
@@ -129,6 +134,7 @@ export function upstreamBody<Raw extends Buffer | string | null>(
     set.set('stream_options', own === null ? INCLUDE_USAGE : editObject(bytes, own, INCLUDE_USAGE_KEY, [INCLUDE_USAGE_MEMBER]).toString('utf8'));
   }
   if (cap) set.set(capField, String(capTokens));
+  if (rename) set.set('model', JSON.stringify(model));
   return { body: setTopLevelMembers(bytes, top, set), strip: askUsage };
 }
 

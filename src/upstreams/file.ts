@@ -23,7 +23,7 @@ type Env = Record<string, string | undefined>;
 
 export const DEFAULT_ATTEMPTS = 3;
 export const MAX_ATTEMPTS = 10;
-export const DEFAULT_BREAKER: BreakerSettings = Object.freeze({ failures: 5, cooldownMs: 30_000 });
+export const DEFAULT_BREAKER: BreakerSettings = Object.freeze({ failures: 5, cooldownMs: 30_000, sitOutRateLimits: true });
 const OPENAI_BASE_URL = 'https://api.openai.com/v1';
 
 const ENV_REFERENCE = /^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$/;
@@ -220,7 +220,7 @@ function upstreamOf(raw: RawUpstream, index: number, defaults: BreakerSettings):
     weight: raw.weight,
     timeoutMs: raw.timeout_ms ?? null,
     prices: pricesOf(raw),
-    breaker: { failures: raw.breaker?.failures ?? defaults.failures, cooldownMs: raw.breaker?.cooldown_ms ?? defaults.cooldownMs },
+    breaker: { failures: raw.breaker?.failures ?? defaults.failures, cooldownMs: raw.breaker?.cooldown_ms ?? defaults.cooldownMs, sitOutRateLimits: true },
   };
 }
 
@@ -233,7 +233,7 @@ export function upstreamsFromData(data: unknown, env: Env, file: string): Upstre
     throw new UpstreamsFileError(describeIssue(issues.find((i) => i.code === 'unrecognized_keys') ?? issues[0]!));
   }
   const raw = result.data;
-  const defaults = { failures: raw.breaker?.failures ?? DEFAULT_BREAKER.failures, cooldownMs: raw.breaker?.cooldown_ms ?? DEFAULT_BREAKER.cooldownMs };
+  const defaults = { failures: raw.breaker?.failures ?? DEFAULT_BREAKER.failures, cooldownMs: raw.breaker?.cooldown_ms ?? DEFAULT_BREAKER.cooldownMs, sitOutRateLimits: true };
   const upstreams = raw.upstreams.map((u, i) => upstreamOf(u, i, defaults));
   const names = new Map<string, number>();
   upstreams.forEach((u, i) => {

@@ -32,6 +32,8 @@ export interface BreakerSettings {
   failures: number;
   /** How long an open breaker stays open before one probe call is let through. */
   cooldownMs: number;
+  /** Whether a key answered 429 sits out the upstream's Retry-After (false: it stays in turn, as without an upstreams file). */
+  sitOutRateLimits: boolean;
 }
 
 export interface UpstreamSpec {
@@ -82,7 +84,7 @@ export function singleUpstream(baseUrl: URL, apiKey: string): UpstreamsConfig {
         weight: 1,
         timeoutMs: null,
         prices: null,
-        breaker: { failures: 0, cooldownMs: 0 },
+        breaker: { failures: 0, cooldownMs: 0, sitOutRateLimits: false },
       },
     ],
   };

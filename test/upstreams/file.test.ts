@@ -66,7 +66,7 @@ describe('the upstreams file', () => {
       { pattern: 'gpt-4o*', model: null, deployment: null },
       { pattern: 'gpt-4.1*', model: null, deployment: null },
     ]);
-    expect(a!.breaker).toEqual({ failures: 5, cooldownMs: 30_000 });
+    expect(a!.breaker).toEqual({ failures: 5, cooldownMs: 30_000, sitOutRateLimits: true });
     expect(azure).toMatchObject({ kind: 'azure', apiVersion: '2024-10-21', keys: [{ secret: AZURE, source: 'AZURE_KEY' }] });
     expect(azure!.baseUrl.href).toBe('https://myres.openai.azure.com/');
     expect(azure!.models).toEqual([{ pattern: 'gpt-4o', model: null, deployment: 'my-gpt4o-deployment' }]);
@@ -91,12 +91,12 @@ describe('the upstreams file', () => {
       { pattern: 'llama-3', model: 'meta-llama/Llama-3-8B', deployment: null },
       { pattern: 'qwen*', model: null, deployment: null },
     ]);
-    expect(vllm).toMatchObject({ weight: 2.5, timeoutMs: 5000, breaker: { failures: 0, cooldownMs: 1000 } });
+    expect(vllm).toMatchObject({ weight: 2.5, timeoutMs: 5000, breaker: { failures: 0, cooldownMs: 1000, sitOutRateLimits: true } });
     expect(az!.models).toEqual([
       { pattern: 'gpt-4o', model: 'gpt-4o-2024-08-06', deployment: 'dep' },
       { pattern: 'gpt-4o-mini', model: null, deployment: null },
     ]);
-    expect(az!.breaker).toEqual({ failures: 3, cooldownMs: 1000 });
+    expect(az!.breaker).toEqual({ failures: 3, cooldownMs: 1000, sitOutRateLimits: true });
   });
 
   it('an openai upstream without base_url goes to api.openai.com', () => {
@@ -215,7 +215,7 @@ describe('PROXYGPT_UPSTREAMS in loadConfig', () => {
     expect(config.upstreams.file).toBeNull();
     expect(config.upstreams.attempts).toBe(1);
     expect(config.upstreams.upstreams).toHaveLength(1);
-    expect(config.upstreams.upstreams[0]).toMatchObject({ name: 'default', kind: 'openai', keys: [{ secret: KEY_A }], models: [{ pattern: '*' }], breaker: { failures: 0 } });
+    expect(config.upstreams.upstreams[0]).toMatchObject({ name: 'default', kind: 'openai', keys: [{ secret: KEY_A }], models: [{ pattern: '*' }], breaker: { failures: 0, sitOutRateLimits: false } });
     expect(config.upstreams.upstreams[0]!.baseUrl.href).toBe('http://127.0.0.1:11434/v1');
     expect(() => loadConfig({ PROXYGPT_API_KEY: PROXY })).toThrow(/^OPENAI_API_KEY: is required/);
   });
