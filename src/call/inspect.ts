@@ -8,7 +8,7 @@
 import type { FastifyRequest } from 'fastify';
 import { invalidRequest } from '../errors.js';
 import { MAX_TOKEN_COUNT } from '../metering/usage.js';
-import { editObject, objectMembers, setTopLevelMembers, topLevelObject } from './json-bytes.js';
+import { editObject, objectMembers, replaceValue, setTopLevelMembers, topLevelObject } from './json-bytes.js';
 
 /** What the policy and the meter need to know about a call's body. */
 export interface CallBody {
@@ -134,8 +134,13 @@ export function upstreamBody<Raw extends Buffer | string | null>(
     set.set('stream_options', own === null ? INCLUDE_USAGE : editObject(bytes, own, INCLUDE_USAGE_KEY, [INCLUDE_USAGE_MEMBER]).toString('utf8'));
   }
   if (cap) set.set(capField, String(capTokens));
-  if (rename) set.set('model', JSON.stringify(model));
-  return { body: setTopLevelMembers(bytes, top, set), strip: askUsage };
+  if (!rename) return { body: setTopLevelMembers(bytes, top, set), strip: askUsage };
+  // The model's value replaced where it stands: every other byte stays where the client put it.
+  const own = top.members.findLast((m) => m.key === 'model');
+  if (own === undefined) set.set('model', JSON.stringify(model));
+  const renamed = own === undefined ? bytes : replaceValue(bytes, own, JSON.stringify(model));
+  if (set.size === 0) return { body: renamed, strip: askUsage };
+  return { body: setTopLevelMembers(renamed, own === undefined ? top : topLevelObject(renamed)!, set), strip: askUsage };
 }
 
 const INCLUDE_USAGE_MEMBER = '"include_usage":true';
