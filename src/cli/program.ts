@@ -238,8 +238,9 @@ Examples:
     .option('--key <key>', 'one key (id or name; env keys are env-key-1, env-key-2, …)')
     .option('--since <when>', 'start: a duration back from now (7d, 12h) or an ISO time')
     .option('--until <when>', 'end: an ISO time (default: now)')
-    .action(async (flags: { key?: string; since?: string; until?: string }, command: Command) => {
-      const query = { key: flags.key, since: checkTime('--since', flags.since), until: checkTime('--until', flags.until) };
+    .option('--upstream <name>', 'only the calls this upstream (its name in the upstreams file) answered')
+    .action(async (flags: { key?: string; since?: string; until?: string; upstream?: string }, command: Command) => {
+      const query = { key: flags.key, since: checkTime('--since', flags.since), until: checkTime('--until', flags.until), upstream: flags.upstream };
       await cli.with(
         command,
         (b) => b.usage(query),

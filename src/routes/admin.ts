@@ -69,7 +69,7 @@ export function registerAdminRoutes(app: FastifyInstance, adminKey: string | nul
       admin.delete<{ Params: { key: string } }>('/keys/:key', { schema: { ...common, summary: 'Delete a key', params: keyParam } }, async (request) =>
         keys.remove(request.params.key),
       );
-      admin.get<{ Querystring: { key?: string; since?: string; until?: string } }>(
+      admin.get<{ Querystring: { key?: string; since?: string; until?: string; upstream?: string } }>(
         '/usage',
         {
           schema: {
@@ -81,6 +81,7 @@ export function registerAdminRoutes(app: FastifyInstance, adminKey: string | nul
                 key: { type: 'string', description: 'Key id or name (env keys: env-key-N); all keys when absent' },
                 since: { type: 'string', description: 'ISO time, epoch ms, or a duration back from now (7d); default 30d' },
                 until: { type: 'string', description: 'ISO time or epoch ms; default now' },
+                upstream: { type: 'string', description: 'Only the calls this upstream (its name in the upstreams file) answered' },
               },
             },
           },
@@ -91,6 +92,7 @@ export function registerAdminRoutes(app: FastifyInstance, adminKey: string | nul
             key: request.query.key,
             since: parseTime(request.query.since, now, 'since'),
             until: parseTime(request.query.until, now, 'until'),
+            upstream: request.query.upstream,
           });
         },
       );
