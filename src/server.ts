@@ -109,7 +109,7 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   registerLegacyRoute(app, { model: config.legacyModel, keys, gateway });
   registerRateLimitRoute(app, { keys, limits: gateway.limits });
   registerHealthRoutes(app, { store: () => store.ping(), ...(options.limiterPing === undefined ? {} : { limiter: options.limiterPing }) });
-  registerAdminRoutes(app, config.adminKey, new KeyService(store, config, clock), prices, clock);
+  registerAdminRoutes(app, config.adminKey, new KeyService(store, config, clock), prices, clock, gateway.upstreams);
   await registerDocsPages(app);
   return app;
 }

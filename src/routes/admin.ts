@@ -1,6 +1,6 @@
 /**
  * The admin API under /admin: manage stored keys (create, list, show, update, rotate, revoke,
- * delete), read usage and set prices. Needs `Authorization: Bearer <PROXYGPT_ADMIN_KEY>` (compared
+ * delete), read usage, set prices, and see the upstreams' state. Needs `Authorization: Bearer <PROXYGPT_ADMIN_KEY>` (compared
  * in constant time); without an admin key configured every /admin route answers 404, and a proxy
  * key never gets in.
  */
@@ -12,6 +12,8 @@ import { authorizationOf } from '../http/require-proxy-key.js';
 import type { KeyService } from '../keys/service.js';
 import { createKeySchema, parseDuration, updateKeySchema } from '../keys/input.js';
 import type { PriceBook } from '../metering/price-book.js';
+import type { UpstreamRouter } from '../upstreams/router.js';
+import { upstreamsView } from './admin-upstreams.js';
 
 const priceSchema = z.strictObject({
   input: z.number().min(0).max(1e6),
@@ -32,7 +34,14 @@ export function parseTime(value: string | undefined, now: number, name: string):
 
 const jsonSchema = (schema: z.ZodType) => z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' }) as Record<string, unknown>;
 
-export function registerAdminRoutes(app: FastifyInstance, adminKey: string | null, keys: KeyService, prices: PriceBook, clock: () => number): void {
+export function registerAdminRoutes(
+  app: FastifyInstance,
+  adminKey: string | null,
+  keys: KeyService,
+  prices: PriceBook,
+  clock: () => number,
+  upstreams?: UpstreamRouter,
+): void {
   void app.register(
     async (admin) => {
       admin.addHook('onRequest', async (request: FastifyRequest) => {
@@ -96,6 +105,11 @@ export function registerAdminRoutes(app: FastifyInstance, adminKey: string | nul
           });
         },
       );
+      if (upstreams !== undefined) {
+        admin.get('/upstreams', { schema: { ...common, summary: 'Each upstream and key: healthy, breaker open or half-open, rate limited; last error (keys shown by their last 4 characters)' } }, async () =>
+          upstreamsView(upstreams),
+        );
+      }
       admin.get('/prices', { schema: { ...common, summary: 'Model prices in USD per million tokens (bundled and overrides)' } }, async () => keys.prices());
       admin.put<{ Params: { model: string } }>(
         '/prices/:model',
