@@ -8,7 +8,7 @@
  */
 import { CallSignal } from '../proxy/forward.js';
 import type { UpstreamRouter } from './router.js';
-import type { Upstream } from './upstream.js';
+import type { Upstream, UpstreamKeyEntry } from './upstream.js';
 
 /** A model and the first upstream (in the file's order) that serves it. */
 export interface ListedModel {
@@ -32,10 +32,9 @@ const PROBE_TIMEOUT_MS = 5_000;
 /** Most of a model list the gateway reads (OpenAI's is ~20 KB). */
 const MAX_LIST_BYTES = 4 * 1024 * 1024;
 
-/** GET /models of one upstream with its first key that is available now (Azure: /openai/models). */
-export async function probeModels(upstream: Upstream, now: number, timeoutMs = PROBE_TIMEOUT_MS): Promise<ProbeResult> {
+/** GET /models of one upstream (Azure: /openai/models) with `key`, by default its first key that is available now. */
+export async function probeModels(upstream: Upstream, now: number, timeoutMs = PROBE_TIMEOUT_MS, key: UpstreamKeyEntry = upstream.keys.find((k) => k.health.availableAt(now) <= now) ?? upstream.keys[0]!): Promise<ProbeResult> {
   const started = performance.now();
-  const key = upstream.keys.find((k) => k.health.availableAt(now) <= now) ?? upstream.keys[0]!;
   const { path, search } = upstream.address('/models', '', null);
   const signal = new CallSignal();
   const timer = setTimeout(() => signal.abort(), timeoutMs);
