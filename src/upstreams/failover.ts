@@ -86,7 +86,8 @@ export async function sendWithFailover(route: Route, plan: AttemptPlan, signal: 
     const { candidate, key, probe }: Pick = pick;
     const upstream = candidate.upstream;
     tried.keys.add(key);
-    const remaining = deadline - performance.now();
+    // The first attempt may take the call's whole time, a later one what is left of it; each at most its upstream's own timeout.
+    const limit = attempt === 1 ? callTimeoutMs : deadline - performance.now();
     const { path, search } = upstream.address(plan.path, plan.search, candidate.deployment);
     let response: UpstreamResponse;
     try {
@@ -98,7 +99,7 @@ export async function sendWithFailover(route: Route, plan: AttemptPlan, signal: 
         body: plan.body(candidate),
         signal,
         apiKey: key.secret,
-        ...(attempt > 1 && remaining < upstream.timeoutMs ? { headersTimeoutMs: Math.max(1, Math.floor(remaining)) } : {}),
+        ...(limit < upstream.timeoutMs ? { headersTimeoutMs: Math.max(1, Math.floor(limit)) } : {}),
       });
     } catch (err) {
       if (signal.aborted || !isUnreachable(err)) {

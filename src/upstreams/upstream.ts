@@ -52,7 +52,8 @@ export class Upstream {
   private readonly keyTurns: SmoothWeighted;
   private readonly models: { route: ModelRoute; test: Matcher }[];
   private readonly prices: { pattern: string; price: ModelPrice; test: Matcher }[];
-  private readonly basePath: string;
+  /** Azure's query for a call that has none of its own (nearly all). */
+  private readonly apiVersionQuery: string;
 
   constructor(
     readonly spec: UpstreamSpec,
@@ -71,7 +72,7 @@ export class Upstream {
     // An exact name wins over a glob, then the file's order.
     const priced = Object.entries(spec.prices ?? {}).map(([pattern, price]) => ({ pattern, price, test: matcherOf(pattern) }));
     this.prices = [...priced.filter((p) => !isGlob(p.pattern) && p.pattern !== EVERY_MODEL), ...priced.filter((p) => isGlob(p.pattern) || p.pattern === EVERY_MODEL)];
-    this.basePath = spec.baseUrl.pathname === '/' ? '' : spec.baseUrl.pathname;
+    this.apiVersionQuery = `?${new URLSearchParams({ 'api-version': spec.apiVersion ?? '' }).toString()}`;
   }
 
   /** How this upstream serves `model` (the first entry of its `models` that matches), or null when it does not. */
@@ -125,14 +126,13 @@ export class Upstream {
    */
   address(path: string, search: string, deployment: string | null): { path: string; search: string } {
     if (this.kind !== 'azure') return { path, search };
-    const query = new URLSearchParams(search);
-    query.set('api-version', this.spec.apiVersion ?? '');
-    return { path: deployment === null ? `/openai${path}` : `/openai/deployments/${encodeURIComponent(deployment)}${path}`, search: `?${query.toString()}` };
-  }
-
-  /** The full URL path of a call, for messages (no key in it). */
-  describe(path: string): string {
-    return `${this.spec.baseUrl.origin}${this.basePath}${path}`;
+    let query = this.apiVersionQuery;
+    if (search !== '') {
+      const params = new URLSearchParams(search);
+      params.set('api-version', this.spec.apiVersion ?? '');
+      query = `?${params.toString()}`;
+    }
+    return { path: deployment === null ? `/openai${path}` : `/openai/deployments/${encodeURIComponent(deployment)}${path}`, search: query };
   }
 
   close(): Promise<void> {
