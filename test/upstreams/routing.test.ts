@@ -33,7 +33,12 @@ beforeAll(async () => {
         { name: 'local', kind: 'openai-compatible', base_url: local.url, models: { 'llama-3': 'meta-llama/Llama-3-8B-Instruct', 'qwen*': null } },
       ],
     },
-    env: { PROXYGPT_ALLOWED_ENDPOINTS: 'POST /v1/chat/completions, POST /v1/embeddings, GET /v1/files', USE_HOURLY_RATE_LIMIT: 'true', PROXYGPT_HOURLY_RATE_LIMIT: '1000' },
+    env: {
+      PROXYGPT_ALLOWED_ENDPOINTS: 'POST /v1/chat/completions, POST /v1/embeddings, GET /v1/files',
+      USE_HOURLY_RATE_LIMIT: 'true',
+      PROXYGPT_HOURLY_RATE_LIMIT: '1000',
+      PROXYGPT_LEGACY_MODEL: 'llama-3',
+    },
   });
 });
 afterAll(async () => {
@@ -133,6 +138,14 @@ describe('routing by model', () => {
     expect(watch.refused).toBe(0);
     await new Promise((resolve) => setTimeout(resolve, 50));
     expect(watch.records).toEqual([]);
+  });
+
+  it('the legacy route is routed by PROXYGPT_LEGACY_MODEL, renamed like any call', async () => {
+    const res = await fetch(`${gw.url}/api/openai/completions/gpt3`, { method: 'POST', headers: { authorization: `Bearer ${PROXY_KEY}`, 'content-type': 'application/json' }, body: '[{"role":"user","content":"old style"}]' });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ message: 'Echo: old style' });
+    expect(JSON.parse(local.requests[0]!.body)).toEqual({ model: 'meta-llama/Llama-3-8B-Instruct', messages: [{ role: 'user', content: 'old style' }] });
+    expect(openai.requests.length + azure.requests.length).toBe(0);
   });
 
   it('a request that names no model goes to the first upstream', async () => {
