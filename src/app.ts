@@ -62,9 +62,9 @@ export interface App {
   close(): Promise<void>;
 }
 
-/** Everything the redactor keeps out of responses and log lines. */
+/** Everything the redactor keeps out of responses and log lines (each once; every upstream's keys included). */
 export function secretsOf(config: Config): string[] {
-  return [
+  const all = [
     config.openaiApiKey,
     ...config.upstreams.upstreams.flatMap((u) => u.keys.map((k) => k.secret)),
     ...config.proxyKeys,
@@ -72,6 +72,7 @@ export function secretsOf(config: Config): string[] {
     ...(config.database.kind === 'postgres' ? urlPasswords(config.database.url) : []),
     ...(config.limiter.kind === 'redis' ? urlPasswords(config.limiter.url) : []),
   ];
+  return [...new Set(all.filter((secret) => secret !== ''))];
 }
 
 export async function createApp(config: Config, options: AppOptions = {}): Promise<App> {

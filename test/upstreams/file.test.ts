@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigError, loadConfig } from '../../src/config.js';
+import { secretsOf } from '../../src/app.js';
 import { parseUpstreamsText, UpstreamsFileError } from '../../src/upstreams/file.js';
 import { tempDir } from '../helpers.js';
 
@@ -203,6 +204,12 @@ describe('PROXYGPT_UPSTREAMS in loadConfig', () => {
     expect((error as ConfigError).variable).toBe('PROXYGPT_UPSTREAMS');
     expect((error as ConfigError).message).toBe('PROXYGPT_UPSTREAMS: upstreams[1].base_url: is not a valid URL (got "nowhere")');
     expect(() => loadConfig({ ...ENV, PROXYGPT_UPSTREAMS: join(dir, 'missing.yaml'), PROXYGPT_API_KEY: PROXY })).toThrow(`PROXYGPT_UPSTREAMS: cannot read ${join(dir, 'missing.yaml')} (ENOENT)`);
+  });
+
+  it('every key of every upstream is a secret to the redactor', () => {
+    const path = fileWith('secrets.yaml', EXAMPLE);
+    const { config } = loadConfig({ ...ENV, PROXYGPT_UPSTREAMS: path, PROXYGPT_API_KEY: PROXY });
+    expect(secretsOf(config)).toEqual([KEY_A, KEY_B, AZURE, PROXY]);
   });
 
   it('a proxy key equal to an upstream key is refused', () => {
