@@ -14,6 +14,8 @@ import { Upstream } from './upstream.js';
 
 /** Routes kept per model name; past this the cache starts over (model names come from clients). */
 const MAX_CACHED_ROUTES = 10_000;
+/** Longer model names are routed each time, never kept (10,000 of them could hold gigabytes). */
+const MAX_CACHED_NAME = 256;
 
 /** One upstream as the admin API shows it: no key, only each key's last characters and health. */
 export interface UpstreamView {
@@ -45,6 +47,7 @@ export class UpstreamRouter {
     const cached = this.routes.get(model);
     if (cached !== undefined) return cached;
     const route = this.build(model);
+    if (model !== null && model.length > MAX_CACHED_NAME) return route;
     if (this.routes.size >= MAX_CACHED_ROUTES) this.routes.clear();
     this.routes.set(model, route);
     return route;
