@@ -1,8 +1,8 @@
 /**
  * Wires one gateway process together from a Config: the store (openStore: SQLite or Postgres),
  * the limiter (createLimiter: in memory; in a cluster worker, the primary's; transactional with
- * PROXYGPT_LIMITER=sqlite; or Redis), upstream pool, usage recorder, metrics (when /metrics is
- * served), HTTP server, and the scheduled pruning of old events. `close()` undoes it all in order (stop accepting, flush records
+ * PROXYGPT_LIMITER=sqlite; or Redis), the upstreams (one pool each), usage recorder, metrics (when
+ * /metrics is served), HTTP server, and the scheduled pruning of old events. `close()` undoes it all in order (stop accepting, flush records
  * and the limits journal, close pools and database).
  */
 import type { FastifyInstance } from 'fastify';
@@ -17,7 +17,8 @@ import type { Limiter } from './contract.js';
 import { systemClock, type Clock } from './limits/limiter.js';
 import { openStore } from './store/open.js';
 import { UsageRecorder } from './store/recorder.js';
-import { UpstreamPool } from './proxy/forward.js';
+import type { UpstreamPool } from './proxy/forward.js';
+import { UpstreamRouter } from './upstreams/router.js';
 import { Gateway } from './gateway.js';
 import { CallLimits } from './limits/call-limits.js';
 import { DAY_MS, globalRules, horizonOf } from './limits/rules.js';
@@ -57,21 +58,25 @@ export interface App {
   server: FastifyInstance;
   gateway: Gateway;
   limiter: Limiter;
+  /** The first upstream's pool (without an upstreams file: the only one). */
   upstreamPool: UpstreamPool;
+  upstreams: UpstreamRouter;
   recorder: UsageRecorder;
   logger: Logger;
   close(): Promise<void>;
 }
 
-/** Everything the redactor keeps out of responses and log lines. */
+/** Everything the redactor keeps out of responses and log lines (each once; every upstream's keys included). */
 export function secretsOf(config: Config): string[] {
-  return [
+  const all = [
     config.openaiApiKey,
+    ...config.upstreams.upstreams.flatMap((u) => u.keys.map((k) => k.secret)),
     ...config.proxyKeys,
     ...(config.adminKey ? [config.adminKey] : []),
     ...(config.database.kind === 'postgres' ? urlPasswords(config.database.url) : []),
     ...(config.limiter.kind === 'redis' ? urlPasswords(config.limiter.url) : []),
   ];
+  return [...new Set(all.filter((secret) => secret !== ''))];
 }
 
 export async function createApp(config: Config, options: AppOptions = {}): Promise<App> {
@@ -109,7 +114,8 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     throw err;
   }
   const limiter = builtLimiter.limiter;
-  const upstreamPool = new UpstreamPool(config.openaiBaseUrl, config.openaiApiKey, config.upstreamTimeoutMs);
+  const upstreams = new UpstreamRouter(config.upstreams, { timeoutMs: config.upstreamTimeoutMs, clock });
+  const upstreamPool = upstreams.upstreams[0]!.pool;
   const recorder = new UsageRecorder(store, (err) => logger.error({ err }, 'writing usage records failed'), { log: logger });
   const prices = new PriceBook(store, clock);
   const metrics = metricsServed(config) ? createMetrics(config, prices, options.metricsPrimary) : null;
@@ -117,6 +123,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
   const gateway = new Gateway({
     access: new Access(new Policy(config.allowedEndpoints, config.allowedModels), new KeyAccessCache()),
     limits,
+    upstreams,
     pool: upstreamPool,
     redactor,
     defaultMaxTokens: config.defaultMaxTokens,
@@ -142,6 +149,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     gateway,
     limiter,
     upstreamPool,
+    upstreams,
     recorder,
     logger,
     async close() {
@@ -166,7 +174,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       await gateway.allSettled();
       await recorder.close();
       await stopTokenizer();
-      await upstreamPool.close();
+      await upstreams.close();
       await builtLimiter.close();
       await store.close();
       metrics?.close();

@@ -5,6 +5,8 @@
  */
 import { z } from 'zod';
 import { redactUrl } from './url-secrets.js';
+import { readUpstreamsFile, UpstreamsFileError } from './upstreams/file.js';
+import { singleUpstream, type UpstreamsConfig } from './upstreams/spec.js';
 
 export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
@@ -40,8 +42,11 @@ export type LimiterConfig =
   | { kind: 'redis'; url: string; failMode: 'closed' | 'open'; timeoutMs: number; prefix: string };
 
 export interface Config {
+  /** OPENAI_API_KEY ('' when unset, as it may be with an upstreams file). */
   openaiApiKey: string;
   openaiBaseUrl: URL;
+  /** Where calls go: the upstreams file (PROXYGPT_UPSTREAMS), or the one upstream of OPENAI_*. */
+  upstreams: UpstreamsConfig;
   proxyKeys: string[];
   hourlyRateLimit: number | null;
   dailyRateLimit: number | null;
@@ -324,12 +329,37 @@ function limiter(env: Env, store: DatabaseConfig, warnings: string[]): LimiterCo
   return chosen === 'sqlite' ? { kind: 'sqlite', path: store.path } : { kind: 'memory', journalPath: store.path };
 }
 
+/**
+ * The upstreams: the file PROXYGPT_UPSTREAMS names (then the whole truth: OPENAI_API_KEY and
+ * OPENAI_BASE_URL are not used), or else the one upstream of OPENAI_API_KEY (required) and
+ * OPENAI_BASE_URL.
+ */
+function upstreamsOf(env: Env, openaiApiKey: string | undefined, warnings: string[]): UpstreamsConfig {
+  const file = raw(env, 'PROXYGPT_UPSTREAMS');
+  if (file === undefined) {
+    if (openaiApiKey === undefined) throw new ConfigError('OPENAI_API_KEY', 'is required (the upstream API key), unless PROXYGPT_UPSTREAMS names an upstreams file');
+    return singleUpstream(baseUrl(env), unquote(openaiApiKey));
+  }
+  try {
+    const upstreams = readUpstreamsFile(unquote(file), env);
+    const referenced = new Set(upstreams.upstreams.flatMap((u) => u.keys.map((k) => k.source)));
+    for (const name of ['OPENAI_API_KEY', 'OPENAI_BASE_URL']) {
+      if (raw(env, name) !== undefined && !referenced.has(name)) warnings.push(`${name} is ignored: PROXYGPT_UPSTREAMS names the upstreams`);
+    }
+    return upstreams;
+  } catch (err) {
+    if (err instanceof UpstreamsFileError) throw new ConfigError('PROXYGPT_UPSTREAMS', err.message);
+    throw err;
+  }
+}
+
 /** Reads and validates the whole configuration. Throws ConfigError on the first problem. */
 export function loadConfig(env: Env = process.env): LoadedConfig {
   const warnings: string[] = [];
 
   const openaiApiKey = raw(env, 'OPENAI_API_KEY');
-  if (openaiApiKey === undefined) throw new ConfigError('OPENAI_API_KEY', 'is required (the upstream API key)');
+  const upstreams = upstreamsOf(env, openaiApiKey, warnings);
+  const upstreamKeys = new Set(upstreams.upstreams.flatMap((u) => u.keys.map((k) => k.secret)));
 
   const keySources = new Map<string, string>();
   for (const name of ['PROXYGPT_API_KEY', 'PROXYGPT_API_KEYS']) {
@@ -352,7 +382,9 @@ export function loadConfig(env: Env = process.env): LoadedConfig {
     if (key.length < MIN_PROXY_KEY_LENGTH) {
       warnings.push(`proxy key #${i + 1} is shorter than ${MIN_PROXY_KEY_LENGTH} characters and easy to guess; use a long random key`);
     }
-    if (key === openaiApiKey) throw new ConfigError(name, 'a proxy key must not equal OPENAI_API_KEY');
+    if (upstreamKeys.has(key) || key === openaiApiKey) {
+      throw new ConfigError(name, upstreams.file === null ? 'a proxy key must not equal OPENAI_API_KEY' : 'a proxy key must not equal an upstream key');
+    }
   });
 
   const countMode = unquote(raw(env, 'PROXYGPT_RATE_LIMIT_COUNT') ?? 'all').toLowerCase();
@@ -378,8 +410,9 @@ export function loadConfig(env: Env = process.env): LoadedConfig {
   }
 
   const config: Config = {
-    openaiApiKey: unquote(openaiApiKey),
+    openaiApiKey: openaiApiKey === undefined ? '' : unquote(openaiApiKey),
     openaiBaseUrl: baseUrl(env),
+    upstreams,
     proxyKeys,
     hourlyRateLimit: rateLimit(env, 'USE_HOURLY_RATE_LIMIT', 'PROXYGPT_HOURLY_RATE_LIMIT'),
     dailyRateLimit: rateLimit(env, 'USE_DAILY_RATE_LIMIT', 'PROXYGPT_DAILY_RATE_LIMIT'),

@@ -105,6 +105,8 @@ export interface UsageRecord {
   costMicroUsd: number;
   /** true when the tokens were estimated (no usage from the upstream). */
   estimated: boolean;
+  /** The upstream whose answer the call got (its name in the upstreams file); null or absent when none answered. */
+  upstream?: string | null;
 }
 
 export interface UsageTotals {
@@ -119,6 +121,8 @@ export interface UsageQuery {
   sinceMs: number;
   untilMs: number;
   principal?: string;
+  /** Only the calls this upstream answered. */
+  upstream?: string;
 }
 
 /**

@@ -83,6 +83,9 @@ export const endpointNotAllowed = (message: string) => new ApiError({ status: 40
 export const modelNotAllowed = (message: string) => new ApiError({ status: 403, message, type: 'permission_error', code: 'model_not_allowed' });
 export const ipNotAllowed = (message: string) => new ApiError({ status: 403, message, type: 'permission_error', code: 'ip_not_allowed' });
 export const notFound = (message: string) => new ApiError({ status: 404, message, type: INVALID, code: 'not_found' });
+/** No upstream of this gateway serves the model (nothing is forwarded, nothing reserved). */
+export const modelNotFound = (model: string) =>
+  new ApiError({ status: 404, message: `The model ${JSON.stringify(model)} does not exist or is not served by this gateway.`, type: INVALID, code: 'model_not_found', param: 'model' });
 export const conflict = (message: string) => new ApiError({ status: 409, message, type: INVALID, code: 'conflict' });
 
 // 408, 413, 414, 415, 431: the request's size or shape (framework and socket level).
@@ -129,6 +132,19 @@ export const limiterUnavailable = () =>
 /** /metrics could not be collected (a cluster worker or the primary did not answer in time). */
 export const metricsUnavailable = () =>
   new ApiError({ status: 503, message: 'The metrics could not be collected; retry the scrape.', type: 'api_error', code: 'metrics_unavailable' });
+/**
+ * Every upstream that serves the model is out for now: each key rate limited (429, sitting out
+ * the upstream's Retry-After) or its breaker open (503). `retryAfterMs`: when the first is back.
+ */
+export const upstreamsUnavailable = (waitMs: number, rateLimited: boolean) => {
+  // Infinity: only a half-open probe is out; it ends soon, one way or the other.
+  const retryAfterMs = Number.isFinite(waitMs) ? waitMs : 1000;
+  const seconds = Math.max(1, Math.ceil(retryAfterMs / 1000));
+  const headers = { 'retry-after': String(seconds), 'retry-after-ms': String(Math.max(0, Math.ceil(retryAfterMs))) };
+  return rateLimited
+    ? new ApiError({ status: 429, message: `Every upstream that serves this model is rate limited; retry in ${seconds}s.`, type: 'requests', code: 'upstream_rate_limited', headers })
+    : new ApiError({ status: 503, message: `Every upstream that serves this model is failing; retry in ${seconds}s.`, type: 'api_error', code: 'upstream_unavailable', headers });
+};
 export const notReady = (message: string) => new ApiError({ status: 503, message, type: 'api_error', code: 'not_ready' });
 /** The gateway is stopping: this connection takes no new request (retry; another instance may serve it). */
 export const shuttingDown = () =>

@@ -1,9 +1,10 @@
 /**
  * The request path's shared parts, built once per process from an options object: the access
- * rules, the call limits, the upstream pool, the redactor and the default completion budget.
- * `open()` is the policy step for a body (may this caller use this model) and creates the call
- * that does the rest: reserve → forward → meter → settle (call/proxy-call.ts). Auth comes before
- * (http/require-proxy-key.ts), the record after (http/call-record.ts).
+ * rules, the call limits, the upstreams (router), the redactor and the default completion budget.
+ * `open()` is the policy step for a body (may this caller use this model; which upstreams serve
+ * it: none is a 404, all of them out for now a 429 or 503, before anything is reserved) and
+ * creates the call that does the rest: reserve → forward → meter → settle (call/proxy-call.ts).
+ * Auth comes before (http/require-proxy-key.ts), the record after (http/call-record.ts).
  */
 import type { FastifyBaseLogger } from 'fastify';
 import type { Principal } from './auth/authenticator.js';
@@ -13,11 +14,15 @@ import type { CallLimits } from './limits/call-limits.js';
 import type { Access } from './policy/access.js';
 import type { UpstreamPool } from './proxy/forward.js';
 import type { Redactor } from './redact.js';
-import type { ApiError } from './errors.js';
+import { modelNotFound, upstreamsUnavailable, type ApiError } from './errors.js';
+import type { UpstreamRouter } from './upstreams/router.js';
 
 export interface GatewayOptions {
   access: Access;
   limits: CallLimits;
+  /** The upstreams and the routes to them by model. */
+  upstreams: UpstreamRouter;
+  /** The first upstream's pool (where a call without a route would go). */
   pool: UpstreamPool;
   redactor: Redactor;
   /** The completion budget a key with token or spend limits reserves when a request names none. */
@@ -29,6 +34,7 @@ export class Gateway implements CallContext {
   private readonly calls = new Set<ProxyCall>();
   readonly access: Access;
   readonly limits: CallLimits;
+  readonly upstreams: UpstreamRouter;
   readonly pool: UpstreamPool;
   readonly redactor: Redactor;
   readonly defaultMaxTokens: number;
@@ -36,19 +42,26 @@ export class Gateway implements CallContext {
   constructor(options: GatewayOptions) {
     this.access = options.access;
     this.limits = options.limits;
+    this.upstreams = options.upstreams;
     this.pool = options.pool;
     this.redactor = options.redactor;
     this.defaultMaxTokens = options.defaultMaxTokens;
   }
 
   /**
-   * Checks the body's model against the caller's policy (403) and, for a caller with token or
-   * spend limits, the numbers its reservation is computed from (400), then opens its call.
+   * Checks the body's model against the caller's policy (403) and the upstreams (404: none
+   * serves it; 429 or 503: every one that does is out for now), for a caller with token or spend
+   * limits the numbers its reservation is computed from (400), then opens its call.
    */
   open(principal: Principal, body: CallBody, log: FastifyBaseLogger): ProxyCall {
     this.access.checkModel(principal, body.model);
+    const route = this.upstreams.route(body.model);
+    if (route === null) throw modelNotFound(body.model!);
     if (body.json !== null && this.limits.needsUsageEstimate(principal)) checkBudgetFields(body.json);
-    const call = new ProxyCall(this, principal, body, log);
+    const now = route.policy.clock();
+    const availableAt = route.availableAt(now);
+    if (availableAt > now) throw upstreamsUnavailable(availableAt - now, route.onlyRateLimited(now));
+    const call = new ProxyCall(this, principal, body, log, route);
     this.calls.add(call);
     void call.settled.then(() => this.calls.delete(call));
     return call;

@@ -59,7 +59,8 @@ async function serve(config: Config): Promise<void> {
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
   process.on('SIGINT', () => void shutdown('SIGINT'));
   const address = await app.server.listen({ port: config.port, host: config.host });
-  app.logger.info({ address, upstream: config.openaiBaseUrl.origin, worker: cluster.isWorker ? cluster.worker?.id : undefined }, 'ProxyGPT listening');
+  const upstreams = config.upstreams.file === null ? { upstream: config.openaiBaseUrl.origin } : { upstreams: config.upstreams.upstreams.map((u) => u.name), file: config.upstreams.file };
+  app.logger.info({ address, ...upstreams, worker: cluster.isWorker ? cluster.worker?.id : undefined }, 'ProxyGPT listening');
 }
 
 async function runPrimary(config: Config): Promise<void> {

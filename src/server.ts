@@ -114,7 +114,7 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   registerLegacyRoute(app, { model: config.legacyModel, keys, gateway });
   registerRateLimitRoute(app, { keys, limits: gateway.limits });
   registerHealthRoutes(app, { store: () => store.ping(), ...(options.limiterPing === undefined ? {} : { limiter: options.limiterPing }) });
-  registerAdminRoutes(app, config.adminKey, new KeyService(store, config, clock), prices, clock);
+  registerAdminRoutes(app, config.adminKey, new KeyService(store, config, clock), prices, clock, gateway.upstreams);
   // `admin` without an admin key is not served (an unknown route), never open.
   const metricsAccess = config.metrics === 'open' ? 'open' : config.metrics === 'admin' && config.adminKey !== null ? { admin: config.adminKey } : null;
   if (metrics !== null && metricsAccess !== null) registerMetricsRoute(app, { access: metricsAccess, scrape: metrics.scrape, contentType: metrics.contentType });

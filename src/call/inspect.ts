@@ -2,12 +2,13 @@
  * What the request path reads from a call's body, and what it changes before sending it on.
  * Inspection: the model (JSON field or multipart form field) and the stream flag, for the model
  * policy and for metering. The upstream body: the client's bytes as they came, unless the gateway
- * must ask for the stream's usage chunk or cap the completion at what a key reserved.
+ * must ask for the stream's usage chunk, cap the completion at what a key reserved, or give the
+ * model the name its upstream knows it by.
  */
 import type { FastifyRequest } from 'fastify';
 import { invalidRequest } from '../errors.js';
 import { MAX_TOKEN_COUNT } from '../metering/usage.js';
-import { editObject, objectMembers, setTopLevelMembers, topLevelObject } from './json-bytes.js';
+import { editObject, objectMembers, replaceValue, setTopLevelMembers, topLevelObject } from './json-bytes.js';
 
 /** What the policy and the meter need to know about a call's body. */
 export interface CallBody {
@@ -101,6 +102,7 @@ const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typ
  *   that did not ask for it: `strip`).
  * - A key with token or spend limits gets the completion budget it reserved (`capTokens`) as the
  *   request's cap when the client named none, so what it settles can never exceed what it reserved.
+ * - An upstream that serves the model under another name (`model`) gets that name.
  * The additions are spliced into the client's bytes (json-bytes.ts): every other value goes up
  * exactly as the client wrote it, and the gateway's copy of an added member is the only one.
  */
@@ -109,6 +111,8 @@ export function upstreamBody<Raw extends Buffer | string | null>(
   body: CallBody,
   raw: Raw,
   capTokens: number | null,
+  /** The model the upstream serves the client's under (a rename); null: the client's, unchanged. */
+  model: string | null = null,
 ): { body: Raw | Buffer; strip: boolean } {
   const json = body.json;
   if (json === null || raw === null) return { body: raw, strip: false };
@@ -116,7 +120,8 @@ export function upstreamBody<Raw extends Buffer | string | null>(
   const askUsage = body.stream && path === '/chat/completions' && !(isObject(options) && options.include_usage === true);
   const capField = COMPLETION_CAP_FIELD[path];
   const cap = capTokens !== null && capField !== undefined && !CAP_FIELDS.some((f) => typeof json[f] === 'number');
-  if (!askUsage && !cap) return { body: raw, strip: false };
+  const rename = model !== null && json.model !== model;
+  if (!askUsage && !cap && !rename) return { body: raw, strip: false };
 
   const bytes: Buffer = typeof raw === 'string' ? Buffer.from(raw) : (raw as Buffer);
   const top = topLevelObject(bytes);
@@ -129,7 +134,13 @@ export function upstreamBody<Raw extends Buffer | string | null>(
     set.set('stream_options', own === null ? INCLUDE_USAGE : editObject(bytes, own, INCLUDE_USAGE_KEY, [INCLUDE_USAGE_MEMBER]).toString('utf8'));
   }
   if (cap) set.set(capField, String(capTokens));
-  return { body: setTopLevelMembers(bytes, top, set), strip: askUsage };
+  if (!rename) return { body: setTopLevelMembers(bytes, top, set), strip: askUsage };
+  // The model's value replaced where it stands: every other byte stays where the client put it.
+  const own = top.members.findLast((m) => m.key === 'model');
+  if (own === undefined) set.set('model', JSON.stringify(model));
+  const renamed = own === undefined ? bytes : replaceValue(bytes, own, JSON.stringify(model));
+  if (set.size === 0) return { body: renamed, strip: askUsage };
+  return { body: setTopLevelMembers(renamed, own === undefined ? top : topLevelObject(renamed)!, set), strip: askUsage };
 }
 
 const INCLUDE_USAGE_MEMBER = '"include_usage":true';

@@ -182,3 +182,8 @@ export function setTopLevelMembers(bytes: Buffer, top: ObjectSpan, set: Readonly
   const edited = editObject(bytes, top, new Set(set.keys()), added);
   return Buffer.concat([bytes.subarray(0, top.open), edited, bytes.subarray(top.close + 1)]);
 }
+
+/** `bytes` with the value of `member` replaced by `value` (a JSON text); every other byte as it was. */
+export function replaceValue(bytes: Buffer, member: Member, value: string): Buffer {
+  return Buffer.concat([bytes.subarray(0, member.valueStart), Buffer.from(value), bytes.subarray(member.end)]);
+}

@@ -9,6 +9,10 @@
  * error thrown anywhere on the way. `settle()` is the one place that counts a call; it is guarded
  * (the first outcome wins, later calls return the same promise) and never rejects, and `run()`
  * settles whatever a step threw, so a step can settle early but never leave a call unsettled.
+ *
+ * With its route (the upstreams that serve its model), `forward()` is where the attempts happen
+ * (upstreams/failover.ts): however many upstreams and keys a call tries, it is reserved once,
+ * before the first, and settled once, after the answer it keeps, priced as its upstream charges.
  */
 import type { FastifyBaseLogger, FastifyReply } from 'fastify';
 import type { Principal } from '../auth/authenticator.js';
@@ -18,11 +22,14 @@ import { countUsage, estimateUsage } from '../metering/estimate.js';
 import type { TokenUsage } from '../contract.js';
 import { CallSignal, ClientGoneError, upstreamBodyFailure, type UpstreamPool, type UpstreamRequest, type UpstreamResponse } from '../proxy/forward.js';
 import type { Redactor } from '../redact.js';
+import { sendWithFailover } from '../upstreams/failover.js';
+import type { Candidate, Route } from '../upstreams/route.js';
 import { upstreamBody, type CallBody } from './inspect.js';
 
 /** What every call of this gateway shares: limits, upstream pool, redactor, defaults. */
 export interface CallContext {
   readonly limits: CallLimits;
+  /** Where a call without a route goes (the first upstream). */
   readonly pool: UpstreamPool;
   /** Upstream error bodies go to the client: none of our secrets may ride along. */
   readonly redactor: Redactor;
@@ -83,12 +90,16 @@ export class ProxyCall {
   private interruptAnswer: ((err: ApiError) => void) | null = null;
   /** Set once the gateway cut the call short (it is stopping). */
   interrupted: ApiError | null = null;
+  /** The upstream whose answer the call kept; null until one answered (or with no route). */
+  served: Candidate | null = null;
 
   constructor(
     readonly context: CallContext,
     readonly principal: Principal,
     readonly body: CallBody,
     private readonly log: FastifyBaseLogger,
+    /** The upstreams that serve the body's model; null: the context's pool, one attempt. */
+    readonly route: Route | null = null,
   ) {
     this.usageLimited = body.json !== null && context.limits.needsUsageEstimate(principal);
   }
@@ -107,7 +118,8 @@ export class ProxyCall {
   async reserve(): Promise<void> {
     try {
       const estimate = this.usageLimited ? estimateUsage(this.body.json, this.context.defaultMaxTokens) : null;
-      this.admission = await this.context.limits.reserve(this.principal, this.body.model, estimate);
+      // Priced as the dearest upstream it may go to: a failover never costs more than was reserved.
+      this.admission = await this.context.limits.reserve(this.principal, this.body.model, estimate, this.route?.prices);
     } catch (err) {
       void this.settle(BILL_NOTHING);
       throw err;
@@ -150,8 +162,12 @@ export class ProxyCall {
       void this.settle(BILL_NOTHING);
       return null;
     }
-    const { body, strip } = upstreamBody(request.path, this.body, request.body, this.completionCap());
-    this.stripUsageChunk = strip;
+    const cap = this.completionCap();
+    const bodyFor = (model: string | null) => {
+      const { body, strip } = upstreamBody(request.path, this.body, request.body, cap, model);
+      this.stripUsageChunk = strip;
+      return body;
+    };
     const signal = (this.signal = new CallSignal());
     res.once('close', () => {
       if (!res.writableFinished) signal.abort();
@@ -159,7 +175,13 @@ export class ProxyCall {
     if (this.interrupted !== null) signal.abort(this.interrupted);
     try {
       const sentAt = performance.now();
-      this.response = await this.context.pool.send({ ...request, body, signal });
+      if (this.route === null) {
+        this.response = await this.context.pool.send({ ...request, body: bodyFor(null), signal });
+      } else {
+        const served = await sendWithFailover(this.route, { ...request, body: (candidate) => bodyFor(candidate.model) }, signal, this.log);
+        this.served = served.candidate;
+        this.response = served.response;
+      }
       this.upstreamMs = performance.now() - sentAt;
       return this.response;
     } catch (err) {
@@ -218,6 +240,11 @@ export class ProxyCall {
     return !this.done && response !== null && isOk(response.statusCode) && String(response.headers['content-type'] ?? '').includes('text/event-stream');
   }
 
+  /** The name of the upstream whose answer the call kept (for its usage record); null when none answered. */
+  get upstream(): string | null {
+    return this.served?.upstream.name ?? null;
+  }
+
   /** What a call that failed after admission is billed: its prompt if the upstream accepted it. */
   private failure(): CallOutcome {
     return this.response !== null && isOk(this.response.statusCode) ? BILL_PROMPT : BILL_NOTHING;
@@ -238,7 +265,7 @@ export class ProxyCall {
           usage = await countUsage(this.body.json, outcome.delivered);
           estimated = true;
         }
-        const costMicroUsd = await this.context.limits.settle(admission, this.response?.statusCode ?? null, usage);
+        const costMicroUsd = await this.context.limits.settle(admission, this.response?.statusCode ?? null, usage, this.served?.price ?? null);
         settlement = { usage: usage ?? NO_USAGE, costMicroUsd, estimated };
       } catch (err) {
         this.log.error({ err }, 'settling a call failed');

@@ -33,6 +33,8 @@ export interface UsageQuery {
   /** ISO time, epoch ms or a duration back from now (`7d`), as the admin API takes it. */
   since?: string;
   until?: string;
+  /** Only the calls this upstream answered. */
+  upstream?: string;
 }
 
 /** The admin API's fields (snake_case); see src/keys/input.ts for their rules. */

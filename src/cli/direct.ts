@@ -112,7 +112,7 @@ export class DirectBackend implements AdminBackend {
   usage(query: UsageQuery) {
     return guarded(() => {
       const now = this.clock();
-      return this.keys.usage({ key: query.key, since: parseTime(query.since, now, 'since'), until: parseTime(query.until, now, 'until') });
+      return this.keys.usage({ key: query.key, since: parseTime(query.since, now, 'since'), until: parseTime(query.until, now, 'until'), upstream: query.upstream });
     });
   }
 

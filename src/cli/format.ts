@@ -27,7 +27,7 @@ const PLAIN_CHARS = {
 
 type Cell = string | number;
 
-function table(head: string[] | null, rows: Cell[][], align: Array<'left' | 'right'> = []): string {
+export function table(head: string[] | null, rows: Cell[][], align: Array<'left' | 'right'> = []): string {
   const t = new Table({
     ...(head === null ? {} : { head }),
     colAligns: align,

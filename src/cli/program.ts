@@ -1,5 +1,5 @@
 /**
- * The `proxygpt` command: `serve`, `keys …`, `usage`, `prices …`. Every command except `serve`
+ * The `proxygpt` command: `serve`, `keys …`, `usage`, `prices …`, `upstreams list|check`. Every command except `serve`
  * talks to an AdminBackend: the database itself by default (direct mode), or a running server's
  * admin API with `--url` (remote mode); both print the same output. `--json` prints the admin
  * API's JSON exactly; errors are one line on stderr, exit code 1 for a failure and 2 for a usage
@@ -131,6 +131,7 @@ Examples:
   proxygpt keys revoke alice
   proxygpt usage --key alice --since 7d
   proxygpt migrate --from ./data/proxygpt.db --to postgres://proxygpt:secret@db:5432/proxygpt
+  proxygpt upstreams check
   PROXYGPT_ADMIN_KEY=… proxygpt --url http://127.0.0.1:8000 keys list`,
     );
 
@@ -238,13 +239,39 @@ Examples:
     .option('--key <key>', 'one key (id or name; env keys are env-key-1, env-key-2, …)')
     .option('--since <when>', 'start: a duration back from now (7d, 12h) or an ISO time')
     .option('--until <when>', 'end: an ISO time (default: now)')
-    .action(async (flags: { key?: string; since?: string; until?: string }, command: Command) => {
-      const query = { key: flags.key, since: checkTime('--since', flags.since), until: checkTime('--until', flags.until) };
+    .option('--upstream <name>', 'only the calls this upstream (its name in the upstreams file) answered')
+    .action(async (flags: { key?: string; since?: string; until?: string; upstream?: string }, command: Command) => {
+      const query = { key: flags.key, since: checkTime('--since', flags.since), until: checkTime('--until', flags.until), upstream: flags.upstream };
       await cli.with(
         command,
         (b) => b.usage(query),
         async (view, b) => format.usage(view, new Map((await b.listKeys()).data.map((k) => [k.id, k.name]))),
       );
+    });
+
+  const upstreams = program.command('upstreams').description('the upstreams file (PROXYGPT_UPSTREAMS): validate it, list it, probe each upstream');
+  upstreams
+    .command('list')
+    .description('validate the upstreams file and list its upstreams (keys by their last 4 characters)')
+    .option('--file <path>', 'the upstreams file (default: PROXYGPT_UPSTREAMS)')
+    .action(async (flags: { file?: string }, command: Command) => {
+      const { readUpstreams, upstreamsListJson, upstreamsListText } = await import('./upstreams.js');
+      const config = readUpstreams(cli.io.env, flags.file);
+      cli.io.out(command.optsWithGlobals<GlobalOptions>().json === true ? `${JSON.stringify(upstreamsListJson(config), null, 2)}\n` : upstreamsListText(config));
+    });
+  upstreams
+    .command('check')
+    .description("validate the upstreams file and probe each key of each upstream with GET /models; exits 1 when one fails")
+    .option('--file <path>', 'the upstreams file (default: PROXYGPT_UPSTREAMS)')
+    .option('--timeout <ms>', 'wait for each upstream at most this long', '10000')
+    .action(async (flags: { file?: string; timeout: string }, command: Command) => {
+      const { readUpstreams, checkUpstreams, checkText } = await import('./upstreams.js');
+      const timeoutMs = Number(flags.timeout);
+      if (!Number.isInteger(timeoutMs) || timeoutMs < 1 || timeoutMs > 600_000) throw usageError('--timeout must be a whole number of milliseconds from 1 to 600000');
+      const rows = await checkUpstreams(readUpstreams(cli.io.env, flags.file), timeoutMs);
+      cli.io.out(command.optsWithGlobals<GlobalOptions>().json === true ? `${JSON.stringify(rows, null, 2)}\n` : checkText(rows));
+      const failed = rows.filter((r) => r.error !== null).length;
+      if (failed > 0) throw new CliError(`${failed} of ${rows.length} upstream key${rows.length === 1 ? '' : 's'} failed the check`);
     });
 
   const prices = program.command('prices').description('model prices used for USD limits and usage (USD per million tokens)');

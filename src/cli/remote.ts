@@ -123,7 +123,7 @@ export class RemoteBackend implements AdminBackend {
   }
 
   usage(query: UsageQuery) {
-    return this.call<UsageView>('GET', '/usage', { query: { key: query.key, since: query.since, until: query.until } });
+    return this.call<UsageView>('GET', '/usage', { query: { key: query.key, since: query.since, until: query.until, upstream: query.upstream } });
   }
 
   prices() {

@@ -42,10 +42,11 @@ function writeRecord(
     completionTokens: settlement?.usage.completionTokens ?? 0,
     costMicroUsd: settlement?.costMicroUsd ?? 0,
     estimated: settlement?.estimated ?? false,
+    upstream: call.upstream,
   };
   recorder.record(record);
   request.log.info(
-    { method: record.method, path, status, ms: durationMs, key: record.principal, model: record.model, tokens: record.promptTokens + record.completionTokens },
+    { method: record.method, path, status, ms: durationMs, key: record.principal, model: record.model, upstream: record.upstream, tokens: record.promptTokens + record.completionTokens },
     'proxied',
   );
   observer?.callEnded(request, call, status, elapsedMs, settlement);

@@ -37,6 +37,8 @@ export interface UsageView {
   since: string;
   until: string;
   key: string | null;
+  /** Only the calls this upstream answered (present when asked for). */
+  upstream?: string;
   requests: number;
   prompt_tokens: number;
   completion_tokens: number;
@@ -166,13 +168,14 @@ export class KeyService {
     return { id: key.id, deleted: true };
   }
 
-  async usage(options: { key?: string; since?: number; until?: number }): Promise<UsageView> {
+  async usage(options: { key?: string; since?: number; until?: number; upstream?: string }): Promise<UsageView> {
     const now = this.clock();
     const since = options.since ?? now - 30 * 86_400_000;
     const until = options.until ?? now + 1;
     const principal = options.key === undefined ? undefined : (await this.store.getKey(options.key))?.id ?? options.key;
-    const { total, byPrincipal } = await this.store.usage({ sinceMs: since, untilMs: until, principal });
-    const view: UsageView = { since: iso(since), until: iso(until), key: principal ?? null, ...totalsView(total) };
+    const upstream = options.upstream === '' ? undefined : options.upstream;
+    const { total, byPrincipal } = await this.store.usage({ sinceMs: since, untilMs: until, principal, ...(upstream === undefined ? {} : { upstream }) });
+    const view: UsageView = { since: iso(since), until: iso(until), key: principal ?? null, ...(upstream === undefined ? {} : { upstream }), ...totalsView(total) };
     if (principal === undefined) view.by_key = Object.fromEntries(Object.entries(byPrincipal).map(([k, t]) => [k, totalsView(t)]));
     return view;
   }

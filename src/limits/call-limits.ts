@@ -9,7 +9,8 @@ import type { Principal } from '../auth/authenticator.js';
 import type { CountMode } from '../config.js';
 import { concurrencyLimited, rateLimited } from '../errors.js';
 import type { PriceBook } from '../metering/price-book.js';
-import type { LimitRule, Limiter, Reservation, RuleState, SeriesCost, TokenUsage } from '../contract.js';
+import { costAt, type PriceTable } from '../metering/prices.js';
+import type { LimitRule, Limiter, ModelPrice, Reservation, RuleState, SeriesCost, TokenUsage } from '../contract.js';
 import { totalTokens } from '../metering/usage.js';
 import { formatResetDuration, tightest } from './limiter.js';
 import { hasUsageLimits, isConcurrencyRule, keyRules, keySeries } from './rules.js';
@@ -75,6 +76,14 @@ function describeLimit(state: RuleState): string {
   return `${amount} ${RULE_WORDS[state.name] ?? state.name}`;
 }
 
+/** The highest cost of `usage` among the upstreams' prices (null: the table's), or the table's when there are none. */
+function dearest(table: PriceTable, model: string | null, usage: TokenUsage, upstreamPrices: readonly (ModelPrice | null)[]): number {
+  if (upstreamPrices.length === 0) return table.costMicroUsd(model, usage);
+  let most = 0;
+  for (const price of upstreamPrices) most = Math.max(most, price === null ? table.costMicroUsd(model, usage) : costAt(price, usage));
+  return most;
+}
+
 export interface CallLimitsOptions {
   limiter: Limiter;
   prices: PriceBook;
@@ -110,8 +119,12 @@ export class CallLimits {
     return principal.policy !== null && hasUsageLimits(principal.policy);
   }
 
-  /** Reserves in every applicable window, atomically, or throws the 429 that says how long to wait. */
-  async reserve(principal: Principal, model: string | null, estimate: TokenUsage | null): Promise<Admission> {
+  /**
+   * Reserves in every applicable window, atomically, or throws the 429 that says how long to wait.
+   * `upstreamPrices`: what the model costs on each upstream the call may go to (null: the
+   * gateway's table); the spend reserved is the dearest, so that no failover costs more.
+   */
+  async reserve(principal: Principal, model: string | null, estimate: TokenUsage | null, upstreamPrices: readonly (ModelPrice | null)[] = []): Promise<Admission> {
     const rules = this.rulesFor(principal);
     const series: Admission['series'] = { requests: [], concurrent: [], tokens: null, usd: null };
     if (rules.length === 0) return { reservation: null, headers: {}, series, model };
@@ -135,7 +148,7 @@ export class CallLimits {
         series.tokens = own.tokens;
       }
       if (rules.some((r) => r.series === own.usd)) {
-        costs[own.usd] = { amount: countable((await this.prices.current()).costMicroUsd(model, usage)), hold: true };
+        costs[own.usd] = { amount: countable(dearest(await this.prices.current(), model, usage, upstreamPrices)), hold: true };
         series.usd = own.usd;
       }
     }
@@ -172,10 +185,11 @@ export class CallLimits {
   /**
    * Counts what a call used, once it is over: held request slots count only for a 2xx `status`
    * in the `success` mode; held tokens and spend become `usage` (nothing when null: the upstream
-   * failed, or answered an error without usage). Returns the call's cost in micro-dollars.
+   * failed, or answered an error without usage), priced at `price` (the upstream's own; null: the
+   * gateway's table). Returns the call's cost in micro-dollars.
    */
-  async settle(admission: Admission, status: number | null, usage: TokenUsage | null): Promise<number> {
-    const costMicroUsd = usage === null ? 0 : countable((await this.prices.current()).costMicroUsd(admission.model, usage));
+  async settle(admission: Admission, status: number | null, usage: TokenUsage | null, price: ModelPrice | null = null): Promise<number> {
+    const costMicroUsd = usage === null ? 0 : countable(price !== null ? costAt(price, usage) : (await this.prices.current()).costMicroUsd(admission.model, usage));
     const reservation = admission.reservation;
     if (reservation !== null && Object.keys(reservation.held).length > 0) {
       const ok = status !== null && status >= 200 && status < 300;

@@ -70,9 +70,13 @@ export class PriceTable {
    * 1e-6 first so that floating-point noise (205 × 0.6 = 123.00000000000001) does not add one.
    */
   costMicroUsd(model: string | null, usage: TokenUsage): number {
-    const { price } = this.priceOf(model);
-    const cached = Math.min(usage.cachedTokens, usage.promptTokens);
-    const micro = (usage.promptTokens - cached) * price.input + cached * price.cachedInput + usage.completionTokens * price.output;
-    return Math.ceil(Math.round(micro * 1e6) / 1e6);
+    return costAt(this.priceOf(model).price, usage);
   }
+}
+
+/** What `usage` costs at `price`, in micro-dollars rounded up (see PriceTable.costMicroUsd). */
+export function costAt(price: ModelPrice, usage: TokenUsage): number {
+  const cached = Math.min(usage.cachedTokens, usage.promptTokens);
+  const micro = (usage.promptTokens - cached) * price.input + cached * price.cachedInput + usage.completionTokens * price.output;
+  return Math.ceil(Math.round(micro * 1e6) / 1e6);
 }

@@ -28,6 +28,11 @@ export class Access {
     this.keys.get(principal)?.checkIp(ip);
   }
 
+  /** Whether this caller may use `model` (the gateway's list and its key's), without throwing. */
+  allowsModel(principal: Principal, model: string): boolean {
+    return this.gateway.modelAllowed(model) && (this.keys.get(principal)?.modelAllowed(model) ?? true);
+  }
+
   /** May this caller use this model (null: the request names none). */
   checkModel(principal: Principal, model: string | null): void {
     this.gateway.checkModel(model ?? undefined);

@@ -63,6 +63,10 @@ export class KeyAccess {
   checkModel(model: unknown): void {
     this.policy.checkModel(model);
   }
+
+  modelAllowed(model: string): boolean {
+    return this.policy.modelAllowed(model);
+  }
 }
 
 /** Compiled KeyAccess per stored key, rebuilt when the key changes (its version moves). */

@@ -1,15 +1,16 @@
 /**
- * The upstream pool: one keep-alive connection pool to the OpenAI-compatible upstream, shared by
+ * The upstream pool: one keep-alive connection pool to one OpenAI-compatible upstream, shared by
  * all requests of this process. Sends the client's body bytes as they came (no re-serialisation) and
  * hands back the response stream untouched, so SSE flows through chunk by chunk. Maps transport
  * failures to 502 (unreachable) and 504 (timed out), before the headers and (upstreamBodyFailure)
- * while a body the gateway reads whole is read.
+ * while a body the gateway reads whole is read. Each request may carry its own key (an upstream's
+ * keys take turns) and a shorter wait for the headers (a retry gets what is left of the call's time).
  */
 import { EventEmitter } from 'node:events';
 import { Pool, type Dispatcher } from 'undici';
 import type { IncomingHttpHeaders } from 'node:http';
 import { upstreamTimeout, upstreamUnreachable, type ApiError } from '../errors.js';
-import { upstreamRequestHeaders } from './headers.js';
+import { upstreamRequestHeaders, type CredentialStyle } from './headers.js';
 
 export interface UpstreamRequest {
   method: string;
@@ -20,6 +21,10 @@ export interface UpstreamRequest {
   headers: IncomingHttpHeaders;
   body: Buffer | string | null;
   signal: CallSignal;
+  /** This request's key, replacing the pool's own; null: send no credential (a server that takes none). */
+  apiKey?: string | null;
+  /** Wait at most this long for the response headers (default: the pool's timeout). */
+  headersTimeoutMs?: number;
 }
 
 /**
@@ -73,10 +78,13 @@ export class UpstreamPool {
 
   constructor(
     baseUrl: URL,
-    private readonly apiKey: string,
+    /** The key sent when a request names none; null: no credential. */
+    private readonly apiKey: string | null,
     timeoutMs: number,
     /** Most connections to the upstream at once; null = as many as there are calls in flight. */
     connections: number | null = null,
+    /** How the key is sent: `Authorization: Bearer` (OpenAI and most servers) or Azure's `api-key`. */
+    private readonly credential: CredentialStyle = 'bearer',
   ) {
     this.basePath = baseUrl.pathname === '/' ? '' : baseUrl.pathname;
     this.pool = new Pool(baseUrl.origin, {
@@ -89,7 +97,7 @@ export class UpstreamPool {
   }
 
   async send(req: UpstreamRequest): Promise<UpstreamResponse> {
-    const headers = upstreamRequestHeaders(req.headers, this.apiKey);
+    const headers = upstreamRequestHeaders(req.headers, req.apiKey === undefined ? this.apiKey : req.apiKey, this.credential);
     try {
       return await this.pool.request({
         method: req.method as Dispatcher.HttpMethod,
@@ -97,6 +105,7 @@ export class UpstreamPool {
         headers,
         body: req.body,
         signal: req.signal,
+        ...(req.headersTimeoutMs === undefined ? {} : { headersTimeout: req.headersTimeoutMs }),
       });
     } catch (err) {
       throw this.translate(err, req.signal);

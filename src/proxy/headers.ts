@@ -49,8 +49,14 @@ const NOT_FORWARDED_DOWN = new Set([
   'alt-svc',
 ]);
 
-/** Client request headers to send upstream, with the upstream key as the only credential. */
-export function upstreamRequestHeaders(client: IncomingHttpHeaders, upstreamKey: string): Record<string, string> {
+/** How an upstream takes its key: OpenAI's `Authorization: Bearer`, or Azure OpenAI's `api-key`. */
+export type CredentialStyle = 'bearer' | 'api-key';
+
+/**
+ * Client request headers to send upstream, with the upstream key as the only credential (none
+ * for a server that takes no key).
+ */
+export function upstreamRequestHeaders(client: IncomingHttpHeaders, upstreamKey: string | null, style: CredentialStyle = 'bearer'): Record<string, string> {
   const out: Record<string, string> = {};
   for (const name in client) {
     if (NOT_FORWARDED_UP.has(name)) continue;
@@ -58,7 +64,10 @@ export function upstreamRequestHeaders(client: IncomingHttpHeaders, upstreamKey:
     if (value === undefined) continue;
     out[name] = Array.isArray(value) ? value.join(', ') : value;
   }
-  out.authorization = `Bearer ${upstreamKey}`;
+  if (upstreamKey !== null) {
+    if (style === 'api-key') out['api-key'] = upstreamKey;
+    else out.authorization = `Bearer ${upstreamKey}`;
+  }
   return out;
 }
 

@@ -1,6 +1,6 @@
 /**
  * The admin API under /admin: manage stored keys (create, list, show, update, rotate, revoke,
- * delete), read usage and set prices. Needs `Authorization: Bearer <PROXYGPT_ADMIN_KEY>` (compared
+ * delete), read usage, set prices, and see the upstreams' state. Needs `Authorization: Bearer <PROXYGPT_ADMIN_KEY>` (compared
  * in constant time); without an admin key configured every /admin route answers 404, and a proxy
  * key never gets in.
  */
@@ -11,6 +11,8 @@ import { hasAdminKey } from '../http/admin-key.js';
 import type { KeyService } from '../keys/service.js';
 import { createKeySchema, parseDuration, updateKeySchema } from '../keys/input.js';
 import type { PriceBook } from '../metering/price-book.js';
+import type { UpstreamRouter } from '../upstreams/router.js';
+import { upstreamsView } from './admin-upstreams.js';
 
 const priceSchema = z.strictObject({
   input: z.number().min(0).max(1e6),
@@ -31,7 +33,14 @@ export function parseTime(value: string | undefined, now: number, name: string):
 
 const jsonSchema = (schema: z.ZodType) => z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' }) as Record<string, unknown>;
 
-export function registerAdminRoutes(app: FastifyInstance, adminKey: string | null, keys: KeyService, prices: PriceBook, clock: () => number): void {
+export function registerAdminRoutes(
+  app: FastifyInstance,
+  adminKey: string | null,
+  keys: KeyService,
+  prices: PriceBook,
+  clock: () => number,
+  upstreams?: UpstreamRouter,
+): void {
   void app.register(
     async (admin) => {
       admin.addHook('onRequest', async (request: FastifyRequest) => {
@@ -65,7 +74,7 @@ export function registerAdminRoutes(app: FastifyInstance, adminKey: string | nul
       admin.delete<{ Params: { key: string } }>('/keys/:key', { schema: { ...common, summary: 'Delete a key', params: keyParam } }, async (request) =>
         keys.remove(request.params.key),
       );
-      admin.get<{ Querystring: { key?: string; since?: string; until?: string } }>(
+      admin.get<{ Querystring: { key?: string; since?: string; until?: string; upstream?: string } }>(
         '/usage',
         {
           schema: {
@@ -77,6 +86,7 @@ export function registerAdminRoutes(app: FastifyInstance, adminKey: string | nul
                 key: { type: 'string', description: 'Key id or name (env keys: env-key-N); all keys when absent' },
                 since: { type: 'string', description: 'ISO time, epoch ms, or a duration back from now (7d); default 30d' },
                 until: { type: 'string', description: 'ISO time or epoch ms; default now' },
+                upstream: { type: 'string', description: 'Only the calls this upstream (its name in the upstreams file) answered' },
               },
             },
           },
@@ -87,9 +97,15 @@ export function registerAdminRoutes(app: FastifyInstance, adminKey: string | nul
             key: request.query.key,
             since: parseTime(request.query.since, now, 'since'),
             until: parseTime(request.query.until, now, 'until'),
+            upstream: request.query.upstream,
           });
         },
       );
+      if (upstreams !== undefined) {
+        admin.get('/upstreams', { schema: { ...common, summary: 'Each upstream and key: healthy, breaker open or half-open, rate limited; last error (keys shown by their last 4 characters)' } }, async () =>
+          upstreamsView(upstreams),
+        );
+      }
       admin.get('/prices', { schema: { ...common, summary: 'Model prices in USD per million tokens (bundled and overrides)' } }, async () => keys.prices());
       admin.put<{ Params: { model: string } }>(
         '/prices/:model',

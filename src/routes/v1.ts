@@ -10,6 +10,8 @@ import type { Gateway } from '../gateway.js';
 import { inspectBody, pathOf, searchOf } from '../call/inspect.js';
 import { relay } from '../call/relay.js';
 import { requireProxyKey, type RequireProxyKeyOptions } from '../http/require-proxy-key.js';
+import { ModelCatalog } from '../upstreams/model-list.js';
+import { answerModels, isModelsRequest } from './v1-models.js';
 
 const ALL_METHODS: HTTPMethods[] = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'];
 
@@ -17,7 +19,7 @@ const ENDPOINT_DOCS: Record<string, string> = {
   '/v1/chat/completions': 'Creates a chat completion (streaming with `"stream": true`). Same body and answer as OpenAI.',
   '/v1/embeddings': 'Creates embeddings. Same body and answer as OpenAI.',
   '/v1/responses': 'Creates a model response (Responses API). Same body and answer as OpenAI.',
-  '/v1/models': 'Lists the upstream models.',
+  '/v1/models': 'Lists the models (with several upstreams: those of every upstream this key may use).',
   '/v1/completions': 'Creates a legacy text completion.',
 };
 
@@ -30,8 +32,11 @@ export interface V1RoutesOptions {
 
 export function registerV1Routes(app: FastifyInstance, { endpoints, keys, gateway }: V1RoutesOptions): void {
   const authorize = requireProxyKey({ ...keys, endpoint: 'request' });
+  // With several upstreams the gateway lists the models itself (v1-models.ts).
+  const catalog = gateway.upstreams.listsModels ? new ModelCatalog(gateway.upstreams) : null;
 
   const proxy = async (request: FastifyRequest, reply: FastifyReply) => {
+    if (catalog !== null && isModelsRequest(request)) return answerModels(request, reply, gateway, catalog);
     const url = request.raw.url ?? '/';
     const path = pathOf(url);
     // Policy for the body (its model); the endpoint was checked with the key, before the body was read.

@@ -53,6 +53,8 @@ interface SqliteUsage {
   completion_tokens: number;
   cost_micro_usd: number;
   estimated: number;
+  /** Absent in a file written before records named their upstream. */
+  upstream?: string | null;
 }
 
 const UPSERT_KEY = `
@@ -69,13 +71,13 @@ ON CONFLICT (model) DO UPDATE SET input = excluded.input, cached_input = exclude
 
 const COPY_USAGE = `
 INSERT INTO usage_events (ts, request_id, principal, method, path, model, status, duration_ms, stream,
-  prompt_tokens, completion_tokens, cost_micro_usd, estimated, imported_from, imported_id)
+  prompt_tokens, completion_tokens, cost_micro_usd, estimated, imported_from, imported_id, upstream)
 SELECT ts, request_id, principal, method, path, model, status, duration_ms, stream,
-  prompt_tokens, completion_tokens, cost_micro_usd, estimated, $14::text, imported_id
+  prompt_tokens, completion_tokens, cost_micro_usd, estimated, $14::text, imported_id, upstream
 FROM unnest($1::int8[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int4[], $8::int8[], $9::bool[],
-  $10::int8[], $11::int8[], $12::int8[], $13::bool[], $15::int8[])
+  $10::int8[], $11::int8[], $12::int8[], $13::bool[], $15::int8[], $16::text[])
   WITH ORDINALITY AS u(ts, request_id, principal, method, path, model, status, duration_ms, stream,
-    prompt_tokens, completion_tokens, cost_micro_usd, estimated, imported_id, ord)
+    prompt_tokens, completion_tokens, cost_micro_usd, estimated, imported_id, upstream, ord)
 ORDER BY ord
 ON CONFLICT (imported_from, imported_id) WHERE imported_id IS NOT NULL DO NOTHING`;
 
@@ -118,6 +120,8 @@ async function copyUsage(pool: pg.Pool, source: SqliteDatabase, options: ImportO
       rows.map((r) => r.model), rows.map((r) => r.status), rows.map((r) => Math.round(r.duration_ms)), rows.map((r) => r.stream === 1),
       rows.map((r) => r.prompt_tokens), rows.map((r) => r.completion_tokens), rows.map((r) => r.cost_micro_usd), rows.map((r) => r.estimated === 1),
       options.sourceId, rows.map((r) => r.id),
+      // A file written before records named their upstream has no such column: null.
+      rows.map((r) => r.upstream ?? null),
     ];
     const copied = (await pool.query(COPY_USAGE, columns)).rowCount ?? 0;
     report.usage.copied += copied;

@@ -66,6 +66,14 @@ CREATE TABLE model_prices (
 );
 `,
   },
+  {
+    version: 2,
+    name: 'usage records name the upstream that served',
+    sql: `
+ALTER TABLE usage_events ADD COLUMN upstream TEXT;
+CREATE INDEX usage_events_by_upstream ON usage_events (upstream, ts);
+`,
+  },
 ];
 
 export interface MigrationOutcome {

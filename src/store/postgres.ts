@@ -69,13 +69,13 @@ const USAGE_COLUMNS = `principal, status, count(*) AS n, sum(prompt_tokens)::int
 const USAGE_GROUPS = 'GROUP BY principal, status ORDER BY principal COLLATE "C", status';
 const INSERT_USAGE = `
 INSERT INTO usage_events (ts, request_id, principal, method, path, model, status, duration_ms, stream,
-  prompt_tokens, completion_tokens, cost_micro_usd, estimated)
+  prompt_tokens, completion_tokens, cost_micro_usd, estimated, upstream)
 SELECT ts, request_id, principal, method, path, model, status, duration_ms, stream,
-  prompt_tokens, completion_tokens, cost_micro_usd, estimated
+  prompt_tokens, completion_tokens, cost_micro_usd, estimated, upstream
 FROM unnest($1::int8[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::int4[], $8::int8[], $9::bool[],
-  $10::int8[], $11::int8[], $12::int8[], $13::bool[])
+  $10::int8[], $11::int8[], $12::int8[], $13::bool[], $14::text[])
   WITH ORDINALITY AS u(ts, request_id, principal, method, path, model, status, duration_ms, stream,
-    prompt_tokens, completion_tokens, cost_micro_usd, estimated, ord)
+    prompt_tokens, completion_tokens, cost_micro_usd, estimated, upstream, ord)
 ORDER BY ord`;
 
 function toKey(row: KeyRow | undefined): StoredKey | null {
@@ -185,20 +185,21 @@ export class PostgresStore implements Store {
 
   async recordUsage(records: readonly UsageRecord[]): Promise<void> {
     if (records.length === 0) return;
-    const columns: unknown[][] = Array.from({ length: 13 }, () => new Array<unknown>(records.length));
+    const columns: unknown[][] = Array.from({ length: 14 }, () => new Array<unknown>(records.length));
     records.forEach((r, i) => {
       const row = [r.ts, r.requestId, r.principal, r.method, r.path, r.model, r.status, r.durationMs, r.stream,
-        r.promptTokens, r.completionTokens, r.costMicroUsd, r.estimated];
+        r.promptTokens, r.completionTokens, r.costMicroUsd, r.estimated, r.upstream ?? null];
       for (let c = 0; c < row.length; c++) columns[c]![i] = row[c];
     });
     await this.query(INSERT_USAGE, columns);
   }
 
   async usage(query: UsageQuery): Promise<{ total: UsageTotals; byPrincipal: Record<string, UsageTotals> }> {
-    const { rows } =
-      query.principal === undefined
-        ? await this.query<UsageRow>(`SELECT ${USAGE_COLUMNS} ${USAGE_GROUPS}`, [query.sinceMs, query.untilMs])
-        : await this.query<UsageRow>(`SELECT ${USAGE_COLUMNS} AND principal = $3 ${USAGE_GROUPS}`, [query.sinceMs, query.untilMs, query.principal]);
+    const filters: string[] = [];
+    const values: unknown[] = [query.sinceMs, query.untilMs];
+    if (query.principal !== undefined) filters.push(`AND principal = $${values.push(query.principal)}`);
+    if (query.upstream !== undefined) filters.push(`AND upstream = $${values.push(query.upstream)}`);
+    const { rows } = await this.query<UsageRow>(`SELECT ${USAGE_COLUMNS} ${filters.join(' ')} ${USAGE_GROUPS}`, values);
     return sumUsageGroups(rows);
   }
 

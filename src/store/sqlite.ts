@@ -24,7 +24,8 @@ CREATE TABLE IF NOT EXISTS usage_events (
   prompt_tokens INTEGER NOT NULL DEFAULT 0,
   completion_tokens INTEGER NOT NULL DEFAULT 0,
   cost_micro_usd INTEGER NOT NULL DEFAULT 0,
-  estimated INTEGER NOT NULL DEFAULT 0
+  estimated INTEGER NOT NULL DEFAULT 0,
+  upstream TEXT
 );
 CREATE INDEX IF NOT EXISTS usage_events_by_time ON usage_events (ts);
 CREATE INDEX IF NOT EXISTS usage_events_by_principal ON usage_events (principal, ts);
@@ -47,6 +48,10 @@ CREATE TABLE IF NOT EXISTS model_prices (
   output REAL NOT NULL
 );
 `;
+
+/** Columns added since the first schema, for a database file made before them (no versions: each is looked for). */
+const ADDED_COLUMNS = [{ table: 'usage_events', column: 'upstream', sql: 'ALTER TABLE usage_events ADD COLUMN upstream TEXT' }];
+const INDEXES_OF_ADDED = 'CREATE INDEX IF NOT EXISTS usage_events_by_upstream ON usage_events (upstream, ts);';
 
 interface KeyRow {
   id: string;
@@ -96,10 +101,10 @@ function keyNameTaken(err: unknown, name: string): unknown {
 
 function prepareStatements(db: SqliteDatabase) {
   const stmt = {
-    insertUsage: db.prepare<[number, string, string, string, string, string | null, number, number, number, number, number, number, number]>(
+    insertUsage: db.prepare<[number, string, string, string, string, string | null, number, number, number, number, number, number, number, string | null]>(
       `INSERT INTO usage_events (ts, request_id, principal, method, path, model, status, duration_ms, stream,
-         prompt_tokens, completion_tokens, cost_micro_usd, estimated)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+         prompt_tokens, completion_tokens, cost_micro_usd, estimated, upstream)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     ),
     keyByHash: db.prepare<[string], KeyRow>(`SELECT ${KEY_COLUMNS} FROM api_keys WHERE hash = ?`),
     keyByIdOrName: db.prepare<[string, string, string], KeyRow>(
@@ -117,6 +122,10 @@ function prepareStatements(db: SqliteDatabase) {
       `SELECT principal, status, count(*) AS n, sum(prompt_tokens) AS p, sum(completion_tokens) AS c, sum(cost_micro_usd) AS cost
        FROM usage_events WHERE ts >= ? AND ts < ? GROUP BY principal, status`,
     ),
+    usageOfUpstream: db.prepare<[number, number, string], { principal: string; status: number; n: number; p: number; c: number; cost: number }>(
+      `SELECT principal, status, count(*) AS n, sum(prompt_tokens) AS p, sum(completion_tokens) AS c, sum(cost_micro_usd) AS cost
+       FROM usage_events WHERE ts >= ? AND ts < ? AND upstream = ? GROUP BY principal, status`,
+    ),
     prices: db.prepare<[], { model: string; input: number; cached_input: number; output: number }>('SELECT * FROM model_prices'),
     setPrice: db.prepare(
       `INSERT INTO model_prices (model, input, cached_input, output) VALUES (@model, @input, @cachedInput, @output)
@@ -131,7 +140,7 @@ function prepareStatements(db: SqliteDatabase) {
     for (const r of records) {
       stmt.insertUsage.run(
         r.ts, r.requestId, r.principal, r.method, r.path, r.model, r.status, r.durationMs, r.stream ? 1 : 0,
-        r.promptTokens, r.completionTokens, r.costMicroUsd, r.estimated ? 1 : 0,
+        r.promptTokens, r.completionTokens, r.costMicroUsd, r.estimated ? 1 : 0, r.upstream ?? null,
       );
     }
   });
@@ -153,6 +162,11 @@ export class SqliteStore implements Store {
 
   async migrate(): Promise<void> {
     this.db.exec(SCHEMA);
+    for (const added of ADDED_COLUMNS) {
+      const columns = this.db.prepare<[], { name: string }>(`PRAGMA table_info(${added.table})`).all();
+      if (!columns.some((c) => c.name === added.column)) this.db.exec(added.sql);
+    }
+    this.db.exec(INDEXES_OF_ADDED);
   }
 
   async createKey(key: NewKey): Promise<StoredKey> {
@@ -211,7 +225,8 @@ export class SqliteStore implements Store {
   }
 
   async usage(query: UsageQuery): Promise<{ total: UsageTotals; byPrincipal: Record<string, UsageTotals> }> {
-    return sumUsageGroups(this.stmt.usage.all(query.sinceMs, query.untilMs), query.principal);
+    const rows = query.upstream === undefined ? this.stmt.usage.all(query.sinceMs, query.untilMs) : this.stmt.usageOfUpstream.all(query.sinceMs, query.untilMs, query.upstream);
+    return sumUsageGroups(rows, query.principal);
   }
 
   async pruneUsage(beforeMs: number): Promise<number> {

@@ -190,6 +190,8 @@ describe.skipIf(!postgres.available)('Postgres store', () => {
 
   it('a newer release applies only its new migrations; a failing one leaves the database as it was', async () => {
     const schema = freshSchema('versions');
+    // The version a next release would add.
+    const NEXT = MIGRATIONS[MIGRATIONS.length - 1]!.version + 1;
     const store = await openPostgresStore(postgres.url, { schema });
     stores.push(store);
     await store.createKey(newKey({ id: 'k', name: 'kept', hash: 'h' }));
@@ -197,12 +199,12 @@ describe.skipIf(!postgres.available)('Postgres store', () => {
     try {
       const client = await pool.connect();
       try {
-        const broken = [...MIGRATIONS, { version: 2, name: 'extra', sql: 'CREATE TABLE extra (x int)' }, { version: 3, name: 'broken', sql: 'ALTER TABLE nowhere ADD COLUMN y int' }];
+        const broken = [...MIGRATIONS, { version: NEXT, name: 'extra', sql: 'CREATE TABLE extra (x int)' }, { version: NEXT + 1, name: 'broken', sql: 'ALTER TABLE nowhere ADD COLUMN y int' }];
         await expect(migrate(client, schema, broken)).rejects.toThrow(/nowhere/);
-        const next = [...MIGRATIONS, { version: 2, name: 'extra', sql: 'CREATE TABLE extra (x int)' }];
-        expect(await migrate(client, schema, next)).toStrictEqual({ applied: [2], unknown: [] });
+        const next = [...MIGRATIONS, { version: NEXT, name: 'extra', sql: 'CREATE TABLE extra (x int)' }];
+        expect(await migrate(client, schema, next)).toStrictEqual({ applied: [NEXT], unknown: [] });
         expect(await migrate(client, schema, next)).toStrictEqual({ applied: [], unknown: [] });
-        expect(await migrate(client, schema, MIGRATIONS)).toStrictEqual({ applied: [], unknown: [2] });
+        expect(await migrate(client, schema, MIGRATIONS)).toStrictEqual({ applied: [], unknown: [NEXT] });
       } finally {
         client.release();
       }
@@ -210,7 +212,7 @@ describe.skipIf(!postgres.available)('Postgres store', () => {
       await pool.end();
     }
     const versions = await adminQuery<{ version: number; name: string }>(postgres.url, `SELECT version, name FROM "${schema}".schema_migrations ORDER BY version`);
-    expect(versions.map((v) => v.version)).toStrictEqual([...MIGRATIONS.map((m) => m.version), 2]);
+    expect(versions.map((v) => v.version)).toStrictEqual([...MIGRATIONS.map((m) => m.version), NEXT]);
     expect((await store.getKey('kept'))?.id).toBe('k');
   });
 

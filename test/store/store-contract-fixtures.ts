@@ -35,6 +35,7 @@ export function usageRecord(overrides: Partial<UsageRecord> & Pick<UsageRecord, 
     completionTokens: 0,
     costMicroUsd: 0,
     estimated: false,
+    upstream: null,
     ...overrides,
   };
 }

@@ -1,7 +1,7 @@
 /**
  * Store contract, usage records: batches, totals over [since, until) with exact boundaries, per
  * principal, per status, USD from micro-dollars, values past 32 bits, a 5,000-record batch, odd
- * strings in every text field, and pruning.
+ * strings in every text field, the upstream that served (kept, and queried by), and pruning.
  */
 import { expect } from 'vitest';
 import type { UsageTotals } from '../../src/contract.js';
@@ -150,6 +150,34 @@ export const usageCases: StoreCase[] = [
       expect(total.requests).toBe(5);
       expect(Object.keys(byPrincipal).sort()).toStrictEqual([...odd].sort());
       for (const s of odd) expect(byPrincipal[s]?.requests, JSON.stringify(s)).toBe(1);
+    },
+  },
+  {
+    name: 'the upstream that served is kept: a query by upstream counts only its records (within the window, per principal); none (null, absent) only in the totals',
+    async run(store) {
+      const odd = 'azure "eu",{}\\ ünï';
+      await store.recordUsage([
+        rec({ ts: 10, principal: 'a', upstream: 'openai-a', promptTokens: 1, costMicroUsd: 1_000_000 }),
+        rec({ ts: 20, principal: 'b', upstream: 'openai-a', promptTokens: 2, status: 502 }),
+        rec({ ts: 30, principal: 'a', upstream: odd, promptTokens: 4 }),
+        rec({ ts: 40, principal: 'a', upstream: null, promptTokens: 8, status: 429 }),
+        rec({ ts: 50, principal: 'b', promptTokens: 16 }),
+      ]);
+      const { upstream: _absent, ...withoutUpstream } = rec({ ts: 60, principal: 'c', promptTokens: 32 });
+      await store.recordUsage([withoutUpstream]);
+      expect((await store.usage(ALL)).total).toMatchObject({ requests: 6, promptTokens: 63 });
+      expect(await store.usage({ ...ALL, upstream: 'openai-a' })).toStrictEqual({
+        total: { requests: 2, promptTokens: 3, completionTokens: 0, usd: 1, byStatus: { '200': 1, '502': 1 } },
+        byPrincipal: {
+          a: { requests: 1, promptTokens: 1, completionTokens: 0, usd: 1, byStatus: { '200': 1 } },
+          b: { requests: 1, promptTokens: 2, completionTokens: 0, usd: 0, byStatus: { '502': 1 } },
+        },
+      });
+      expect((await store.usage({ ...ALL, upstream: odd })).total).toMatchObject({ requests: 1, promptTokens: 4 });
+      expect((await store.usage({ sinceMs: 11, untilMs: FOREVER, upstream: 'openai-a' })).total).toMatchObject({ requests: 1, promptTokens: 2 });
+      expect((await store.usage({ ...ALL, upstream: 'openai-a', principal: 'b' })).total).toMatchObject({ requests: 1, promptTokens: 2 });
+      expect(await store.usage({ ...ALL, upstream: 'nobody' })).toStrictEqual({ total: ZERO, byPrincipal: {} });
+      expect(await store.usage({ ...ALL, upstream: 'OPENAI-A' })).toStrictEqual({ total: ZERO, byPrincipal: {} });
     },
   },
   {
