@@ -119,14 +119,16 @@ describe('proxygpt keys (direct mode)', () => {
     const lines = table.stdout.trimEnd().split('\n');
     expect(lines[0]).toMatch(/^ID\s+NAME\s+STATUS\s+PREFIX\s+LIMITS\s+EXPIRES$/);
     expect(lines).toHaveLength(3);
-    expect(lines[1]).toMatch(new RegExp(`^${aliceId}\\s+alice\\s+active\\s+pgpt-\\S{4}…\\s+100 req/h, 1,000 req/d, 20,000 tok/h, 200,000 tok/d, \\$5/day, \\$50/month, 3 at once\\s+\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d UTC$`));
-    expect(lines[2]).toMatch(/^key_\S+\s+bob\s+active\s+\S+\s+10 req\/d\s+2999-01-01 00:00:00 UTC$/);
+    // By creation time, then id (two keys made in the same millisecond come in id order).
+    const row = (name: string) => lines.slice(1).find((l) => new RegExp(`^key_\\S+\\s+${name}\\s`).test(l)) ?? '';
+    expect(row('alice')).toMatch(new RegExp(`^${aliceId}\\s+alice\\s+active\\s+pgpt-\\S{4}…\\s+100 req/h, 1,000 req/d, 20,000 tok/h, 200,000 tok/d, \\$5/day, \\$50/month, 3 at once\\s+\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d UTC$`));
+    expect(row('bob')).toMatch(/^key_\S+\s+bob\s+active\s+\S+\s+10 req\/d\s+2999-01-01 00:00:00 UTC$/);
     expect(secretsIn(table.stdout)).toEqual([]);
 
     const list = await json<{ object: string; data: Array<Record<string, unknown>> }>('keys', 'list');
     expect(list.object).toBe('list');
-    expect(list.data.map((k) => k.name)).toEqual(['alice', 'bob']);
-    expect(list.data[0]).toMatchObject({ id: aliceId, tokens_per_hour: 20000, usd_per_day: 5, ips: ['10.0.0.0/8', '192.168.1.7'] });
+    expect(list.data.map((k) => k.name).sort()).toEqual(['alice', 'bob']);
+    expect(list.data.find((k) => k.name === 'alice')).toMatchObject({ id: aliceId, tokens_per_hour: 20000, usd_per_day: 5, ips: ['10.0.0.0/8', '192.168.1.7'] });
     expect(JSON.stringify(list)).not.toMatch(SECRET);
   });
 
@@ -337,7 +339,8 @@ describe('choosing the database', () => {
     writeFileSync(join(other, '.env'), `PROXYGPT_DATABASE_URL="sqlite:${dbPath}"\nOPENAI_API_KEY=unused\n`);
     const result = await runCliProcess(['keys', 'list', '--json'], { cwd: other, env: {} });
     expect(result.code).toBe(0);
-    expect((JSON.parse(result.stdout) as { data: Array<{ name: string }> }).data.map((k) => k.name)).toEqual(['bob.ci', 'carol', 'dave']);
+    // Listed by creation time, then id: keys created in the same millisecond come in id order.
+    expect((JSON.parse(result.stdout) as { data: Array<{ name: string }> }).data.map((k) => k.name).sort()).toEqual(['bob.ci', 'carol', 'dave']);
   });
 
   it('takes --db over the environment', async () => {
