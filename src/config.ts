@@ -1,10 +1,12 @@
 /**
  * Configuration: turns environment variables (the original ProxyGPT's names plus ours) into one
  * validated, immutable Config. Every problem names the variable and says what is wrong, so a bad
- * deployment fails at start instead of at the first request.
+ * deployment fails at start instead of at the first request. Reading one variable is in
+ * config-values.ts; the store and limiter choice in config-backends.ts.
  */
 import { z } from 'zod';
-import { redactUrl } from './url-secrets.js';
+import { bool, ConfigError, int, list, nonNegativeInt, optionalInt, raw, unquote, type Env } from './config-values.js';
+import { database, limiter } from './config-backends.js';
 import { readUpstreamsFile, UpstreamsFileError } from './upstreams/file.js';
 import { singleUpstream, type UpstreamsConfig } from './upstreams/spec.js';
 
@@ -85,16 +87,7 @@ export interface Config {
   metrics: MetricsMode;
 }
 
-/** Raised for any invalid setting; `variable` is the environment variable at fault. */
-export class ConfigError extends Error {
-  constructor(
-    readonly variable: string,
-    problem: string,
-  ) {
-    super(`${variable}: ${problem}`);
-    this.name = 'ConfigError';
-  }
-}
+export { ConfigError, unquote } from './config-values.js';
 
 export interface LoadedConfig {
   config: Config;
@@ -104,62 +97,6 @@ export interface LoadedConfig {
 const METHODS = new Set<HttpMethod>(['GET', 'POST', 'PUT', 'PATCH', 'DELETE']);
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export const MIN_PROXY_KEY_LENGTH = 16;
-
-type Env = Record<string, string | undefined>;
-
-/** The variable's value without surrounding spaces and quotes; undefined when unset or empty (`""` too). */
-function raw(env: Env, name: string): string | undefined {
-  const value = env[name];
-  if (value === undefined) return undefined;
-  const trimmed = unquote(value);
-  return trimmed === '' ? undefined : trimmed;
-}
-
-/** Strips surrounding spaces and one pair of matching quotes, as `.env` files often carry them. */
-export function unquote(value: string): string {
-  let v = value.trim();
-  if (v.length >= 2 && (v[0] === '"' || v[0] === "'") && v[v.length - 1] === v[0]) v = v.slice(1, -1).trim();
-  return v.replace(/^["']+|["']+$/g, '').trim();
-}
-
-function list(env: Env, name: string): string[] {
-  const value = raw(env, name);
-  if (value === undefined) return [];
-  return unquote(value)
-    .split(',')
-    .map(unquote)
-    .filter((item) => item !== '');
-}
-
-function parseWith<T>(name: string, schema: z.ZodType<T>, value: unknown, what: string): T {
-  const result = schema.safeParse(value);
-  if (!result.success) throw new ConfigError(name, `${what} (got ${JSON.stringify(value)})`);
-  return result.data;
-}
-
-function bool(env: Env, name: string, fallback: boolean): boolean {
-  const value = raw(env, name);
-  if (value === undefined) return fallback;
-  const v = unquote(value).toLowerCase();
-  if (['true', '1', 'yes', 'on'].includes(v)) return true;
-  if (['false', '0', 'no', 'off'].includes(v)) return false;
-  throw new ConfigError(name, `must be true or false (got ${JSON.stringify(value)})`);
-}
-
-const positiveInt = z.coerce.number().int().positive().max(Number.MAX_SAFE_INTEGER);
-const nonNegativeInt = z.coerce.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
-
-function int(env: Env, name: string, fallback: number, schema: z.ZodType<number> = positiveInt): number {
-  const value = raw(env, name);
-  if (value === undefined) return fallback;
-  if (!/^-?\d+$/.test(unquote(value))) throw new ConfigError(name, `must be a whole number (got ${JSON.stringify(value)})`);
-  return parseWith(name, schema, unquote(value), 'is out of range');
-}
-
-/** A positive whole number, or null when unset. */
-function optionalInt(env: Env, name: string): number | null {
-  return raw(env, name) === undefined ? null : int(env, name, 0);
-}
 
 function rateLimit(env: Env, useName: string, limitName: string): number | null {
   if (!bool(env, useName, false)) return null;
@@ -224,109 +161,6 @@ function corsOrigins(env: Env): string[] {
     }
     return url.origin;
   });
-}
-
-/**
- * A server URL of one of `schemes` (`postgres:`), with a host. Errors name the variable and show
- * the URL with its password redacted.
- */
-function serverUrl(name: string, value: string, schemes: readonly string[], example: string): string {
-  let url: URL;
-  try {
-    url = new URL(value);
-  } catch {
-    throw new ConfigError(name, `is not a valid URL (got ${JSON.stringify(redactUrl(value))}); expected ${example}`);
-  }
-  if (!schemes.includes(url.protocol.toLowerCase())) {
-    throw new ConfigError(name, `must start with ${schemes.map((s) => `${s}//`).join(' or ')} (got ${JSON.stringify(redactUrl(value))})`);
-  }
-  // libpq's `?host=` (e.g. a Unix socket directory) names the host too.
-  if (url.hostname === '' && !url.searchParams.has('host')) {
-    throw new ConfigError(name, `names no host (got ${JSON.stringify(redactUrl(value))}); expected ${example}`);
-  }
-  return value;
-}
-
-/** A SQLite file as a path or `sqlite:path`; other schemes are refused. */
-function sqlitePath(name: string, value: string, others: string): string {
-  if (/^sqlite:/i.test(value)) {
-    const path = value.replace(/^sqlite:(\/\/)?/i, '');
-    if (path === '') throw new ConfigError(name, 'sqlite: URL names no file');
-    return path;
-  }
-  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(value)) {
-    throw new ConfigError(name, `unsupported scheme (got ${JSON.stringify(redactUrl(value))}); use ${others}`);
-  }
-  return value;
-}
-
-function database(env: Env): DatabaseConfig {
-  const value = unquote(raw(env, 'PROXYGPT_DATABASE_URL') ?? './data/proxygpt.db');
-  if (/^postgres(ql)?:/i.test(value)) {
-    return { kind: 'postgres', url: serverUrl('PROXYGPT_DATABASE_URL', value, ['postgres:', 'postgresql:'], 'postgres://user:password@host:5432/database') };
-  }
-  return { kind: 'sqlite', path: sqlitePath('PROXYGPT_DATABASE_URL', value, 'a file path, sqlite:path or postgres://…') };
-}
-
-/**
- * The limiter, from PROXYGPT_REDIS_URL (set: Redis) and PROXYGPT_LIMITER (memory | sqlite | redis),
- * checked against the store: a Postgres store is there for several instances, and they share
- * exact limits only through Redis, so Postgres without Redis needs an explicit
- * PROXYGPT_LIMITER=memory (one instance, journaled to PROXYGPT_LIMITS_PATH).
- */
-function limiter(env: Env, store: DatabaseConfig, warnings: string[]): LimiterConfig {
-  const chosen = raw(env, 'PROXYGPT_LIMITER') === undefined ? undefined : unquote(raw(env, 'PROXYGPT_LIMITER')!).toLowerCase();
-  if (chosen !== undefined && chosen !== 'memory' && chosen !== 'sqlite' && chosen !== 'redis') {
-    throw new ConfigError('PROXYGPT_LIMITER', `must be "memory", "sqlite" or "redis" (got ${JSON.stringify(chosen)})`);
-  }
-  const redisValue = raw(env, 'PROXYGPT_REDIS_URL');
-  const failModeValue = raw(env, 'PROXYGPT_REDIS_FAIL_MODE');
-  const failMode = unquote(failModeValue ?? 'closed').toLowerCase();
-  if (failMode !== 'closed' && failMode !== 'open') {
-    throw new ConfigError('PROXYGPT_REDIS_FAIL_MODE', `must be "closed" or "open" (got ${JSON.stringify(failMode)})`);
-  }
-  const timeoutMs = int(env, 'PROXYGPT_REDIS_TIMEOUT_MS', 500, z.coerce.number().int().positive().max(600_000));
-  const limitsPath = raw(env, 'PROXYGPT_LIMITS_PATH');
-
-  if (redisValue !== undefined) {
-    if (chosen === 'memory' || chosen === 'sqlite') {
-      throw new ConfigError('PROXYGPT_LIMITER', `"${chosen}" contradicts PROXYGPT_REDIS_URL, which selects the Redis limiter; unset one of them`);
-    }
-    if (limitsPath !== undefined) warnings.push('PROXYGPT_LIMITS_PATH is ignored: the Redis limiter keeps no local journal');
-    const url = serverUrl('PROXYGPT_REDIS_URL', unquote(redisValue), ['redis:', 'rediss:'], 'redis://[:password@]host:6379[/db] or rediss://… for TLS');
-    const prefix = unquote(raw(env, 'PROXYGPT_REDIS_PREFIX') ?? 'proxygpt:');
-    if (!/^[A-Za-z0-9:_.{}-]{1,64}$/.test(prefix)) {
-      throw new ConfigError('PROXYGPT_REDIS_PREFIX', `must be 1-64 letters, digits or : _ . - { } (got ${JSON.stringify(prefix)})`);
-    }
-    return { kind: 'redis', url, failMode, timeoutMs, prefix };
-  }
-  if (chosen === 'redis') throw new ConfigError('PROXYGPT_REDIS_URL', 'must be set when PROXYGPT_LIMITER=redis (e.g. redis://127.0.0.1:6379)');
-  for (const name of ['PROXYGPT_REDIS_FAIL_MODE', 'PROXYGPT_REDIS_TIMEOUT_MS', 'PROXYGPT_REDIS_PREFIX']) {
-    if (raw(env, name) !== undefined) warnings.push(`${name} is ignored: PROXYGPT_REDIS_URL is not set`);
-  }
-
-  if (store.kind === 'postgres') {
-    if (chosen === undefined) {
-      throw new ConfigError(
-        'PROXYGPT_REDIS_URL',
-        'is required with a Postgres store (PROXYGPT_DATABASE_URL=postgres://…): a Postgres store is for several instances, ' +
-          'and several instances need Redis to share their limits (each would otherwise allow the full limit on its own). ' +
-          'Set PROXYGPT_REDIS_URL, or PROXYGPT_LIMITER=memory to run a single instance',
-      );
-    }
-    if (chosen === 'sqlite') {
-      throw new ConfigError(
-        'PROXYGPT_LIMITER',
-        '"sqlite" needs a SQLite store; with PROXYGPT_DATABASE_URL=postgres://… set PROXYGPT_REDIS_URL (several instances) or PROXYGPT_LIMITER=memory (a single instance)',
-      );
-    }
-    const journalPath = sqlitePath('PROXYGPT_LIMITS_PATH', unquote(limitsPath ?? './data/limits.db'), 'a file path or sqlite:path');
-    return { kind: 'memory', journalPath };
-  }
-  if (limitsPath !== undefined) {
-    warnings.push('PROXYGPT_LIMITS_PATH is ignored: with a SQLite store the limits are kept in its file (PROXYGPT_DATABASE_URL)');
-  }
-  return chosen === 'sqlite' ? { kind: 'sqlite', path: store.path } : { kind: 'memory', journalPath: store.path };
 }
 
 /**
