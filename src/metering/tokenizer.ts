@@ -29,58 +29,65 @@ interface Pending {
   reject: (err: Error) => void;
 }
 
+/** One thread and the counts it was sent: a thread that ends fails its own counts, never a newer one's. */
+interface Thread {
+  worker: Worker;
+  pending: Map<number, Pending>;
+}
+
 class TokenizerWorker {
-  private worker: Worker | null = null;
-  private readonly pending = new Map<number, Pending>();
+  private thread: Thread | null = null;
   private nextId = 0;
   private idleTimer: NodeJS.Timeout | null = null;
 
-  private start(): Worker {
+  private start(): Thread {
     const worker = new Worker(WORKER_SOURCE, {
       eval: true,
       workerData: { encoding: require.resolve('gpt-tokenizer/encoding/o200k_base') },
     });
     worker.unref();
+    const thread: Thread = { worker, pending: new Map() };
     worker.on('message', (message: { id: number; counts?: number[]; error?: string }) => {
-      const waiting = this.pending.get(message.id);
+      const waiting = thread.pending.get(message.id);
       if (waiting === undefined) return;
-      this.pending.delete(message.id);
+      thread.pending.delete(message.id);
       if (message.counts) waiting.resolve(message.counts);
       else waiting.reject(new Error(`tokenizer: ${message.error}`));
-      this.scheduleIdleStop();
+      this.scheduleIdleStop(thread);
     });
     const fail = (err: Error) => {
-      for (const waiting of this.pending.values()) waiting.reject(err);
-      this.pending.clear();
-      if (this.worker === worker) this.worker = null;
+      for (const waiting of thread.pending.values()) waiting.reject(err);
+      thread.pending.clear();
+      if (this.thread === thread) this.thread = null;
     };
     worker.on('error', fail);
     worker.on('exit', () => fail(new Error('tokenizer worker stopped')));
-    return worker;
+    return thread;
   }
 
-  private scheduleIdleStop(): void {
+  private scheduleIdleStop(thread: Thread): void {
     if (this.idleTimer !== null) clearTimeout(this.idleTimer);
-    if (this.pending.size > 0) return;
+    if (thread.pending.size > 0 || this.thread !== thread) return;
     this.idleTimer = setTimeout(() => void this.stop(), IDLE_MS);
     this.idleTimer.unref();
   }
 
   count(texts: string[]): Promise<number[]> {
     if (texts.every((t) => t.length === 0)) return Promise.resolve(texts.map(() => 0));
-    this.worker ??= this.start();
+    // A thread being stopped is already forgotten: this count goes to a new one.
+    const thread = (this.thread ??= this.start());
     if (this.idleTimer !== null) clearTimeout(this.idleTimer);
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
-      this.worker!.postMessage({ id, texts });
+      thread.pending.set(id, { resolve, reject });
+      thread.worker.postMessage({ id, texts });
     });
   }
 
   async stop(): Promise<void> {
-    const worker = this.worker;
-    this.worker = null;
-    if (worker !== null) await worker.terminate();
+    const thread = this.thread;
+    this.thread = null;
+    if (thread !== null) await thread.worker.terminate();
   }
 }
 
