@@ -16,7 +16,7 @@ import { clientErrorHandler, expectationHandler, frameworkErrorHandler, installE
 import { ConnectionLifecycle, serverTimeouts } from './http/connections.js';
 import { shuttingDown } from './errors.js';
 import { installRequestInput } from './http/request-input.js';
-import { nextRequestId } from './http/request-id.js';
+import { everyAnswerHeaders, nextRequestId } from './http/request-id.js';
 import { installCallRecording } from './http/call-record.js';
 import { declareRequestState } from './http/request-state.js';
 import { registerDocsPages, registerOpenApi } from './routes/docs.js';
@@ -84,9 +84,7 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   // First, so that every answer carries its id. Hooks on every request take a callback, not an
   // async function: no promise per request.
   app.addHook('onRequest', (request, reply, done) => {
-    reply.header('x-proxygpt-request-id', request.id);
-    // No answer of the gateway is to be sniffed into another type (an error body read as HTML).
-    reply.header('x-content-type-options', 'nosniff');
+    reply.headers(everyAnswerHeaders(request.id));
     // A request that reached a connection kept open while the gateway stops (Fastify closes it after).
     done(connections.isClosing ? shuttingDown() : undefined);
   });

@@ -27,10 +27,9 @@ import {
 } from '../errors.js';
 import type { Redactor } from '../redact.js';
 import { DRAIN_MAX_MS, drainAfterAnswer } from './connections.js';
-import { nextRequestId } from './request-id.js';
+import { everyAnswerHeaders, nextRequestId } from './request-id.js';
 
 /** Every answer of the gateway's is JSON not to be sniffed into another type (an error body read as HTML). */
-const NOSNIFF = 'nosniff';
 
 const FRAMEWORK_ERRORS: Record<string, () => ApiError> = {
   FST_ERR_CTP_BODY_TOO_LARGE: requestTooLarge,
@@ -77,8 +76,7 @@ export function frameworkErrorHandler(insecureDebug: boolean, redactor: Redactor
     reply
       .code(apiError.statusCode)
       .headers(apiError.headers)
-      .header('x-proxygpt-request-id', request.id)
-      .header('x-content-type-options', NOSNIFF)
+      .headers(everyAnswerHeaders(request.id))
       .type('application/json; charset=utf-8')
       .send(apiError.toBody());
   };
@@ -115,10 +113,11 @@ export function clientErrorHandler(err: Error & { code?: string }, socket: Socke
   if (err.code === 'ECONNRESET' || !socket.writable || inFlight?.headersSent) return void socket.destroy();
   const error = ((err.code ? CLIENT_ERRORS[err.code] : undefined) ?? malformedHttp)();
   const body = JSON.stringify(error.toBody());
+  const own = Object.entries(everyAnswerHeaders(nextRequestId())).map(([name, value]) => `${name}: ${value}\r\n`).join('');
   socket.end(
     `HTTP/1.1 ${error.statusCode} ${STATUS_CODES[error.statusCode]}\r\n` +
       `Content-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
-      `x-proxygpt-request-id: ${nextRequestId()}\r\nX-Content-Type-Options: ${NOSNIFF}\r\nConnection: close\r\n\r\n${body}`,
+      `${own}Connection: close\r\n\r\n${body}`,
   );
   // end() only half-closes: a client that never closes its side (one trickling a body) would
   // hold the connection for good. Time enough to read the answer, then it is gone.
@@ -136,8 +135,7 @@ export function expectationHandler(nextRequestId: () => string) {
     res.writeHead(417, {
       'content-type': 'application/json; charset=utf-8',
       'content-length': Buffer.byteLength(body),
-      'x-proxygpt-request-id': nextRequestId(),
-      'x-content-type-options': NOSNIFF,
+      ...everyAnswerHeaders(nextRequestId()),
     });
     res.end(body);
   };

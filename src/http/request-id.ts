@@ -9,3 +9,12 @@ const REQUEST_ID_PREFIX = randomBytes(6).toString('hex');
 let requestCounter = 0;
 
 export const nextRequestId = (): string => `${REQUEST_ID_PREFIX}-${(++requestCounter).toString(36)}`;
+
+/**
+ * The headers every answer of the gateway carries, whoever writes it (Fastify's hook, the error
+ * handlers, a raw socket): its request id, and `nosniff` (no answer is to be sniffed into another
+ * type, an error body read as HTML).
+ */
+export function everyAnswerHeaders(requestId: string): Record<string, string> {
+  return { 'x-proxygpt-request-id': requestId, 'x-content-type-options': 'nosniff' };
+}
