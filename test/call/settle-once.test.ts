@@ -17,66 +17,12 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Agent, fetch } from 'undici';
 import type { UsageRecord } from '../../src/contract.js';
-import type { Reservation } from '../../src/limits/limiter.js';
 import { authHeaders, chatBody, PROXY_KEY, startGateway, type TestGateway } from '../helpers.js';
 import { freePort } from '../support/server-process.js';
+import { watchLimiter, type LimiterWatch } from './watch-limiter.js';
 import { chatRequest, createKey, eventually, openDb, startAdminGateway, type CreatedKey } from '../keys/helpers.js';
 
 const SUCCESS_MODE = { PROXYGPT_RATE_LIMIT_COUNT: 'success', USE_HOURLY_RATE_LIMIT: 'true', PROXYGPT_HOURLY_RATE_LIMIT: '100000' };
-
-/** What a gateway's limiter and recorder saw: reservations made, commits, releases, records. */
-interface Watch {
-  reserved: string[];
-  refused: number;
-  committed: string[];
-  released: string[];
-  records: UsageRecord[];
-  /** Awaited before the next reservation is made (then cleared). */
-  gate: (() => Promise<void>) | null;
-  reset(): void;
-}
-
-function watch(gw: TestGateway): Watch {
-  const seen: Watch = {
-    reserved: [],
-    refused: 0,
-    committed: [],
-    released: [],
-    records: [],
-    gate: null,
-    reset() {
-      for (const list of [this.reserved, this.committed, this.released, this.records]) list.length = 0;
-      this.refused = 0;
-    },
-  };
-  const { limiter, recorder } = gw.app;
-  const reserve = limiter.reserve.bind(limiter);
-  vi.spyOn(limiter, 'reserve').mockImplementation(async (rules, costs) => {
-    const gate = seen.gate;
-    seen.gate = null;
-    if (gate !== null) await gate();
-    const decision = await reserve(rules, costs);
-    if (decision.admitted) seen.reserved.push(decision.reservation!.id);
-    else seen.refused++;
-    return decision;
-  });
-  const commit = limiter.commit.bind(limiter);
-  vi.spyOn(limiter, 'commit').mockImplementation(async (reservation: Reservation, actual) => {
-    seen.committed.push(reservation.id);
-    return commit(reservation, actual);
-  });
-  const release = limiter.release.bind(limiter);
-  vi.spyOn(limiter, 'release').mockImplementation(async (reservation: Reservation) => {
-    seen.released.push(reservation.id);
-    return release(reservation);
-  });
-  const record = recorder.record.bind(recorder);
-  vi.spyOn(recorder, 'record').mockImplementation((r: UsageRecord) => {
-    seen.records.push(r);
-    record(r);
-  });
-  return seen;
-}
 
 /** How the scripted upstream answers the next request. */
 type Script = 'json-cut' | 'json-stall' | 'sse-cut' | 'no-message' | 'hang';
@@ -87,7 +33,7 @@ let down: TestGateway; // an upstream nothing listens on
 let scripted: Server;
 let next: Script = 'hang';
 let key: CreatedKey;
-let watches: Map<TestGateway, Watch>;
+let watches: Map<TestGateway, LimiterWatch>;
 let agent: Agent;
 /** Every call made, for the final check across all of them. */
 const allCalls: { gw: TestGateway; admitted: boolean }[] = [];
@@ -120,7 +66,7 @@ beforeAll(async () => {
     startGateway({ env: { ...SUCCESS_MODE, OPENAI_BASE_URL: `http://127.0.0.1:${await freePort()}/v1`, LOG_LEVEL: 'warn' } }),
   ]);
   key = await createKey(gw, { name: 'metered', tokens_per_hour: 1_000_000_000 });
-  watches = new Map([gw, local, down].map((g) => [g, watch(g)]));
+  watches = new Map([gw, local, down].map((g) => [g, watchLimiter(g)]));
   agent = new Agent();
 });
 

@@ -20,6 +20,8 @@ export interface LimiterWatch {
   records: UsageRecord[];
   /** Makes the next `n` commits reject (after they were seen), as a limiter that fails would. */
   failCommits(n: number): void;
+  /** Awaited before the next reservation is made (then cleared): holds a call at admission. */
+  gate: (() => Promise<void>) | null;
   reset(): void;
 }
 
@@ -33,6 +35,7 @@ export function watchLimiter(gw: TestGateway): LimiterWatch {
     actuals: new Map(),
     released: [],
     records: [],
+    gate: null,
     failCommits(n) {
       failing = n;
     },
@@ -46,6 +49,9 @@ export function watchLimiter(gw: TestGateway): LimiterWatch {
   const { limiter, recorder } = gw.app;
   const reserve = limiter.reserve.bind(limiter);
   vi.spyOn(limiter, 'reserve').mockImplementation(async (rules, costs) => {
+    const gate = seen.gate;
+    seen.gate = null;
+    if (gate !== null) await gate();
     const decision = await reserve(rules, costs);
     if (decision.admitted) seen.reserved.push(decision.reservation!.id);
     else seen.refused++;
