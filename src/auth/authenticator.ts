@@ -1,7 +1,8 @@
 /**
  * Who is calling: a proxy key from the environment (constant-time match, see keys.ts) or a stored
  * key (looked up by hash on every request, so revoking, disabling or expiring a key takes effect
- * on the very next request in every worker, with no cache to go stale).
+ * on the very next request in every worker; the SQLite store keeps found keys only while the
+ * database file is unchanged, see store/sqlite-key-cache.ts, so nothing goes stale).
  */
 import { unauthorized } from '../errors.js';
 import type { KeyPolicy, Store, StoredKey } from '../contract.js';

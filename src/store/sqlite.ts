@@ -7,6 +7,7 @@
 import type { SqliteDatabase } from './sqlite-db.js';
 import { KeyNameTaken, StoreUnavailable } from './errors.js';
 import { sumUsageGroups } from './usage-totals.js';
+import { SqliteKeyCache } from './sqlite-key-cache.js';
 import type { KeyPatch, KeyPolicy, ModelPrice, NewKey, Store, StoredKey, UsageQuery, UsageRecord, UsageTotals } from '../contract.js';
 
 const SCHEMA = `
@@ -134,6 +135,7 @@ function prepareStatements(db: SqliteDatabase) {
     deletePrice: db.prepare<[string]>('DELETE FROM model_prices WHERE model = ?'),
     pruneUsage: db.prepare<[number]>('DELETE FROM usage_events WHERE ts < ?'),
     ping: db.prepare('SELECT 1'),
+    dataVersion: db.prepare<[], number>('PRAGMA data_version').pluck(),
   };
   const insertMany = db.transaction((records: readonly UsageRecord[]) => {
     // Positional parameters: binding by name costs a third more per row.
@@ -153,6 +155,8 @@ function prepareStatements(db: SqliteDatabase) {
  */
 export class SqliteStore implements Store {
   private prepared: ReturnType<typeof prepareStatements> | undefined;
+  /** Keys found by hash, kept while the database is unchanged (see sqlite-key-cache.ts). */
+  private readonly keyCache = new SqliteKeyCache(() => this.stmt.dataVersion.get()!);
 
   constructor(private readonly db: SqliteDatabase) {}
 
@@ -170,6 +174,7 @@ export class SqliteStore implements Store {
   }
 
   async createKey(key: NewKey): Promise<StoredKey> {
+    this.keyCache.clear();
     try {
       this.stmt.insertKey.run({ ...key, policy: JSON.stringify(key.policy) });
     } catch (err) {
@@ -179,7 +184,7 @@ export class SqliteStore implements Store {
   }
 
   async findKeyByHash(hash: string): Promise<StoredKey | null> {
-    return toKey(this.stmt.keyByHash.get(hash));
+    return this.keyCache.find(hash, () => toKey(this.stmt.keyByHash.get(hash)));
   }
 
   async getKey(idOrName: string): Promise<StoredKey | null> {
@@ -191,6 +196,7 @@ export class SqliteStore implements Store {
   }
 
   async updateKey(id: string, patch: KeyPatch, now: number): Promise<StoredKey | null> {
+    this.keyCache.clear();
     const sets: string[] = ['updated_at = @now'];
     const params: Record<string, unknown> = { id, now };
     if (patch.name !== undefined) (sets.push('name = @name'), (params.name = patch.name));
@@ -207,11 +213,13 @@ export class SqliteStore implements Store {
   }
 
   async setKeySecret(id: string, hash: string, prefix: string, now: number): Promise<StoredKey | null> {
+    this.keyCache.clear();
     this.stmt.setSecret.run(hash, prefix, now, id);
     return toKey(this.stmt.keyById.get(id));
   }
 
   async deleteKey(id: string): Promise<boolean> {
+    this.keyCache.clear();
     return this.stmt.deleteKey.run(id).changes > 0;
   }
 

@@ -1,0 +1,43 @@
+/**
+ * Stored keys by hash for the SQLite store, kept between calls while the database is unchanged:
+ * a proxied call then costs one `PRAGMA data_version` (about a third of reading and parsing the
+ * key's row) instead of the lookup. SQLite changes that number whenever another connection (another
+ * worker, the CLI on the same file, an admin in another process) commits anything, and the store
+ * clears the cache itself on each of its own key writes, which the number does not show. So a key
+ * revoked, disabled, rotated or edited anywhere is seen on the very next call, as without a cache.
+ * Only keys found are kept (an unknown secret is looked up every time), at most `max` of them.
+ */
+import type { StoredKey } from '../contract.js';
+
+export class SqliteKeyCache {
+  private readonly keys = new Map<string, StoredKey>();
+  private seenVersion = -1;
+
+  constructor(
+    /** The connection's `PRAGMA data_version`. */
+    private readonly dataVersion: () => number,
+    private readonly max = 10_000,
+  ) {}
+
+  /** The key of `hash`, from the cache while the database is unchanged, else from `load`. */
+  find(hash: string, load: () => StoredKey | null): StoredKey | null {
+    const version = this.dataVersion();
+    if (version !== this.seenVersion) {
+      this.keys.clear();
+      this.seenVersion = version;
+    }
+    const kept = this.keys.get(hash);
+    if (kept !== undefined) return kept;
+    const key = load();
+    if (key !== null) {
+      if (this.keys.size >= this.max) this.keys.clear();
+      this.keys.set(hash, key);
+    }
+    return key;
+  }
+
+  /** After a key write on this connection (its own commits do not change data_version). */
+  clear(): void {
+    this.keys.clear();
+  }
+}
