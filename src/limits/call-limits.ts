@@ -10,7 +10,7 @@ import type { CountMode } from '../config.js';
 import { concurrencyLimited, rateLimited } from '../errors.js';
 import type { PriceBook } from '../metering/price-book.js';
 import { costAt, type PriceTable } from '../metering/prices.js';
-import type { LimitRule, Limiter, ModelPrice, Reservation, RuleState, SeriesCost, TokenUsage } from '../contract.js';
+import type { KeyPolicy, LimitRule, Limiter, ModelPrice, Reservation, RuleState, SeriesCost, TokenUsage } from '../contract.js';
 import { totalTokens } from '../metering/usage.js';
 import { formatResetDuration, tightest } from './limiter.js';
 import { hasUsageLimits, isConcurrencyRule, keyRules, keySeries } from './rules.js';
@@ -84,6 +84,37 @@ function dearest(table: PriceTable, model: string | null, usage: TokenUsage, ups
   return most;
 }
 
+/** A caller's rules and what every call of theirs reserves regardless of its size. */
+interface ReservePlan {
+  /** The stored key the plan is for (null: the gateway's own rules only). */
+  keyId: string | null;
+  rules: LimitRule[];
+  /** Shared by every admission of the plan: read, never changed. */
+  series: Admission['series'];
+  /** A request slot per request series, one held slot per concurrency cap. */
+  fixedCosts: Readonly<Record<string, SeriesCost>>;
+}
+
+function planOf(rules: LimitRule[], own: ReturnType<typeof keySeries> | null, holdRequests: boolean, keyId: string | null = null): ReservePlan {
+  const series: Admission['series'] = { requests: [], concurrent: [], tokens: null, usd: null };
+  const fixedCosts: Record<string, SeriesCost> = {};
+  for (const rule of rules) {
+    if (isConcurrencyRule(rule)) {
+      // One slot, held while the call is in flight, counted as nothing when it ends.
+      fixedCosts[rule.series] = { amount: 1, hold: true };
+      series.concurrent.push(rule.series);
+    } else if (rule.unit === 'requests' && fixedCosts[rule.series] === undefined) {
+      fixedCosts[rule.series] = { amount: 1, hold: holdRequests };
+      series.requests.push(rule.series);
+    }
+  }
+  if (own !== null) {
+    if (rules.some((r) => r.series === own.tokens)) series.tokens = own.tokens;
+    if (rules.some((r) => r.series === own.usd)) series.usd = own.usd;
+  }
+  return { keyId, rules, series, fixedCosts };
+}
+
 export interface CallLimitsOptions {
   limiter: Limiter;
   prices: PriceBook;
@@ -101,6 +132,8 @@ export class CallLimits {
   private readonly prices: PriceBook;
   private readonly holdRequests: boolean;
   private readonly onRefused: ((rule: string) => void) | undefined;
+  private globalPlan: ReservePlan | undefined;
+  private readonly keyPlans = new WeakMap<KeyPolicy, ReservePlan>();
 
   constructor(options: CallLimitsOptions) {
     this.limiter = options.limiter;
@@ -111,7 +144,22 @@ export class CallLimits {
   }
 
   rulesFor(principal: Principal): LimitRule[] {
-    return principal.policy === null ? this.globalRules : [...this.globalRules, ...keyRules(principal.id, principal.policy)];
+    return this.planFor(principal).rules;
+  }
+
+  /**
+   * The caller's rules and the fixed part of what a call reserves, worked out once per policy
+   * object: a store that keeps a key between calls (the SQLite store until the key changes) hands
+   * out the same policy object each time, so the plan is made once per version of the key; a store
+   * that reads the key anew each call gives a new object, and the plan is made anew (never stale).
+   */
+  private planFor(principal: Principal): ReservePlan {
+    if (principal.policy === null) return (this.globalPlan ??= planOf(this.globalRules, null, this.holdRequests));
+    const known = this.keyPlans.get(principal.policy);
+    if (known !== undefined && known.keyId === principal.id) return known;
+    const plan = planOf([...this.globalRules, ...keyRules(principal.id, principal.policy)], keySeries(principal.id), this.holdRequests, principal.id);
+    this.keyPlans.set(principal.policy, plan);
+    return plan;
   }
 
   /** Whether reserving for this caller needs a token estimate (it has token or spend limits). */
@@ -125,32 +173,15 @@ export class CallLimits {
    * gateway's table); the spend reserved is the dearest, so that no failover costs more.
    */
   async reserve(principal: Principal, model: string | null, estimate: TokenUsage | null, upstreamPrices: readonly (ModelPrice | null)[] = []): Promise<Admission> {
-    const rules = this.rulesFor(principal);
-    const series: Admission['series'] = { requests: [], concurrent: [], tokens: null, usd: null };
+    const plan = this.planFor(principal);
+    const { rules, series } = plan;
     if (rules.length === 0) return { reservation: null, headers: {}, series, model };
 
-    const costs: Record<string, SeriesCost> = {};
-    for (const rule of rules) {
-      if (isConcurrencyRule(rule)) {
-        // One slot, held while the call is in flight, counted as nothing when it ends.
-        costs[rule.series] = { amount: 1, hold: true };
-        series.concurrent.push(rule.series);
-      } else if (rule.unit === 'requests' && costs[rule.series] === undefined) {
-        costs[rule.series] = { amount: 1, hold: this.holdRequests };
-        series.requests.push(rule.series);
-      }
-    }
-    if (principal.policy !== null) {
-      const own = keySeries(principal.id);
+    const costs: Record<string, SeriesCost> = { ...plan.fixedCosts };
+    if (series.tokens !== null || series.usd !== null) {
       const usage = estimate ?? NO_USAGE;
-      if (rules.some((r) => r.series === own.tokens)) {
-        costs[own.tokens] = { amount: countable(totalTokens(usage)), hold: true };
-        series.tokens = own.tokens;
-      }
-      if (rules.some((r) => r.series === own.usd)) {
-        costs[own.usd] = { amount: countable(dearest(await this.prices.current(), model, usage, upstreamPrices)), hold: true };
-        series.usd = own.usd;
-      }
+      if (series.tokens !== null) costs[series.tokens] = { amount: countable(totalTokens(usage)), hold: true };
+      if (series.usd !== null) costs[series.usd] = { amount: countable(dearest(await this.prices.current(), model, usage, upstreamPrices)), hold: true };
     }
 
     const decision = await this.limiter.reserve(rules, costs);

@@ -5,7 +5,9 @@
  */
 import { describe, expect, it } from 'vitest';
 import { PROXY_KEY } from '../helpers.js';
-import { call, createKey, rateLimit } from './helpers.js';
+import { join } from 'node:path';
+import { openSqlite } from '../../src/store/sqlite-db.js';
+import { admin, call, createKey, rateLimit } from './helpers.js';
 import { adminGateways } from './gateway-fixture.js';
 import { DAY, expect429, HOUR, T0 } from './per-key-helpers.js';
 
@@ -71,5 +73,34 @@ describe('requests per hour and per day', () => {
     now = T0 + DAY;
     expect((await call(gw, k.key)).status).toBe(200);
     expect(gw.mock.requests).toHaveLength(3);
+  });
+});
+
+describe('a key edited between its calls', () => {
+  it('the next call counts against the new limits, whether the edit came through the admin API or straight into the database file', async () => {
+    let now = T0;
+    const gw = await start({}, () => now);
+    const a = await createKey(gw, { name: 'edited', requests_per_hour: 10 });
+    expect((await call(gw, a.key)).headers.get('x-ratelimit-limit-requests')).toBe('10');
+
+    // Through the admin API (this process's own store connection).
+    now += 1_000;
+    expect((await admin(gw, 'PATCH', `/keys/${a.id}`, { requests_per_hour: 2 })).status).toBe(200);
+    const second = await call(gw, a.key);
+    expect(second.headers.get('x-ratelimit-limit-requests')).toBe('2');
+    expect429(await call(gw, a.key), /2 requests per hour for this key/, HOUR - 1_000);
+
+    // Another connection to the same file (as the CLI in direct mode, or another worker, writes).
+    const db = openSqlite(join(gw.dir, 'proxygpt.db'));
+    try {
+      db.prepare('UPDATE api_keys SET policy = ? WHERE id = ?').run(JSON.stringify({ requestsPerHour: 3 }), a.id);
+      const third = await call(gw, a.key);
+      expect(third.status, third.text).toBe(200);
+      expect(third.headers.get('x-ratelimit-limit-requests')).toBe('3');
+      db.prepare('UPDATE api_keys SET disabled = 1 WHERE id = ?').run(a.id);
+      expect((await call(gw, a.key)).status).toBe(401);
+    } finally {
+      db.close();
+    }
   });
 });
