@@ -1,8 +1,12 @@
 /**
  * Limits for a cluster of worker processes (PROXYGPT_WORKERS > 1): the primary process keeps the
  * one MemoryLimiter and decides for every worker, so limits stay exact across them with no lock
- * and no disk write per call; workers ask over the cluster's IPC channel. A worker's calls of one
- * event-loop turn travel in one message and come back in one. When a worker dies, the primary
+ * and no disk write per call; workers ask over the cluster's IPC channel. A worker's calls travel
+ * in batches, one message each way, and a worker has at most one batch at the primary at a time:
+ * calls made while it is out wait for its answer and then go together. An idle worker's call leaves
+ * at the end of its event-loop turn as before; a busy one sends few large messages instead of one
+ * per turn, and each message costs a system call and a wake-up on both ends, the most of what the
+ * IPC costs (its JSON is a small part). When a worker dies, the primary
  * drops the holds of its calls in flight at once (and forgets those that had expired). A commit
  * that comes after its hold expired is the primary's limiter's to count (a late commit). This module is the IPC protocol (both ends);
  * cluster-primary.ts builds the primary's limiter.
@@ -50,10 +54,14 @@ export class ClusterLimiter implements Limiter {
   private queued: (Call & { id: number })[] = [];
   private readonly waiting = new Map<number, { resolve: (value: never) => void; reject: (err: Error) => void }>();
   private gone: Error | null = null;
+  /** A batch is at the primary: further calls queue until its answer comes. */
+  private awaitingPrimary = false;
 
   constructor(private readonly channel: PrimaryChannel) {
     channel.on('message', (message) => {
       if (!isOutcomes(message)) return;
+      this.awaitingPrimary = false;
+      if (this.queued.length > 0) this.sendQueued();
       for (const outcome of message.outcomes) {
         const waiter = this.waiting.get(outcome.id);
         if (waiter === undefined) continue;
@@ -75,16 +83,18 @@ export class ClusterLimiter implements Limiter {
     if (this.gone !== null) return Promise.reject(this.gone);
     const id = this.nextId++;
     this.queued.push({ ...call, id });
-    if (this.queued.length === 1) setImmediate(() => this.sendQueued());
+    if (this.queued.length === 1 && !this.awaitingPrimary) setImmediate(() => this.sendQueued());
     return new Promise<T>((resolve, reject) => this.waiting.set(id, { resolve, reject }));
   }
 
   private sendQueued(): void {
+    if (this.awaitingPrimary || this.queued.length === 0) return;
     const calls = this.queued;
     this.queued = [];
     try {
       if (this.gone !== null) throw this.gone;
       if (this.channel.send?.({ proxygptLimiter: 'calls', calls } satisfies CallsMessage) === undefined) throw new Error('no IPC channel to the cluster primary');
+      this.awaitingPrimary = true;
     } catch (err) {
       for (const call of calls) {
         this.waiting.get(call.id)?.reject(err as Error);

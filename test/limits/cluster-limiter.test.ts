@@ -1,7 +1,7 @@
 /**
  * The cluster limiter over a fake IPC channel that behaves like Node's (JSON copies, delivery in a
- * later turn): a worker's calls of one turn travel in one message and every caller gets its own
- * answer; a worker that exits has its unsettled holds released at once while other workers' stay;
+ * later turn): a worker's calls of one turn travel in one message, calls made while a batch is at
+ * the primary wait and go together, and every caller gets its own answer; a worker that exits has its unsettled holds released at once while other workers' stay;
  * errors cross the channel (a RangeError stays one) and a lost primary rejects calls instead of
  * leaving them hanging; settling a reservation that holds nothing, pruning and closing send nothing.
  * The primary's limiter is a MemoryLimiter on a real SQLite file with an injected clock.
@@ -75,6 +75,28 @@ describe('cluster limiter', () => {
         expect((await worker.reserve(rules, costs(rules, 1, false))).states[0]!.used).toBe(i);
         expect(channel.sent.toPrimary).toHaveLength(i);
       }
+    });
+
+    it('keeps one batch at the primary at a time: calls made while it is out go together once it is answered', async () => {
+      const { worker, channel } = connectWorker();
+      const rules = [hourly(50)];
+      channel.pause();
+      const first = worker.reserve(rules, costs(rules, 1, false));
+      await turn();
+      expect(channel.sent.toPrimary).toHaveLength(1);
+      // Three more turns, one call each, while the first batch is still out: nothing more is sent.
+      const later: Promise<Decision>[] = [];
+      for (let i = 0; i < 3; i++) {
+        later.push(worker.reserve(rules, costs(rules, 1, false)));
+        await turn();
+      }
+      expect(channel.sent.toPrimary).toHaveLength(1);
+      channel.resume();
+      expect((await first).states[0]!.used).toBe(1);
+      const decisions = await Promise.all(later);
+      expect(channel.sent.toPrimary).toHaveLength(2);
+      expect(callsIn(channel, 1).map((c) => c.op)).toEqual(['reserve', 'reserve', 'reserve']);
+      expect(decisions.map((d) => d.states[0]!.used).sort()).toEqual([2, 3, 4]);
     });
 
     it('keeps two workers apart: each gets the answers to its own calls', async () => {
