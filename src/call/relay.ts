@@ -10,7 +10,8 @@
  * of the configured secrets (streams too, also a secret cut across two chunks).
  */
 import type { FastifyReply } from 'fastify';
-import { finished, pipeline } from 'node:stream/promises';
+import type { OutgoingHttpHeaders } from 'node:http';
+import { pipeline } from 'node:stream/promises';
 import { JsonTap } from '../metering/json-tap.js';
 import { SseTap } from '../metering/sse-tap.js';
 import { usageFromJson } from '../metering/usage.js';
@@ -88,28 +89,52 @@ export async function readAnswer(call: ProxyCall, response: UpstreamResponse): P
 }
 
 /**
- * Pipes an SSE answer through its tap. An upstream that breaks off or stalls mid-stream (not a
- * client that left) ends the client's stream with an error event in OpenAI's shape, as an event
- * too large does, instead of a cut connection. `done` runs once: when the tap has taken all of the
- * body, or as soon as the body failed or was destroyed (an event too large, a client gone).
+ * Streams an SSE answer through its tap to the client. An upstream that breaks off or stalls
+ * mid-stream (not a client that left) ends the client's stream with an error event in OpenAI's
+ * shape, as an event too large does, instead of a cut connection. `done` runs once: when the tap
+ * has taken all of the body, or as soon as the body failed or was destroyed (an event too large, a
+ * client gone: the call's signal then aborts the upstream request, which fails the body).
+ *
+ * Below Fastify (`reply.hijack()`: the status and headers written at once, the tap piped into the
+ * response) rather than `reply.send(stream)`, and with plain listeners rather than `finished()`:
+ * a stream can stay open for hours, and those keep, for every open stream and as long as it lasts,
+ * five end-of-stream watchers, a second copy of every header and the route's pending promise:
+ * about 8 KB per open stream in a heap snapshot. Fastify's onResponse hooks and its request log
+ * still run (they wait for the response's 'finish'); this gateway has no onSend hook.
  */
-function pipeSse(body: UpstreamResponse['body'], tap: SseTap, done: () => void): void {
+function streamSse(reply: FastifyReply, body: UpstreamResponse['body'], tap: SseTap, done: () => void): FastifyReply {
   let called = false;
-  const once = () => {
-    if (called) return;
-    called = true;
-    void done();
-  };
-  body.pipe(tap);
+  // A microtask later, as a promise from finished() would have run it: after the other listeners.
+  const once = () =>
+    queueMicrotask(() => {
+      if (called) return;
+      called = true;
+      void done();
+    });
   body.once('error', (err) => {
     const failure = upstreamBodyFailure(err);
     if (failure instanceof ApiError) tap.endBroken(failure);
     else tap.destroy();
   });
-  finished(tap, { readable: false }).then(once, once);
-  finished(body).then(undefined, once);
-  // The client's stream is gone (the client left): stop reading the upstream's, as a pipeline would.
-  tap.once('close', () => body.destroy());
+  // The body failed or was destroyed before its end.
+  body.once('close', () => {
+    if (!body.readableEnded) once();
+  });
+  // The tap has taken all of the body (or failed, or was destroyed).
+  tap.once('finish', once);
+  tap.once('error', once);
+  const res = reply.raw;
+  tap.once('close', () => {
+    // Stop reading the upstream's stream, as a pipeline would; a tap destroyed before its end cuts
+    // the client's connection (it cannot be told otherwise once the headers are out).
+    body.destroy();
+    if (!tap.readableEnded) res.destroy();
+    once();
+  });
+  reply.hijack();
+  res.writeHead(reply.statusCode, reply.getHeaders() as OutgoingHttpHeaders);
+  body.pipe(tap).pipe(res);
+  return reply;
 }
 
 /** The /v1 responder: the upstream's status, headers and body as they came (errors redacted). */
@@ -158,7 +183,7 @@ export async function relay(call: ProxyCall, reply: FastifyReply, response: Upst
     reply.removeHeader('content-length');
     // Cut short (the gateway is stopping): the client's stream ends with the reason as its last event.
     call.onInterrupt((err) => tap.endWithError(err, () => response.body.destroy()));
-    pipeSse(response.body, tap, end);
+    return streamSse(reply, response.body, tap, end);
   } else {
     void pipeline(response.body, tap).then(end, end);
   }
