@@ -48,9 +48,9 @@ export async function startMock(logDir: string): Promise<Service> {
 }
 
 /** The bare Node pass-through in front of the mock (bench/passthrough.ts). */
-export async function startPassThrough(mockPort: number, logDir: string, name = 'bare-node'): Promise<Service> {
+export async function startPassThrough(mockPort: number, logDir: string, name = 'bare-node', nodeFlags: string[] = []): Promise<Service> {
   const port = await freePort();
-  const child = startChild(name, process.execPath, ['--import', 'tsx', join(ROOT, 'bench', 'passthrough.ts'), String(port), `http://127.0.0.1:${mockPort}`], join(logDir, `${name}.log`), {
+  const child = startChild(name, process.execPath, [...nodeFlags, '--import', 'tsx', join(ROOT, 'bench', 'passthrough.ts'), String(port), `http://127.0.0.1:${mockPort}`], join(logDir, `${name}.log`), {
     cwd: ROOT,
     ipc: true,
     env: { PATH: process.env.PATH, HOME: process.env.HOME, NODE_ENV: 'production' },

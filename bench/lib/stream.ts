@@ -89,14 +89,14 @@ export interface OpenStreams {
  * Opens `count` slow streams to `target` (one connection each: a chunk every `chunkDelayMs`, 500 by
  * default, far more chunks than the test lasts), `batch` at a time (all at once by default), each
  * batch given `waitMs` to flow; samples the VmRSS of the tree under `pid` (the process serving
- * them) for `holdMs`, then calls `finish` (the mock ends every stream normally) and waits for them
+ * them) for `holdMs` (`onHeld` is told when the holding starts), then calls `finish` (the mock ends every stream normally) and waits for them
  * to end; what is still open after that is aborted.
  */
 export async function openStreams(
   target: Target,
   pid: number | undefined,
   count: number,
-  options: { holdMs: number; waitMs: number; finish: () => void; batch?: number; chunkDelayMs?: number },
+  options: { holdMs: number; waitMs: number; finish: () => void; batch?: number; chunkDelayMs?: number; onHeld?: () => void },
 ): Promise<OpenStreams> {
   const idleRssMb = treeRssMb(pid);
   const batch = Math.max(1, options.batch ?? count);
@@ -144,6 +144,7 @@ export async function openStreams(
     if (flowing + failed < upTo) break;
   }
   const settleSeconds = (Date.now() - opened) / 1000;
+  options.onHeld?.();
   let openRssMb: number | null = null;
   const holdUntil = Date.now() + options.holdMs;
   while (Date.now() < holdUntil) {
