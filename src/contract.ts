@@ -147,6 +147,11 @@ export interface RefusalRecord {
   status: number;
 }
 
+/**
+ * A range of rollup buckets: those whose START is in [sinceMs, untilMs), each counted whole. A
+ * sinceMs inside a bucket leaves that bucket out (align it down to the bucket to include it); the
+ * last bucket started before untilMs is in, with all its calls (also those after untilMs).
+ */
 export interface RollupQuery {
   sinceMs: number;
   untilMs: number;
@@ -157,13 +162,14 @@ export interface RollupQuery {
 
 /** Sums of the rollup rows of one group over a query's range. */
 export interface RollupSums {
+  /** Calls recorded as usage (whatever their status); refusals are not requests. */
   requests: number;
   promptTokens: number;
   completionTokens: number;
   costMicroUsd: number;
   /** Calls answered 429 (upstream or gateway refusal). */
   rateLimited: number;
-  /** Calls answered with a 5xx status (the upstream's, or the gateway's 502/504 for a broken upstream); a client that left (499) is not one. */
+  /** Calls answered with a status >= 500 (the upstream's, or the gateway's 502/504 for a broken upstream); a client that left (499) is not one. */
   upstreamErrors: number;
   /** Counts per latency bucket (LATENCY_BOUNDS_MS.length + 1 entries); refusals are not timed. */
   latency: number[];
@@ -172,7 +178,8 @@ export interface RollupSums {
 /**
  * What the dashboard reads over a range, all from rollups (never a scan of usage records):
  * `buckets` one entry per (bucket start, principal) that has rows, sorted by ts then principal;
- * `byModel` the range's sums per model (null: calls without a model).
+ * `byModel` the range's sums per model (null: calls without a model), sorted by model in byte
+ * order, null last. Principals sort in byte order too (as in `usage()`).
  */
 export interface RollupResult {
   buckets: Array<RollupSums & { ts: number; principal: string }>;
@@ -212,10 +219,16 @@ export interface Store {
    * `recordUsage` (in the same transaction) and by `recordRefusals`; read by `rollups`.
    */
   recordRefusals(refusals: readonly RefusalRecord[]): Promise<void>;
+  /** Sums from the rollup rows of the query's granularity (see RollupQuery for the range). */
   rollups(query: RollupQuery): Promise<RollupResult>;
   /** The last time each principal had a usage record (epoch ms), for the principals that have any. */
   lastUsed(): Promise<Record<string, number>>;
-  /** Deletes usage records older than `beforeMs` (and per-minute rollups older than it or than two days); returns how many records. */
+  /**
+   * Deletes usage records older than `beforeMs`; returns how many records. Rollup rows go once
+   * their whole bucket is before a cutoff (they are never recomputed, so an hour row keeps the
+   * calls of records pruned inside it): hour rows before `beforeMs`, minute rows before `beforeMs`
+   * or before two days ahead of the newest minute row, whichever is later.
+   */
   pruneUsage(beforeMs: number): Promise<number>;
 
   priceOverrides(): Promise<Record<string, ModelPrice>>;

@@ -15,7 +15,7 @@ import { assertSchemaName, migrate, MIGRATIONS } from './postgres-migrations.js'
 import { redactDatabaseUrl, splitStartupOptions } from './postgres-url.js';
 import { importSqlite, type ImportOptions, type ImportReport } from './postgres-import.js';
 import type { SqliteDatabase } from './sqlite-db.js';
-import type { KeyPatch, KeyPolicy, NewKey, Store, StoredKey, UsageQuery, UsageRecord, UsageTotals } from '../contract.js';
+import type { KeyPatch, KeyPolicy, NewKey, RefusalRecord, RollupQuery, RollupResult, Store, StoredKey, UsageQuery, UsageRecord, UsageTotals } from '../contract.js';
 
 export { redactDatabaseUrl } from './postgres-url.js';
 
@@ -201,6 +201,18 @@ export class PostgresStore implements Store {
     if (query.upstream !== undefined) filters.push(`AND upstream = $${values.push(query.upstream)}`);
     const { rows } = await this.query<UsageRow>(`SELECT ${USAGE_COLUMNS} ${filters.join(' ')} ${USAGE_GROUPS}`, values);
     return sumUsageGroups(rows);
+  }
+
+  async recordRefusals(_refusals: readonly RefusalRecord[]): Promise<void> {
+    throw new Error('Postgres rollups: not implemented yet');
+  }
+
+  async rollups(_query: RollupQuery): Promise<RollupResult> {
+    throw new Error('Postgres rollups: not implemented yet');
+  }
+
+  async lastUsed(): Promise<Record<string, number>> {
+    throw new Error('Postgres rollups: not implemented yet');
   }
 
   async pruneUsage(beforeMs: number): Promise<number> {
