@@ -1,8 +1,8 @@
 /**
  * The dashboard's files: its page, styles and script modules (src/dashboard/public, copied next
- * to this module into dist by `npm run build`) and uPlot's ESM build and stylesheet from
- * node_modules. Read once when the routes are registered; served from memory by name, so no
- * request path ever reaches the file system.
+ * to this module into dist by `npm run build`) and uPlot's minified script (it sets `uPlot` on
+ * the page) and stylesheet from node_modules. Read once when the routes are registered, served
+ * from memory by name: no request path ever reaches the file system.
  */
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -39,7 +39,7 @@ export function loadDashboardAssets(): DashboardAssets {
   const dir = fileURLToPath(new URL('./public/', import.meta.url));
   const files = new Map<string, Asset>();
   for (const name of OWN_FILES) files.set(name, load(dir + name));
-  files.set('uPlot.esm.js', load(require.resolve('uplot/dist/uPlot.esm.js')));
+  files.set('uPlot.iife.min.js', load(require.resolve('uplot/dist/uPlot.iife.min.js')));
   files.set('uPlot.min.css', load(require.resolve('uplot/dist/uPlot.min.css')));
   return { page: load(dir + 'index.html'), files };
 }

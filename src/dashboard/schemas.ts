@@ -14,7 +14,7 @@ const percentiles = {
 };
 
 const sums = {
-  requests: { type: 'integer', description: 'Calls (answered and refused)' },
+  requests: { type: 'integer', description: 'Proxied calls (those refused by a limit of the gateway included; those refused because no upstream could take them count only as 429s or upstream errors)' },
   prompt_tokens: { type: 'integer' },
   completion_tokens: { type: 'integer' },
   total_tokens: { type: 'integer' },

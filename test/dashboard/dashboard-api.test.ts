@@ -185,7 +185,7 @@ describe('the admin view', () => {
 
 describe('security headers', () => {
   it('the page, its assets, the API and its errors: strict CSP, nosniff, no referrer, never framed; the API not stored', async () => {
-    for (const [path, key] of [['', null], ['/', null], ['/assets/app.js', null], ['/assets/uPlot.esm.js', null], ['/api/session', ADMIN_KEY], ['/api/session', null], ['/api/overview?range=x', ADMIN_KEY]] as const) {
+    for (const [path, key] of [['', null], ['/', null], ['/assets/app.js', null], ['/assets/uPlot.iife.min.js', null], ['/api/session', ADMIN_KEY], ['/api/session', null], ['/api/overview?range=x', ADMIN_KEY]] as const) {
       const res = await get(fx.gw, path, key);
       expect(res.headers.get('content-security-policy'), path).toBe(DASHBOARD_CSP);
       expect(res.headers.get('x-content-type-options')).toBe('nosniff');

@@ -4,7 +4,9 @@
  * quantity, redrawn on every load and resized with the window. Series labels go through uPlot's
  * legend, which sets them as text.
  */
-import uPlot from './uPlot.esm.js';
+
+/** uPlot's minified build, loaded by the page just before its modules (a deferred classic script). */
+const uPlot = /** @type {any} */ (globalThis).uPlot;
 
 const PALETTE = ['#2563eb', '#dc2626', '#16a34a', '#9333ea', '#ea580c', '#0891b2', '#ca8a04', '#db2777', '#4b5563'];
 const HEIGHT = 220;
