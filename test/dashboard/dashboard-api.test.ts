@@ -241,7 +241,7 @@ describe('disabling from the dashboard', () => {
     // The dashboard refuses it as every other route does.
     const signIn = await get(gw, '/api/session', dave.key);
     expect(signIn.status).toBe(401);
-    expect(signIn.body.error.message).toBe(refused.body.error.message);
+    expect(signIn.body.error.message).toBe((refused.body as { error: { message: string } }).error.message);
     const enabled = await get(gw, `/api/keys/${dave.id}/enable`, ADMIN_KEY, 'POST');
     expect(enabled.body).toMatchObject({ id: dave.id, status: 'active', disabled: false });
     expect((await call(gw, dave.key)).status).toBe(200);
