@@ -16,7 +16,7 @@ import { assertSchemaName, migrate, MIGRATIONS } from './postgres-migrations.js'
 import { redactDatabaseUrl, splitStartupOptions } from './postgres-url.js';
 import { importSqlite, type ImportOptions, type ImportReport } from './postgres-import.js';
 import { groupUpsertCtes, groupUpsertParams, LAST_USED, NEWEST_MINUTE, PRUNE_ROLLUPS, rollupReads, UPSERT_GROUPS } from './postgres-rollups.js';
-import { groupRefusals, groupUsage, pruneCutoffs, toResult, type BucketRow, type ModelRow } from './rollups.js';
+import { groupRefusals, groupUsage, pruneCutoffs, toResult } from './rollups.js';
 import type { SqliteDatabase } from './sqlite-db.js';
 import type { KeyPatch, KeyPolicy, NewKey, RefusalRecord, RollupQuery, RollupResult, Store, StoredKey, UsageQuery, UsageRecord, UsageTotals } from '../contract.js';
 
@@ -217,11 +217,14 @@ export class PostgresStore implements Store {
 
   async rollups(query: RollupQuery): Promise<RollupResult> {
     const reads = rollupReads(query);
-    const [buckets, byModel] = await Promise.all([
-      this.query<BucketRow>(reads.buckets.text, reads.buckets.values),
-      this.query<ModelRow>(reads.byModel.text, reads.byModel.values),
-    ]);
-    return toResult(buckets.rows, byModel.rows);
+    // Rows as arrays: no object per row.
+    const arrays = (q: { text: string; values: unknown[] }) => this.pool.query<unknown[]>({ text: q.text, values: q.values, rowMode: 'array' });
+    try {
+      const [buckets, byModel] = await Promise.all([arrays(reads.buckets), arrays(reads.byModel)]);
+      return toResult(buckets.rows, byModel.rows);
+    } catch (err) {
+      throw storeError(err);
+    }
   }
 
   async lastUsed(): Promise<Record<string, number>> {

@@ -152,36 +152,24 @@ export function recordsAsRollupSelect(size: number, cast: (sum: string) => strin
   ].join(', ');
 }
 
-/** A row of the sums SELECT (sumsSelect), with the group's own columns. */
-export interface SumsRow {
-  requests: number;
-  prompt_tokens: number;
-  completion_tokens: number;
-  cost_micro_usd: number;
-  rate_limited: number;
-  upstream_errors: number;
-  [latency: `lat_${number}`]: number;
+/**
+ * A row of the sums SELECT read as an array (no object per row: a 30-day read has thousands):
+ * the group's own columns first (`lead` of them), then the sums in sumsSelect's order.
+ */
+export type SumsRow = unknown[];
+
+function toSums(row: SumsRow, lead: number): RollupSums {
+  const n = (i: number) => Number(row[lead + i]);
+  const latency = new Array<number>(LATENCY_COLUMNS.length);
+  for (let i = 0; i < latency.length; i++) latency[i] = n(6 + i);
+  return { requests: n(0), promptTokens: n(1), completionTokens: n(2), costMicroUsd: n(3), rateLimited: n(4), upstreamErrors: n(5), latency };
 }
 
-export function toSums(row: SumsRow): RollupSums {
+/** Rows of `SELECT ts, principal, <sums>` and `SELECT model, has_model, <sums>` as the contract's result. */
+export function toResult(buckets: SumsRow[], byModel: SumsRow[]): RollupResult {
   return {
-    requests: row.requests,
-    promptTokens: row.prompt_tokens,
-    completionTokens: row.completion_tokens,
-    costMicroUsd: row.cost_micro_usd,
-    rateLimited: row.rate_limited,
-    upstreamErrors: row.upstream_errors,
-    latency: LATENCY_COLUMNS.map((c) => row[c as `lat_${number}`]!),
-  };
-}
-
-export type BucketRow = SumsRow & { ts: number; principal: string };
-export type ModelRow = SumsRow & { model: string; has_model: number };
-
-export function toResult(buckets: BucketRow[], byModel: ModelRow[]): RollupResult {
-  return {
-    buckets: buckets.map((r) => ({ ts: r.ts, principal: r.principal, ...toSums(r) })),
-    byModel: byModel.map((r) => ({ model: r.has_model === 1 ? r.model : null, ...toSums(r) })),
+    buckets: buckets.map((r) => ({ ts: Number(r[0]), principal: r[1] as string, ...toSums(r, 2) })),
+    byModel: byModel.map((r) => ({ model: Number(r[1]) === 1 ? (r[0] as string) : null, ...toSums(r, 2) })),
   };
 }
 

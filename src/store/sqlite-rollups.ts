@@ -9,7 +9,7 @@ import type { SqliteDatabase } from './sqlite-db.js';
 import type { RollupGranularity, RollupQuery, RollupResult } from '../contract.js';
 import {
   BUCKET_MS, KEY_COLUMNS, ROLLUP_TABLES, SUM_COLUMNS, groupValues, pruneCutoffs, recordsAsRollupSelect, sumsSelect, toResult,
-  type BatchGroups, type BucketRow, type ModelRow,
+  type BatchGroups, type SumsRow,
 } from './rollups.js';
 
 const GRANULARITIES: readonly RollupGranularity[] = ['minute', 'hour'];
@@ -59,14 +59,15 @@ function prepareReads(db: SqliteDatabase, table: string) {
   const sums = sumsSelect();
   const range = 'bucket >= ? AND bucket < ?';
   return {
-    buckets: db.prepare<[number, number], BucketRow>(`SELECT bucket AS ts, principal, ${sums} FROM ${table} WHERE ${range} GROUP BY bucket, principal ORDER BY bucket, principal`),
-    bucketsOf: db.prepare<[string, number, number], BucketRow>(
+    // Rows as arrays (raw): no object per row.
+    buckets: db.prepare<[number, number], SumsRow>(`SELECT bucket AS ts, principal, ${sums} FROM ${table} WHERE ${range} GROUP BY bucket, principal ORDER BY bucket, principal`).raw(),
+    bucketsOf: db.prepare<[string, number, number], SumsRow>(
       `SELECT bucket AS ts, principal, ${sums} FROM ${table} WHERE principal = ? AND ${range} GROUP BY bucket ORDER BY bucket`,
-    ),
-    byModel: db.prepare<[number, number], ModelRow>(`SELECT model, has_model, ${sums} FROM ${table} WHERE ${range} GROUP BY model, has_model ORDER BY has_model DESC, model`),
-    byModelOf: db.prepare<[string, number, number], ModelRow>(
+    ).raw(),
+    byModel: db.prepare<[number, number], SumsRow>(`SELECT model, has_model, ${sums} FROM ${table} WHERE ${range} GROUP BY model, has_model ORDER BY has_model DESC, model`).raw(),
+    byModelOf: db.prepare<[string, number, number], SumsRow>(
       `SELECT model, has_model, ${sums} FROM ${table} WHERE principal = ? AND ${range} GROUP BY model, has_model ORDER BY has_model DESC, model`,
-    ),
+    ).raw(),
     prune: db.prepare<[number]>(`DELETE FROM ${table} WHERE bucket < ?`),
   };
 }
