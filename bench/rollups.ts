@@ -21,6 +21,7 @@ import { SqliteStore } from '../src/store/sqlite.js';
 import { openPostgresStore } from '../src/store/postgres.js';
 import { migrate, MIGRATIONS } from '../src/store/postgres-migrations.js';
 import type { RollupQuery, Store, UsageRecord } from '../src/contract.js';
+import { ROLLUP_TABLES } from '../src/store/rollups.js';
 
 const args = process.argv.slice(2);
 const withPostgres = args.includes('--postgres');
@@ -88,7 +89,8 @@ interface Target {
   store: Store;
   /** The same records the way the store wrote them before rollups, into a database without them. */
   rawInsert(records: readonly UsageRecord[]): Promise<void>;
-  rowCounts(): Promise<{ minute: number; hour: number }>;
+  /** Rows per rollup table. */
+  rowCounts(): Promise<Record<string, number>>;
   close(): Promise<void>;
 }
 
@@ -103,7 +105,7 @@ async function sqliteTarget(): Promise<Target> {
   await rawStore.migrate();
   await rawStore.close();
   const raw: SqliteDatabase = openSqlite(join(dir, 'raw.db'));
-  raw.exec('DROP TABLE usage_rollup_minute; DROP TABLE usage_rollup_hour;');
+  raw.exec(ROLLUP_TABLES.map((t) => `DROP TABLE ${t.name};`).join(' '));
   const insert = raw.prepare(`INSERT INTO usage_events (${RAW_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
   const insertMany = raw.transaction((records: readonly UsageRecord[]) => {
     for (const r of records) {
@@ -120,7 +122,7 @@ async function sqliteTarget(): Promise<Target> {
       insertMany.immediate(records);
     },
     async rowCounts() {
-      return { minute: count('usage_rollup_minute'), hour: count('usage_rollup_hour') };
+      return Object.fromEntries(ROLLUP_TABLES.map((t) => [t.name, count(t.name)]));
     },
     async close() {
       db.close();
@@ -158,8 +160,12 @@ async function postgresTarget(): Promise<Target> {
       await raw.query(RAW_INSERT, columns);
     },
     async rowCounts() {
-      await admin.query(`ANALYZE ${schema}.usage_rollup_minute; ANALYZE ${schema}.usage_rollup_hour`);
-      return { minute: await count('usage_rollup_minute'), hour: await count('usage_rollup_hour') };
+      const out: Record<string, number> = {};
+      for (const t of ROLLUP_TABLES) {
+        await admin.query(`ANALYZE ${schema}.${t.name}`);
+        out[t.name] = await count(t.name);
+      }
+      return out;
     },
     async close() {
       await store.close();
@@ -220,7 +226,7 @@ try {
     const from = lines.length;
     const w = await write(t);
     const rows = await t.rowCounts();
-    lines.push(`\n${t.name}: ${recordCount.toLocaleString('en')} records over 30 days; rollup rows: ${rows.minute.toLocaleString('en')} minute, ${rows.hour.toLocaleString('en')} hour`);
+    lines.push(`\n${t.name}: ${recordCount.toLocaleString('en')} records over 30 days; rollup rows: ${Object.entries(rows).map(([name, n]) => `${name.replace('usage_rollup_', '')} ${n.toLocaleString('en')}`).join(', ')}`);
     lines.push(`  recordUsage: ${w.withUs.toFixed(2)} µs per record with rollups, ${w.withoutUs.toFixed(2)} µs without (+${(w.withUs - w.withoutUs).toFixed(2)} µs, ${(w.withUs / w.withoutUs).toFixed(2)}×)`);
     lines.push('  | range | points | buckets | wall (median of 20) | CPU of this process |');
     lines.push('  |---|---|---|---|---|');
