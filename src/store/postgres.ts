@@ -15,8 +15,8 @@ import { describeError, isConnectionError, storeError } from './postgres-errors.
 import { assertSchemaName, migrate, MIGRATIONS } from './postgres-migrations.js';
 import { redactDatabaseUrl, splitStartupOptions } from './postgres-url.js';
 import { importSqlite, type ImportOptions, type ImportReport } from './postgres-import.js';
-import { groupUpsertCtes, groupUpsertParams, LAST_USED, NEWEST_MINUTE, PRUNE_ROLLUPS, rollupReads, UPSERT_GROUPS } from './postgres-rollups.js';
-import { groupRefusals, groupUsage, pruneCutoffs, toResult, type BucketRow, type ModelRow } from './rollups.js';
+import { LAST_USED, NEWEST_MINUTE, PRUNE_ROLLUPS, rollupReads, rowUpsertCtes, rowUpsertParams, UPSERT_ROWS } from './postgres-rollups.js';
+import { groupRefusals, groupUsage, pruneCutoffs, toResult } from './rollups.js';
 import type { SqliteDatabase } from './sqlite-db.js';
 import type { KeyPatch, KeyPolicy, NewKey, RefusalRecord, RollupQuery, RollupResult, Store, StoredKey, UsageQuery, UsageRecord, UsageTotals } from '../contract.js';
 
@@ -82,7 +82,7 @@ FROM unnest($1::int8[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text
   WITH ORDINALITY AS u(ts, request_id, principal, method, path, model, status, duration_ms, stream,
     prompt_tokens, completion_tokens, cost_micro_usd, estimated, upstream, ord)
 ORDER BY ord),
-${groupUpsertCtes(15)}
+${rowUpsertCtes(15)}
 SELECT 1`;
 
 function toKey(row: KeyRow | undefined): StoredKey | null {
@@ -198,7 +198,7 @@ export class PostgresStore implements Store {
         r.promptTokens, r.completionTokens, r.costMicroUsd, r.estimated, r.upstream ?? null];
       for (let c = 0; c < row.length; c++) columns[c]![i] = row[c];
     });
-    await this.query(INSERT_USAGE, [...columns, ...groupUpsertParams(groupUsage(records))]);
+    await this.query(INSERT_USAGE, [...columns, ...rowUpsertParams(groupUsage(records))]);
   }
 
   async usage(query: UsageQuery): Promise<{ total: UsageTotals; byPrincipal: Record<string, UsageTotals> }> {
@@ -212,16 +212,19 @@ export class PostgresStore implements Store {
 
   async recordRefusals(refusals: readonly RefusalRecord[]): Promise<void> {
     if (refusals.length === 0) return;
-    await this.query(UPSERT_GROUPS, groupUpsertParams(groupRefusals(refusals)));
+    await this.query(UPSERT_ROWS, rowUpsertParams(groupRefusals(refusals)));
   }
 
   async rollups(query: RollupQuery): Promise<RollupResult> {
     const reads = rollupReads(query);
-    const [buckets, byModel] = await Promise.all([
-      this.query<BucketRow>(reads.buckets.text, reads.buckets.values),
-      this.query<ModelRow>(reads.byModel.text, reads.byModel.values),
-    ]);
-    return toResult(buckets.rows, byModel.rows);
+    // Rows as arrays: no object per row.
+    const arrays = (text: string) => this.pool.query<unknown[]>({ text, values: reads.values, rowMode: 'array' });
+    try {
+      const [buckets, byModel] = await Promise.all([arrays(reads.buckets), arrays(reads.byModel)]);
+      return toResult(buckets.rows, byModel.rows);
+    } catch (err) {
+      throw storeError(err);
+    }
   }
 
   async lastUsed(): Promise<Record<string, number>> {
@@ -243,8 +246,7 @@ export class PostgresStore implements Store {
       const removed = (await client.query('DELETE FROM usage_events WHERE ts < $1', [beforeMs])).rowCount ?? 0;
       const newest = (await client.query<{ newest: number | null }>(NEWEST_MINUTE)).rows[0]!.newest;
       const cutoffs = pruneCutoffs(beforeMs, newest);
-      await client.query(PRUNE_ROLLUPS.minute, [cutoffs.minute]);
-      await client.query(PRUNE_ROLLUPS.hour, [cutoffs.hour]);
+      for (const prune of PRUNE_ROLLUPS) await client.query(prune.sql, [cutoffs[prune.granularity]]);
       await client.query('COMMIT');
       return removed;
     } catch (err) {

@@ -9,7 +9,7 @@ import type { SqliteDatabase } from './sqlite-db.js';
 import { KeyNameTaken, StoreUnavailable } from './errors.js';
 import { sumUsageGroups } from './usage-totals.js';
 import { migrateRollups, prepareRollups } from './sqlite-rollups.js';
-import { groupRefusals, groupUsage, type BatchGroups } from './rollups.js';
+import { groupRefusals, groupUsage, type BatchRows } from './rollups.js';
 import type {
   KeyPatch, KeyPolicy, ModelPrice, NewKey, RefusalRecord, RollupQuery, RollupResult, Store, StoredKey, UsageQuery, UsageRecord, UsageTotals,
 } from '../contract.js';
@@ -141,7 +141,7 @@ function prepareStatements(db: SqliteDatabase) {
     ping: db.prepare('SELECT 1'),
   };
   const rollups = prepareRollups(db);
-  const insertMany = db.transaction((records: readonly UsageRecord[], groups: BatchGroups) => {
+  const insertMany = db.transaction((records: readonly UsageRecord[], groups: BatchRows) => {
     // Positional parameters: binding by name costs a third more per row.
     for (const r of records) {
       stmt.insertUsage.run(
@@ -151,7 +151,7 @@ function prepareStatements(db: SqliteDatabase) {
     }
     rollups.add(groups);
   });
-  const addRefusals = db.transaction((groups: BatchGroups) => rollups.add(groups));
+  const addRefusals = db.transaction((groups: BatchRows) => rollups.add(groups));
   const prune = db.transaction((beforeMs: number) => {
     const removed = stmt.pruneUsage.run(beforeMs).changes;
     rollups.prune(beforeMs);
