@@ -16,7 +16,7 @@ import { createLimiter } from './limits/create.js';
 import type { Limiter } from './contract.js';
 import { systemClock, type Clock } from './limits/limiter.js';
 import { openStore } from './store/open.js';
-import { UsageRecorder } from './store/recorder.js';
+import { RefusalRecorder, UsageRecorder } from './store/recorder.js';
 import type { UpstreamPool } from './proxy/forward.js';
 import { UpstreamRouter } from './upstreams/router.js';
 import { Gateway } from './gateway.js';
@@ -62,6 +62,8 @@ export interface App {
   upstreamPool: UpstreamPool;
   upstreams: UpstreamRouter;
   recorder: UsageRecorder;
+  /** Calls refused before they were opened (every upstream out), for the dashboard's rollups. */
+  refusals: RefusalRecorder;
   logger: Logger;
   close(): Promise<void>;
 }
@@ -117,6 +119,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
   const upstreams = new UpstreamRouter(config.upstreams, { timeoutMs: config.upstreamTimeoutMs, clock });
   const upstreamPool = upstreams.upstreams[0]!.pool;
   const recorder = new UsageRecorder(store, (err) => logger.error({ err }, 'writing usage records failed'), { log: logger });
+  const refusals = new RefusalRecorder(store, (err) => logger.error({ err }, 'writing refusal records failed'), { log: logger });
   const prices = new PriceBook(store, clock);
   const metrics = metricsServed(config) ? createMetrics(config, prices, options.metricsPrimary) : null;
   const limits = new CallLimits({ limiter, prices, globalRules: globalRules(config), countMode: config.countMode, onRefused: metrics?.metrics.refused });
@@ -127,6 +130,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     pool: upstreamPool,
     redactor,
     defaultMaxTokens: config.defaultMaxTokens,
+    onRefused: (refusal) => refusals.record(refusal),
   });
   metrics?.metrics.watch(gateway);
   const authenticator = new Authenticator(new KeyRing(config.proxyKeys), store, clock);
@@ -151,6 +155,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
     upstreamPool,
     upstreams,
     recorder,
+    refusals,
     logger,
     async close() {
       clearInterval(pruneTimer);
@@ -173,6 +178,7 @@ export async function createApp(config: Config, options: AppOptions = {}): Promi
       clearTimeout(cut);
       await gateway.allSettled();
       await recorder.close();
+      await refusals.close();
       await stopTokenizer();
       await upstreams.close();
       await builtLimiter.close();

@@ -2,7 +2,7 @@
  * The contract every backend implements and every caller speaks: the shared nouns of the gateway
  * (stored keys and their policies, usage records, token usage, prices) and the two asynchronous
  * interfaces with several implementations side by side, the Store (SQLite, Postgres) and the
- * Limiter (memory, sqlite, cluster, Redis). Types only: this module imports nothing, so no
+ * Limiter (memory, sqlite, cluster, Redis). Types and one constant (the rollups' latency buckets): this module imports nothing, so no
  * implementation depends on another through it (it ends the store <-> metering import cycle).
  */
 
@@ -126,6 +126,67 @@ export interface UsageQuery {
 }
 
 /**
+ * Upper bounds (ms, inclusive) of the latency buckets every rollup row counts durations in; a
+ * duration above the last bound falls in one more, open-ended bucket (so a row has
+ * LATENCY_BOUNDS_MS.length + 1 counts). Mergeable by adding, like Prometheus histogram buckets;
+ * percentiles are read off them (see dashboard code), exact to a bucket.
+ */
+export const LATENCY_BOUNDS_MS = [5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 120000] as const;
+
+/** The two rollup resolutions: rows per UTC minute and per UTC hour. */
+export type RollupGranularity = 'minute' | 'hour';
+
+/**
+ * A call the gateway refused before forwarding (a limit: 429), for the dashboard's rollups only:
+ * never a usage record, never counted toward a limit or in `usage()` totals.
+ */
+export interface RefusalRecord {
+  ts: number;
+  principal: string;
+  model: string | null;
+  status: number;
+}
+
+/**
+ * A range of rollup buckets: those whose START is in [sinceMs, untilMs), each counted whole. A
+ * sinceMs inside a bucket leaves that bucket out (align it down to the bucket to include it); the
+ * last bucket started before untilMs is in, with all its calls (also those after untilMs).
+ */
+export interface RollupQuery {
+  sinceMs: number;
+  untilMs: number;
+  granularity: RollupGranularity;
+  /** Only this principal's rows (a key holder's own view). */
+  principal?: string;
+}
+
+/** Sums of the rollup rows of one group over a query's range. */
+export interface RollupSums {
+  /** Calls recorded as usage (whatever their status); refusals are not requests. */
+  requests: number;
+  promptTokens: number;
+  completionTokens: number;
+  costMicroUsd: number;
+  /** Calls answered 429 (upstream or gateway refusal). */
+  rateLimited: number;
+  /** Calls answered with a status >= 500 (the upstream's, or the gateway's 502/504 for a broken upstream); a client that left (499) is not one. */
+  upstreamErrors: number;
+  /** Counts per latency bucket (LATENCY_BOUNDS_MS.length + 1 entries); refusals are not timed. */
+  latency: number[];
+}
+
+/**
+ * What the dashboard reads over a range, all from rollups (never a scan of usage records):
+ * `buckets` one entry per (bucket start, principal) that has rows, sorted by ts then principal;
+ * `byModel` the range's sums per model (null: calls without a model), sorted by model in byte
+ * order, null last. Principals sort in byte order too (as in `usage()`).
+ */
+export interface RollupResult {
+  buckets: Array<RollupSums & { ts: number; principal: string }>;
+  byModel: Array<RollupSums & { model: string | null }>;
+}
+
+/**
  * Errors: a backend throws the domain errors of store/errors.ts, never its driver's own (a name
  * already used is `KeyNameTaken`, an unreachable database `StoreUnavailable`).
  */
@@ -153,7 +214,21 @@ export interface Store {
   recordUsage(records: readonly UsageRecord[]): Promise<void>;
   /** Totals over [sinceMs, untilMs), overall and per principal. */
   usage(query: UsageQuery): Promise<{ total: UsageTotals; byPrincipal: Record<string, UsageTotals> }>;
-  /** Deletes usage records older than `beforeMs`; returns how many. */
+  /**
+   * Rollups: per-minute and per-hour sums by principal, model and status, kept current by
+   * `recordUsage` (in the same transaction) and by `recordRefusals`; read by `rollups`.
+   */
+  recordRefusals(refusals: readonly RefusalRecord[]): Promise<void>;
+  /** Sums from the rollup rows of the query's granularity (see RollupQuery for the range). */
+  rollups(query: RollupQuery): Promise<RollupResult>;
+  /** The last time each principal had a usage record (epoch ms), for the principals that have any. */
+  lastUsed(): Promise<Record<string, number>>;
+  /**
+   * Deletes usage records older than `beforeMs`; returns how many records. Rollup rows go once
+   * their whole bucket is before a cutoff (they are never recomputed, so an hour row keeps the
+   * calls of records pruned inside it): hour rows before `beforeMs`, minute rows before `beforeMs`
+   * or before two days ahead of the newest minute row, whichever is later.
+   */
   pruneUsage(beforeMs: number): Promise<number>;
 
   priceOverrides(): Promise<Record<string, ModelPrice>>;

@@ -82,6 +82,8 @@ export const unauthorized = (message: string) =>
 export const endpointNotAllowed = (message: string) => new ApiError({ status: 403, message, type: 'permission_error', code: 'endpoint_not_allowed' });
 export const modelNotAllowed = (message: string) => new ApiError({ status: 403, message, type: 'permission_error', code: 'model_not_allowed' });
 export const ipNotAllowed = (message: string) => new ApiError({ status: 403, message, type: 'permission_error', code: 'ip_not_allowed' });
+/** A route of the dashboard's that only the admin key may use, called with a proxy key. */
+export const adminOnly = (message: string) => new ApiError({ status: 403, message, type: 'permission_error', code: 'admin_only' });
 export const notFound = (message: string) => new ApiError({ status: 404, message, type: INVALID, code: 'not_found' });
 /** No upstream of this gateway serves the model (nothing is forwarded, nothing reserved). */
 export const modelNotFound = (model: string) =>

@@ -4,7 +4,9 @@
  * `open()` is the policy step for a body (may this caller use this model; which upstreams serve
  * it: none is a 404, all of them out for now a 429 or 503, before anything is reserved) and
  * creates the call that does the rest: reserve → forward → meter → settle (call/proxy-call.ts).
- * Auth comes before (http/require-proxy-key.ts), the record after (http/call-record.ts).
+ * Auth comes before (http/require-proxy-key.ts), the record after (http/call-record.ts). A call
+ * refused there for its upstreams (none is a call, so it gets no usage record) is told to
+ * `onRefused`, for the dashboard's counts of 429s and upstream errors.
  */
 import type { FastifyBaseLogger } from 'fastify';
 import type { Principal } from './auth/authenticator.js';
@@ -16,6 +18,7 @@ import type { UpstreamPool } from './proxy/forward.js';
 import type { Redactor } from './redact.js';
 import { modelNotFound, upstreamsUnavailable, type ApiError } from './errors.js';
 import type { UpstreamRouter } from './upstreams/router.js';
+import type { RefusalRecord } from './contract.js';
 
 export interface GatewayOptions {
   access: Access;
@@ -27,6 +30,8 @@ export interface GatewayOptions {
   redactor: Redactor;
   /** The completion budget a key with token or spend limits reserves when a request names none. */
   defaultMaxTokens: number;
+  /** Told of each call refused before it was opened because every upstream that serves it is out (429 or 503). */
+  onRefused?: (refusal: RefusalRecord) => void;
 }
 
 export class Gateway implements CallContext {
@@ -38,8 +43,10 @@ export class Gateway implements CallContext {
   readonly pool: UpstreamPool;
   readonly redactor: Redactor;
   readonly defaultMaxTokens: number;
+  private readonly onRefused: ((refusal: RefusalRecord) => void) | undefined;
 
   constructor(options: GatewayOptions) {
+    this.onRefused = options.onRefused;
     this.access = options.access;
     this.limits = options.limits;
     this.upstreams = options.upstreams;
@@ -60,7 +67,11 @@ export class Gateway implements CallContext {
     if (body.json !== null && this.limits.needsUsageEstimate(principal)) checkBudgetFields(body.json);
     const now = route.policy.clock();
     const availableAt = route.availableAt(now);
-    if (availableAt > now) throw upstreamsUnavailable(availableAt - now, route.onlyRateLimited(now));
+    if (availableAt > now) {
+      const refused = upstreamsUnavailable(availableAt - now, route.onlyRateLimited(now));
+      this.onRefused?.({ ts: now, principal: principal.id, model: body.model, status: refused.statusCode });
+      throw refused;
+    }
     const call = new ProxyCall(this, principal, body, log, route);
     this.calls.add(call);
     void call.settled.then(() => this.calls.delete(call));

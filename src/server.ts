@@ -26,6 +26,8 @@ import { registerRateLimitRoute } from './routes/ratelimit.js';
 import { registerHealthRoutes } from './routes/health.js';
 import { registerAdminRoutes } from './routes/admin.js';
 import { registerMetricsRoute } from './routes/metrics.js';
+import { registerDashboardRoutes } from './routes/dashboard.js';
+import { envKeyId } from './auth/keys.js';
 import type { MetricsSetup } from './metrics/setup.js';
 import { KeyService } from './keys/service.js';
 import { VERSION } from './version.js';
@@ -112,7 +114,17 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   registerLegacyRoute(app, { model: config.legacyModel, keys, gateway });
   registerRateLimitRoute(app, { keys, limits: gateway.limits });
   registerHealthRoutes(app, { store: () => store.ping(), ...(options.limiterPing === undefined ? {} : { limiter: options.limiterPing }) });
-  registerAdminRoutes(app, config.adminKey, new KeyService(store, config, clock), prices, clock, gateway.upstreams);
+  const keyService = new KeyService(store, config, clock);
+  registerAdminRoutes(app, config.adminKey, keyService, prices, clock, gateway.upstreams);
+  registerDashboardRoutes(app, {
+    adminKey: config.adminKey,
+    keys,
+    store,
+    keyService,
+    limits: gateway.limits,
+    envKeyIds: config.proxyKeys.map((_, i) => envKeyId(i)),
+    clock,
+  });
   // `admin` without an admin key is not served (an unknown route), never open.
   const metricsAccess = config.metrics === 'open' ? 'open' : config.metrics === 'admin' && config.adminKey !== null ? { admin: config.adminKey } : null;
   if (metrics !== null && metricsAccess !== null) registerMetricsRoute(app, { access: metricsAccess, scrape: metrics.scrape, contentType: metrics.contentType });

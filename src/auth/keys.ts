@@ -22,11 +22,14 @@ export function constantTimeEqual(a: string, b: string): boolean {
   return timingSafeEqual(digest(a), digest(b));
 }
 
+/** The id of the environment's `index`-th proxy key (0-based): `env-key-1`, `env-key-2`, … */
+export const envKeyId = (index: number): string => `env-key-${index + 1}`;
+
 export class KeyRing {
   private readonly entries: { digest: Buffer; id: string }[];
 
   constructor(keys: readonly string[]) {
-    this.entries = keys.map((key, i) => ({ digest: digest(key), id: `env-key-${i + 1}` }));
+    this.entries = keys.map((key, i) => ({ digest: digest(key), id: envKeyId(i) }));
   }
 
   /** The id (`env-key-N`) of this key, or null. Runs in time independent of which key matched. */

@@ -66,6 +66,7 @@ export async function registerOpenApi(app: FastifyInstance, version: string): Pr
         { name: 'Legacy', description: 'Routes of the original ProxyGPT' },
         { name: 'Gateway', description: 'Status of the gateway itself' },
         { name: 'Admin', description: 'Key management, usage and prices (admin key; off when PROXYGPT_ADMIN_KEY is unset)' },
+        { name: 'Dashboard', description: 'The JSON behind /dashboard: the admin key sees every key, a proxy key only its own' },
       ],
     },
   });

@@ -5,10 +5,13 @@
  * what is new or changed: a key is inserted by id, or updated when the SQLite copy is newer
  * (`updated_at`); prices are set from SQLite; a usage record is known by (source, its SQLite id)
  * and never copied twice. A key whose name (or hash) another key already has in Postgres is not
- * copied and is reported. The limits' own history (rolling windows) is not part of the store.
+ * copied and is reported. The records copied are added to the usage rollups as they go in; the
+ * refusals SQLite counted in its rollups (never usage records) are not carried over. The limits'
+ * own history (rolling windows) is not part of the store.
  */
 import type pg from 'pg';
 import type { SqliteDatabase } from './sqlite-db.js';
+import { rollupsOfInsertedCtes } from './postgres-rollups.js';
 
 export interface ImportOptions {
   /** Names the SQLite file for good (e.g. `sqlite:` + its real path): copies from it are known by it. */
@@ -69,7 +72,10 @@ const UPSERT_PRICE = `
 INSERT INTO model_prices (model, input, cached_input, output) VALUES ($1, $2, $3, $4)
 ON CONFLICT (model) DO UPDATE SET input = excluded.input, cached_input = excluded.cached_input, output = excluded.output`;
 
+// The records not copied before, and their rollup rows (grouped in SQL: a batch's records of one
+// group are many), in one statement.
 const COPY_USAGE = `
+WITH copied AS (
 INSERT INTO usage_events (ts, request_id, principal, method, path, model, status, duration_ms, stream,
   prompt_tokens, completion_tokens, cost_micro_usd, estimated, imported_from, imported_id, upstream)
 SELECT ts, request_id, principal, method, path, model, status, duration_ms, stream,
@@ -79,7 +85,10 @@ FROM unnest($1::int8[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text
   WITH ORDINALITY AS u(ts, request_id, principal, method, path, model, status, duration_ms, stream,
     prompt_tokens, completion_tokens, cost_micro_usd, estimated, imported_id, upstream, ord)
 ORDER BY ord
-ON CONFLICT (imported_from, imported_id) WHERE imported_id IS NOT NULL DO NOTHING`;
+ON CONFLICT (imported_from, imported_id) WHERE imported_id IS NOT NULL DO NOTHING
+RETURNING ts, principal, model, status, duration_ms, prompt_tokens, completion_tokens, cost_micro_usd),
+${rollupsOfInsertedCtes('copied')}
+SELECT count(*)::int AS n FROM copied`;
 
 async function copyKeys(client: pg.PoolClient, source: SqliteDatabase, report: ImportReport): Promise<void> {
   const keys = source.prepare<[], SqliteKey>('SELECT * FROM api_keys ORDER BY created_at, id').all();
@@ -123,7 +132,7 @@ async function copyUsage(pool: pg.Pool, source: SqliteDatabase, options: ImportO
       // A file written before records named their upstream has no such column: null.
       rows.map((r) => r.upstream ?? null),
     ];
-    const copied = (await pool.query(COPY_USAGE, columns)).rowCount ?? 0;
+    const copied = (await pool.query<{ n: number }>(COPY_USAGE, columns)).rows[0]!.n;
     report.usage.copied += copied;
     report.usage.alreadyThere += rows.length - copied;
     after = rows[rows.length - 1]!.id;

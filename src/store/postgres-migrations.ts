@@ -7,6 +7,7 @@
  */
 import type { PoolClient } from 'pg';
 import { KEY_NAME_CONSTRAINT } from './postgres-errors.js';
+import { ROLLUPS_MIGRATION_SQL } from './postgres-rollups.js';
 
 export interface Migration {
   version: number;
@@ -73,6 +74,13 @@ CREATE TABLE model_prices (
 ALTER TABLE usage_events ADD COLUMN upstream TEXT;
 CREATE INDEX usage_events_by_upstream ON usage_events (upstream, ts);
 `,
+  },
+  {
+    // Back-filled from the records there, under the migration lock. Records that an instance of an
+    // older release writes while this runs (a rolling upgrade) reach usage_events but not the rollups.
+    version: 3,
+    name: 'usage rollups per minute and per hour (dashboard), filled from the records there',
+    sql: ROLLUPS_MIGRATION_SQL,
   },
 ];
 

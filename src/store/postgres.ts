@@ -2,7 +2,8 @@
  * Postgres store: the same keys, usage records and price overrides as the SQLite store (sqlite.ts),
  * with the same answers (order, nulls, totals), for several gateway instances sharing one database.
  * A `pg` pool; BIGINT for milliseconds and micro-dollars (read back as numbers), JSONB for policies;
- * usage records written as one multi-row INSERT per batch (arrays through `unnest`); versioned
+ * usage records written as one multi-row INSERT per batch (arrays through `unnest`), with their
+ * minute and hour rollups upserted by the same statement (postgres-rollups.ts); versioned
  * migrations at start under an advisory lock (postgres-migrations.ts); driver errors turned into
  * the store's domain errors (postgres-errors.ts).
  */
@@ -14,8 +15,10 @@ import { describeError, isConnectionError, storeError } from './postgres-errors.
 import { assertSchemaName, migrate, MIGRATIONS } from './postgres-migrations.js';
 import { redactDatabaseUrl, splitStartupOptions } from './postgres-url.js';
 import { importSqlite, type ImportOptions, type ImportReport } from './postgres-import.js';
+import { LAST_USED, NEWEST_MINUTE, PRUNE_ROLLUPS, rollupReads, rowUpsertCtes, rowUpsertParams, UPSERT_ROWS } from './postgres-rollups.js';
+import { groupRefusals, groupUsage, pruneCutoffs, toResult } from './rollups.js';
 import type { SqliteDatabase } from './sqlite-db.js';
-import type { KeyPatch, KeyPolicy, NewKey, Store, StoredKey, UsageQuery, UsageRecord, UsageTotals } from '../contract.js';
+import type { KeyPatch, KeyPolicy, NewKey, RefusalRecord, RollupQuery, RollupResult, Store, StoredKey, UsageQuery, UsageRecord, UsageTotals } from '../contract.js';
 
 export { redactDatabaseUrl } from './postgres-url.js';
 
@@ -67,7 +70,9 @@ const LIST_KEYS = `SELECT ${KEY_COLUMNS} FROM api_keys ORDER BY created_at, id C
 const USAGE_COLUMNS = `principal, status, count(*) AS n, sum(prompt_tokens)::int8 AS p, sum(completion_tokens)::int8 AS c,
   sum(cost_micro_usd)::int8 AS cost FROM usage_events WHERE ts >= $1 AND ts < $2`;
 const USAGE_GROUPS = 'GROUP BY principal, status ORDER BY principal COLLATE "C", status';
+// The records and their rollup rows in one statement (so one transaction, one round trip).
 const INSERT_USAGE = `
+WITH raw AS (
 INSERT INTO usage_events (ts, request_id, principal, method, path, model, status, duration_ms, stream,
   prompt_tokens, completion_tokens, cost_micro_usd, estimated, upstream)
 SELECT ts, request_id, principal, method, path, model, status, duration_ms, stream,
@@ -76,7 +81,9 @@ FROM unnest($1::int8[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text
   $10::int8[], $11::int8[], $12::int8[], $13::bool[], $14::text[])
   WITH ORDINALITY AS u(ts, request_id, principal, method, path, model, status, duration_ms, stream,
     prompt_tokens, completion_tokens, cost_micro_usd, estimated, upstream, ord)
-ORDER BY ord`;
+ORDER BY ord),
+${rowUpsertCtes(15)}
+SELECT 1`;
 
 function toKey(row: KeyRow | undefined): StoredKey | null {
   if (row === undefined) return null;
@@ -191,7 +198,7 @@ export class PostgresStore implements Store {
         r.promptTokens, r.completionTokens, r.costMicroUsd, r.estimated, r.upstream ?? null];
       for (let c = 0; c < row.length; c++) columns[c]![i] = row[c];
     });
-    await this.query(INSERT_USAGE, columns);
+    await this.query(INSERT_USAGE, [...columns, ...rowUpsertParams(groupUsage(records))]);
   }
 
   async usage(query: UsageQuery): Promise<{ total: UsageTotals; byPrincipal: Record<string, UsageTotals> }> {
@@ -203,8 +210,51 @@ export class PostgresStore implements Store {
     return sumUsageGroups(rows);
   }
 
+  async recordRefusals(refusals: readonly RefusalRecord[]): Promise<void> {
+    if (refusals.length === 0) return;
+    await this.query(UPSERT_ROWS, rowUpsertParams(groupRefusals(refusals)));
+  }
+
+  async rollups(query: RollupQuery): Promise<RollupResult> {
+    const reads = rollupReads(query);
+    // Rows as arrays: no object per row.
+    const arrays = (text: string) => this.pool.query<unknown[]>({ text, values: reads.values, rowMode: 'array' });
+    try {
+      const [buckets, byModel] = await Promise.all([arrays(reads.buckets), arrays(reads.byModel)]);
+      return toResult(buckets.rows, byModel.rows);
+    } catch (err) {
+      throw storeError(err);
+    }
+  }
+
+  async lastUsed(): Promise<Record<string, number>> {
+    const out: Record<string, number> = {};
+    for (const row of (await this.query<{ principal: string; ts: number }>(LAST_USED)).rows) out[row.principal] = row.ts;
+    return out;
+  }
+
+  /** The records and the rollup rows past their cutoffs (rollups.ts, pruneCutoffs) in one transaction. */
   async pruneUsage(beforeMs: number): Promise<number> {
-    return (await this.query('DELETE FROM usage_events WHERE ts < $1', [beforeMs])).rowCount ?? 0;
+    let client: pg.PoolClient;
+    try {
+      client = await this.pool.connect();
+    } catch (err) {
+      throw storeError(err);
+    }
+    try {
+      await client.query('BEGIN');
+      const removed = (await client.query('DELETE FROM usage_events WHERE ts < $1', [beforeMs])).rowCount ?? 0;
+      const newest = (await client.query<{ newest: number | null }>(NEWEST_MINUTE)).rows[0]!.newest;
+      const cutoffs = pruneCutoffs(beforeMs, newest);
+      for (const prune of PRUNE_ROLLUPS) await client.query(prune.sql, [cutoffs[prune.granularity]]);
+      await client.query('COMMIT');
+      return removed;
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw storeError(err);
+    } finally {
+      client.release();
+    }
   }
 
   async priceOverrides(): Promise<Record<string, ModelPrice>> {

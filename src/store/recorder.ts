@@ -1,7 +1,9 @@
 /**
  * Usage recorder: the last step of the request path. Collects usage records in memory and writes
  * them to the store in batches (every `intervalMs` or `maxBatch` records), so no request waits on a
- * disk write for its own record.
+ * disk write for its own record. The refusal recorder does the same for the calls refused before
+ * they were opened (the dashboard's rollups only); both are one `BatchRecorder` writing another
+ * kind of record.
  *
  * When the store is briefly unreachable (it throws StoreUnavailable: Postgres gone, SQLite locked),
  * the records wait in a bounded queue and are written in order once it answers again, retried with
@@ -11,7 +13,7 @@
  * batch's own (the store refused it): reported to `onError` and not retried, as before.
  */
 import { StoreUnavailable } from './errors.js';
-import type { Store, UsageRecord } from '../contract.js';
+import type { RefusalRecord, Store, UsageRecord } from '../contract.js';
 
 /** Where the recorder says what happens to the queue (a pino logger fits). */
 export interface RecorderLog {
@@ -48,8 +50,17 @@ export interface RecorderStats {
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms).unref());
 
-export class UsageRecorder {
-  private queue: UsageRecord[] = [];
+/** What a recorder writes, and how its log lines name it. */
+interface RecordKind<T> {
+  write(batch: readonly T[]): Promise<void>;
+  /** `usage record`: the singular, as in "usage record queue is full". */
+  one: string;
+  /** `records`: what "store reachable again: wrote N queued …" says. */
+  queued: string;
+}
+
+export class BatchRecorder<T> {
+  private queue: T[] = [];
   private readonly timer: NodeJS.Timeout;
   private flushing: Promise<void> = Promise.resolve();
   /** A write is scheduled or running: the timer and record() do not pile up more. */
@@ -68,7 +79,7 @@ export class UsageRecorder {
   private droppedUnreported = 0;
 
   constructor(
-    private readonly store: Store,
+    private readonly kind: RecordKind<T>,
     private readonly onError: (err: unknown) => void,
     options: RecorderOptions = {},
   ) {
@@ -86,11 +97,11 @@ export class UsageRecorder {
     this.timer.unref();
   }
 
-  record(record: UsageRecord): void {
+  record(record: T): void {
     if (this.queue.length >= this.maxQueued) {
       this.counters.dropped++;
       if (this.droppedUnreported++ === 0) {
-        this.log.warn({ maxQueued: this.maxQueued }, `usage record queue is full (${this.maxQueued} records): dropping new records, counted`);
+        this.log.warn({ maxQueued: this.maxQueued }, `${this.kind.one} queue is full (${this.maxQueued} records): dropping new records, counted`);
       }
       return;
     }
@@ -122,7 +133,7 @@ export class UsageRecorder {
       const lost = this.queue.length;
       this.queue = [];
       this.counters.dropped += lost;
-      this.log.error({ lost }, `store unreachable at shutdown: ${lost} usage records were not written`);
+      this.log.error({ lost }, `store unreachable at shutdown: ${lost} ${this.kind.one}s were not written`);
     }
     this.reportDrops();
   }
@@ -148,7 +159,7 @@ export class UsageRecorder {
     while (this.queue.length > 0) {
       const batch = this.queue.slice(0, this.maxBatch);
       try {
-        await this.store.recordUsage(batch);
+        await this.kind.write(batch);
       } catch (err) {
         if (err instanceof StoreUnavailable) return this.failing(err);
         this.queue.splice(0, batch.length);
@@ -168,7 +179,7 @@ export class UsageRecorder {
     const now = Date.now();
     if (this.outage === null) {
       this.outage = { since: now, retryAt: now + this.intervalMs, delayMs: this.intervalMs, writtenAfter: 0 };
-      this.log.warn({ err, queued: this.queue.length }, 'usage records are queued: store unreachable');
+      this.log.warn({ err, queued: this.queue.length }, `${this.kind.one}s are queued: store unreachable`);
       return;
     }
     this.outage.delayMs = Math.min(this.outage.delayMs * 2, this.retryMaxMs);
@@ -181,15 +192,32 @@ export class UsageRecorder {
     const dropped = this.droppedUnreported;
     this.droppedUnreported = 0;
     const fields = { written: writtenAfter, dropped, outageMs: Date.now() - since };
-    const wrote = `store reachable again: wrote ${writtenAfter} queued records`;
+    const wrote = `store reachable again: wrote ${writtenAfter} queued ${this.kind.queued}`;
     if (dropped === 0) this.log.info(fields, wrote);
-    else this.log.warn(fields, `${wrote}; ${dropped} records were dropped past the queue bound (${this.maxQueued})`);
+    else this.log.warn(fields, `${wrote}; ${dropped} ${this.kind.queued} were dropped past the queue bound (${this.maxQueued})`);
   }
 
   private reportDrops(): void {
     if (this.droppedUnreported === 0) return;
     const dropped = this.droppedUnreported;
     this.droppedUnreported = 0;
-    this.log.warn({ dropped }, `${dropped} usage records were dropped past the queue bound (${this.maxQueued})`);
+    this.log.warn({ dropped }, `${dropped} ${this.kind.one}s were dropped past the queue bound (${this.maxQueued})`);
+  }
+}
+
+/** Writes each proxied call's usage record (http/call-record.ts), in batches. */
+export class UsageRecorder extends BatchRecorder<UsageRecord> {
+  constructor(store: Pick<Store, 'recordUsage'>, onError: (err: unknown) => void, options: RecorderOptions = {}) {
+    super({ write: (batch) => store.recordUsage(batch), one: 'usage record', queued: 'records' }, onError, options);
+  }
+}
+
+/**
+ * Writes the calls refused before they were opened (every upstream out: 429 or 503) to the
+ * store's rollups, in batches; never usage records (see Store.recordRefusals).
+ */
+export class RefusalRecorder extends BatchRecorder<RefusalRecord> {
+  constructor(store: Pick<Store, 'recordRefusals'>, onError: (err: unknown) => void, options: RecorderOptions = {}) {
+    super({ write: (batch) => store.recordRefusals(batch), one: 'refusal record', queued: 'refusal records' }, onError, options);
   }
 }

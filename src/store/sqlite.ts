@@ -2,13 +2,18 @@
  * SQLite store: stored keys (hash only), usage records and price overrides in the embedded
  * database file (see sqlite-db.ts for how it is opened, open.ts for the factory that migrates it).
  * The driver's errors that mean something to callers become the store's domain errors
- * (errors.ts): a key name already used is KeyNameTaken.
+ * (errors.ts): a key name already used is KeyNameTaken. Usage rollups (per minute and hour, for the
+ * dashboard) live in sqlite-rollups.ts and are written in the same transaction as the records.
  */
 import type { SqliteDatabase } from './sqlite-db.js';
 import { KeyNameTaken, StoreUnavailable } from './errors.js';
 import { sumUsageGroups } from './usage-totals.js';
 import { SqliteKeyCache } from './sqlite-key-cache.js';
-import type { KeyPatch, KeyPolicy, ModelPrice, NewKey, Store, StoredKey, UsageQuery, UsageRecord, UsageTotals } from '../contract.js';
+import { migrateRollups, prepareRollups } from './sqlite-rollups.js';
+import { groupRefusals, groupUsage, type BatchRows } from './rollups.js';
+import type {
+  KeyPatch, KeyPolicy, ModelPrice, NewKey, RefusalRecord, RollupQuery, RollupResult, Store, StoredKey, UsageQuery, UsageRecord, UsageTotals,
+} from '../contract.js';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS usage_events (
@@ -137,7 +142,8 @@ function prepareStatements(db: SqliteDatabase) {
     ping: db.prepare('SELECT 1'),
     dataVersion: db.prepare<[], number>('PRAGMA data_version').pluck(),
   };
-  const insertMany = db.transaction((records: readonly UsageRecord[]) => {
+  const rollups = prepareRollups(db);
+  const insertMany = db.transaction((records: readonly UsageRecord[], groups: BatchRows) => {
     // Positional parameters: binding by name costs a third more per row.
     for (const r of records) {
       stmt.insertUsage.run(
@@ -145,8 +151,15 @@ function prepareStatements(db: SqliteDatabase) {
         r.promptTokens, r.completionTokens, r.costMicroUsd, r.estimated ? 1 : 0, r.upstream ?? null,
       );
     }
+    rollups.add(groups);
   });
-  return { ...stmt, insertMany };
+  const addRefusals = db.transaction((groups: BatchRows) => rollups.add(groups));
+  const prune = db.transaction((beforeMs: number) => {
+    const removed = stmt.pruneUsage.run(beforeMs).changes;
+    rollups.prune(beforeMs);
+    return removed;
+  });
+  return { ...stmt, rollups, insertMany, addRefusals, prune };
 }
 
 /**
@@ -164,13 +177,17 @@ export class SqliteStore implements Store {
     return (this.prepared ??= prepareStatements(this.db));
   }
 
+  /** In one write transaction (BEGIN IMMEDIATE): processes opening the file at once take turns. */
   async migrate(): Promise<void> {
-    this.db.exec(SCHEMA);
-    for (const added of ADDED_COLUMNS) {
-      const columns = this.db.prepare<[], { name: string }>(`PRAGMA table_info(${added.table})`).all();
-      if (!columns.some((c) => c.name === added.column)) this.db.exec(added.sql);
-    }
-    this.db.exec(INDEXES_OF_ADDED);
+    this.db.transaction(() => {
+      this.db.exec(SCHEMA);
+      for (const added of ADDED_COLUMNS) {
+        const columns = this.db.prepare<[], { name: string }>(`PRAGMA table_info(${added.table})`).all();
+        if (!columns.some((c) => c.name === added.column)) this.db.exec(added.sql);
+      }
+      this.db.exec(INDEXES_OF_ADDED);
+      migrateRollups(this.db);
+    }).immediate();
   }
 
   async createKey(key: NewKey): Promise<StoredKey> {
@@ -225,11 +242,30 @@ export class SqliteStore implements Store {
 
   async recordUsage(records: readonly UsageRecord[]): Promise<void> {
     if (records.length === 0) return;
+    const groups = groupUsage(records);
     try {
-      this.stmt.insertMany.immediate(records);
+      this.stmt.insertMany.immediate(records, groups);
     } catch (err) {
       throw unavailable(err);
     }
+  }
+
+  async recordRefusals(refusals: readonly RefusalRecord[]): Promise<void> {
+    if (refusals.length === 0) return;
+    const groups = groupRefusals(refusals);
+    try {
+      this.stmt.addRefusals.immediate(groups);
+    } catch (err) {
+      throw unavailable(err);
+    }
+  }
+
+  async rollups(query: RollupQuery): Promise<RollupResult> {
+    return this.stmt.rollups.read(query);
+  }
+
+  async lastUsed(): Promise<Record<string, number>> {
+    return this.stmt.rollups.lastUsed();
   }
 
   async usage(query: UsageQuery): Promise<{ total: UsageTotals; byPrincipal: Record<string, UsageTotals> }> {
@@ -238,7 +274,7 @@ export class SqliteStore implements Store {
   }
 
   async pruneUsage(beforeMs: number): Promise<number> {
-    return this.stmt.pruneUsage.run(beforeMs).changes;
+    return this.stmt.prune.immediate(beforeMs);
   }
 
   async priceOverrides(): Promise<Record<string, ModelPrice>> {

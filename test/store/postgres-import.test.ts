@@ -1,7 +1,7 @@
 /**
  * Moving a SQLite install up to Postgres (PostgresStore.importSqlite, for `proxygpt migrate`):
  * afterwards the Postgres store answers every Store question as the SQLite one did (keys with
- * their hashes, prices in their order, usage totals), and copying again is idempotent: nothing
+ * their hashes, prices in their order, usage totals and rollups), and copying again is idempotent: nothing
  * counted twice, only what changed in SQLite since is carried over, a key changed later in
  * Postgres is kept, a name taken by another key in Postgres is reported, not overwritten.
  */
@@ -28,6 +28,9 @@ async function everything(store: Store) {
     prices: Object.entries(await store.priceOverrides()),
     usage: await store.usage(ALL),
     usageOfAlice: await store.usage({ sinceMs: 1_500, untilMs: 10_000, principal: 'k_alice' }),
+    minutes: await store.rollups({ ...ALL, granularity: 'minute' }),
+    hoursOfAlice: await store.rollups({ ...ALL, granularity: 'hour', principal: 'k_alice' }),
+    lastUsed: await store.lastUsed(),
   };
 }
 
@@ -58,7 +61,7 @@ describe.skipIf(!postgres.available)('importing a SQLite install into Postgres',
     await sqlite.setPriceOverride('alpha-model', { input: 0.075, cachedInput: 0, output: 0.3 });
     await sqlite.recordUsage(
       Array.from({ length: 12 }, (_, i) =>
-        usageRecord({ ts: 1_000 + i * 100, principal: i % 3 === 0 ? 'env-key-1' : 'k_alice', requestId: `r${i}`, status: i === 5 ? 429 : 200, promptTokens: i, completionTokens: 2 * i, costMicroUsd: 1_000 * i, model: i % 2 ? null : 'gpt-4o' }),
+        usageRecord({ ts: 1_000 + i * 100 + (i % 4) * 60_000, principal: i % 3 === 0 ? 'env-key-1' : 'k_alice', requestId: `r${i}`, status: i === 5 ? 429 : 200, promptTokens: i, completionTokens: 2 * i, costMicroUsd: 1_000 * i, model: i % 2 ? null : 'gpt-4o' }),
       ),
     );
     return { db, sqlite, pg };
@@ -112,5 +115,7 @@ describe.skipIf(!postgres.available)('importing a SQLite install into Postgres',
     const other = await pg.importSqlite(db, { sourceId: 'sqlite:second' });
     expect(other.usage).toStrictEqual({ copied: 12, alreadyThere: 0 });
     expect((await pg.usage(ALL)).total.requests).toBe(24);
+    const { byModel } = await pg.rollups({ ...ALL, granularity: 'hour' });
+    expect(byModel.map((m) => [m.model, m.requests])).toStrictEqual([['gpt-4o', 12], [null, 12]]);
   });
 });

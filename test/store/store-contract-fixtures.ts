@@ -4,10 +4,21 @@
  */
 import type { NewKey, Store, UsageRecord } from '../../src/contract.js';
 
+/** What a case may ask of its backend beyond the fresh store; every store handed out is closed by the runner. */
+export interface StoreBackend {
+  /** A second store on the same database, as another gateway instance (process) would open it. */
+  openSibling(): Promise<Store>;
+  /**
+   * A store on a new database that the release before rollups created and wrote `records` into
+   * (as that release wrote them), now opened and migrated by this release.
+   */
+  openFromBeforeRollups(records: readonly UsageRecord[]): Promise<Store>;
+}
+
 export interface StoreCase {
   name: string;
   /** Runs on a fresh, empty store. */
-  run(store: Store): Promise<void>;
+  run(store: Store, backend: StoreBackend): Promise<void>;
 }
 
 export function newKey(overrides: Partial<NewKey> & Pick<NewKey, 'id' | 'name'>): NewKey {

@@ -1,0 +1,232 @@
+/**
+ * Usage rollups, backend-neutral: what both stores (sqlite-rollups.ts, postgres-rollups.ts) share
+ * so that they agree to the row. Per granularity (UTC minute, UTC hour) three tables:
+ *  - the detail rows, one per (bucket, principal, model, status, refused or not): calls, tokens,
+ *    micro-dollars and one count per latency bucket (LATENCY_BOUNDS_MS);
+ *  - the same sums folded per (bucket, principal) and per (bucket, model), already as RollupSums
+ *    (requests, rate-limited, upstream errors): what the dashboard reads without a principal
+ *    filter, so a 30-day read touches a row per hour and principal (or model), not per detail
+ *    group. The detail rows serve the reads of one principal's models.
+ * Batches are grouped here in JS (one upsert per distinct group and table, in one fixed order so
+ * concurrent writers lock rows in the same order); the SQL that reads the rows back, and that
+ * back-fills them from usage records, is generated here from the same column lists.
+ *
+ * Row key: the model is stored as '' plus `has_model` 0/1 (NULL cannot take part in a conflict
+ * target), so a null model and a model named '' stay two groups.
+ */
+import { LATENCY_BOUNDS_MS, type RefusalRecord, type RollupGranularity, type RollupResult, type RollupSums, type UsageRecord } from '../contract.js';
+
+export const MINUTE_MS = 60_000;
+export const HOUR_MS = 3_600_000;
+/** Minute rows are kept at most this long before the newest minute row (pruneUsage). */
+export const MINUTE_ROWS_KEPT_MS = 2 * 24 * HOUR_MS;
+
+export const GRANULARITIES: readonly RollupGranularity[] = ['minute', 'hour'];
+export const BUCKET_MS: Record<RollupGranularity, number> = { minute: MINUTE_MS, hour: HOUR_MS };
+
+/** Count columns, one per latency bucket: lat_0 (≤ the first bound) … lat_N (above the last). */
+export const LATENCY_COLUMNS = Array.from({ length: LATENCY_BOUNDS_MS.length + 1 }, (_, i) => `lat_${i}`);
+/** The detail rows' key and sums. */
+export const KEY_COLUMNS = ['bucket', 'principal', 'model', 'has_model', 'status', 'refused'] as const;
+export const SUM_COLUMNS = ['calls', 'prompt_tokens', 'completion_tokens', 'cost_micro_usd', ...LATENCY_COLUMNS];
+/** The folded rows' sums: RollupSums's fields in order. */
+export const TOTAL_COLUMNS = ['requests', 'prompt_tokens', 'completion_tokens', 'cost_micro_usd', 'rate_limited', 'upstream_errors', ...LATENCY_COLUMNS];
+export const TEXT_COLUMNS = new Set(['principal', 'model']);
+
+export type TableKind = 'detail' | 'principal' | 'model';
+export interface RollupTable {
+  name: string;
+  granularity: RollupGranularity;
+  kind: TableKind;
+  key: readonly string[];
+  sums: readonly string[];
+}
+
+const KEYS: Record<TableKind, readonly string[]> = { detail: KEY_COLUMNS, principal: ['bucket', 'principal'], model: ['bucket', 'model', 'has_model'] };
+
+export function rollupTable(granularity: RollupGranularity, kind: TableKind): RollupTable {
+  const name = `usage_rollup_${granularity}${kind === 'detail' ? '' : `_by_${kind}`}`;
+  return { name, granularity, kind, key: KEYS[kind], sums: kind === 'detail' ? SUM_COLUMNS : TOTAL_COLUMNS };
+}
+
+/** Every table, the detail one of a granularity first (the others are back-filled from it). */
+export const ROLLUP_TABLES: readonly RollupTable[] = GRANULARITIES.flatMap((g) => (['detail', 'principal', 'model'] as const).map((k) => rollupTable(g, k)));
+
+/** The UTC-aligned start of the bucket holding `ts` (epoch ms; the same truncation as SQL's `ts - ts % size`). */
+export function bucketStart(ts: number, size: number): number {
+  return ts - (ts % size);
+}
+
+/** Index of the latency bucket of a duration: the first bound it does not exceed (a bound is inclusive), else the open one. */
+export function latencyBucket(durationMs: number): number {
+  for (let i = 0; i < LATENCY_BOUNDS_MS.length; i++) if (durationMs <= LATENCY_BOUNDS_MS[i]!) return i;
+  return LATENCY_BOUNDS_MS.length;
+}
+
+/** SQL for the latency bucket of a duration expression (the same rule as `latencyBucket`). */
+export function latencyBucketSql(duration: string): string {
+  return `CASE ${LATENCY_BOUNDS_MS.map((b, i) => `WHEN ${duration} <= ${b} THEN ${i}`).join(' ')} ELSE ${LATENCY_BOUNDS_MS.length} END`;
+}
+
+interface Call {
+  ts: number;
+  principal: string;
+  model: string | null;
+  status: number;
+  refused: boolean;
+  promptTokens: number;
+  completionTokens: number;
+  costMicroUsd: number;
+  /** null: not timed (a refusal). */
+  durationMs: number | null;
+}
+
+type Value = string | number;
+/** A row's values in the table's column order (key, then sums). */
+export type RowValues = Value[];
+
+/** A batch as the rows to add to each table, every table's rows sorted by key (the lock order). */
+export type BatchRows = Array<{ table: RollupTable; rows: RowValues[] }>;
+
+function compareKeys(a: RowValues, b: RowValues, length: number): number {
+  for (let i = 0; i < length; i++) {
+    const x = a[i]!;
+    const y = b[i]!;
+    if (x !== y) return x < y ? -1 : 1;
+  }
+  return 0;
+}
+
+/** Adds `add` into the row of `key` (created with zeros), in `rows`. */
+function addTo(rows: Map<string, RowValues>, key: Value[], add: readonly number[]): void {
+  const id = JSON.stringify(key);
+  let row = rows.get(id);
+  if (row === undefined) rows.set(id, (row = [...key, ...add.map(() => 0)]));
+  for (let i = 0; i < add.length; i++) (row[key.length + i] as number) += add[i]!;
+}
+
+function sorted(rows: Map<string, RowValues>, keyLength: number): RowValues[] {
+  return [...rows.values()].sort((a, b) => compareKeys(a, b, keyLength));
+}
+
+function rowsOf(calls: readonly Call[]): BatchRows {
+  const out: BatchRows = [];
+  for (const granularity of GRANULARITIES) {
+    const size = BUCKET_MS[granularity];
+    const detail = new Map<string, RowValues>();
+    const byPrincipal = new Map<string, RowValues>();
+    const byModel = new Map<string, RowValues>();
+    const latency = new Array<number>(LATENCY_COLUMNS.length);
+    for (const c of calls) {
+      const bucket = bucketStart(c.ts, size);
+      const model = c.model ?? '';
+      const hasModel = c.model === null ? 0 : 1;
+      latency.fill(0);
+      if (c.durationMs !== null) latency[latencyBucket(c.durationMs)] = 1;
+      addTo(detail, [bucket, c.principal, model, hasModel, c.status, c.refused ? 1 : 0], [1, c.promptTokens, c.completionTokens, c.costMicroUsd, ...latency]);
+      const totals = [c.refused ? 0 : 1, c.promptTokens, c.completionTokens, c.costMicroUsd, c.status === 429 ? 1 : 0, c.status >= 500 ? 1 : 0, ...latency];
+      addTo(byPrincipal, [bucket, c.principal], totals);
+      addTo(byModel, [bucket, model, hasModel], totals);
+    }
+    out.push(
+      { table: rollupTable(granularity, 'detail'), rows: sorted(detail, KEY_COLUMNS.length) },
+      { table: rollupTable(granularity, 'principal'), rows: sorted(byPrincipal, 2) },
+      { table: rollupTable(granularity, 'model'), rows: sorted(byModel, 3) },
+    );
+  }
+  return out;
+}
+
+/** The rollup rows of a batch of usage records (timed, not refused). */
+export function groupUsage(records: readonly UsageRecord[]): BatchRows {
+  return rowsOf(records.map((r) => ({ ...r, refused: false })));
+}
+
+/** The rollup rows of a batch of refusals: refused, untimed, no tokens or cost. */
+export function groupRefusals(refusals: readonly RefusalRecord[]): BatchRows {
+  return rowsOf(refusals.map((r) => ({ ...r, refused: true, promptTokens: 0, completionTokens: 0, costMicroUsd: 0, durationMs: null })));
+}
+
+type Cast = (sum: string) => string;
+const asIs: Cast = (s) => s;
+
+/** The SELECT list that sums detail-shaped rows (SUM_COLUMNS with status, refused) into TOTAL_COLUMNS, named so. */
+export function sumsSelect(cast: Cast = asIs): string {
+  return [
+    `${cast('sum(CASE WHEN refused = 0 THEN calls ELSE 0 END)')} AS requests`,
+    `${cast('sum(prompt_tokens)')} AS prompt_tokens`,
+    `${cast('sum(completion_tokens)')} AS completion_tokens`,
+    `${cast('sum(cost_micro_usd)')} AS cost_micro_usd`,
+    `${cast('sum(CASE WHEN status = 429 THEN calls ELSE 0 END)')} AS rate_limited`,
+    `${cast('sum(CASE WHEN status >= 500 THEN calls ELSE 0 END)')} AS upstream_errors`,
+    ...LATENCY_COLUMNS.map((c) => `${cast(`sum(${c})`)} AS ${c}`),
+  ].join(', ');
+}
+
+/**
+ * The SELECT list that turns usage records (`usage_events` columns) into detail rows of buckets
+ * of `size` ms, named as the detail columns: `GROUP BY 1, 2, 3, 4, 5, 6` (the key) follows it.
+ */
+export function recordsAsRollupSelect(size: number, cast: Cast = asIs): string {
+  const lat = latencyBucketSql('duration_ms');
+  const exprs = [
+    `ts - ts % ${size}`, 'principal', "coalesce(model, '')", 'CASE WHEN model IS NULL THEN 0 ELSE 1 END', 'status', '0',
+    cast('count(*)'), cast('sum(prompt_tokens)'), cast('sum(completion_tokens)'), cast('sum(cost_micro_usd)'),
+    ...LATENCY_COLUMNS.map((_, i) => cast(`sum(CASE WHEN ${lat} = ${i} THEN 1 ELSE 0 END)`)),
+  ];
+  return exprs.map((e, i) => `${e} AS ${[...KEY_COLUMNS, ...SUM_COLUMNS][i]}`).join(', ');
+}
+
+/** The rows of `table` made from detail-shaped rows of `source` (a detail table, or a CTE of detail rows), sorted by key. */
+export function rowsFromDetailSelect(table: RollupTable, source: string, cast: Cast = asIs): string {
+  const key = table.key.join(', ');
+  const sums = table.kind === 'detail' ? SUM_COLUMNS.map((c) => `${cast(`sum(${c})`)} AS ${c}`).join(', ') : sumsSelect(cast);
+  return `SELECT ${key}, ${sums} FROM ${source} GROUP BY ${key} ORDER BY ${key}`;
+}
+
+export interface Dialect {
+  /** Placeholder of the n-th parameter (1-based). */
+  param(n: number): string;
+  cast: Cast;
+  /** What follows a text column in ORDER BY for byte order. */
+  byteOrder: string;
+}
+
+/** The two reads of `rollups(query)`, as arrays of [ts, principal, …TOTAL_COLUMNS] and [model, has_model, …TOTAL_COLUMNS]. */
+export function rollupReadSql(granularity: RollupGranularity, ofPrincipal: boolean, d: Dialect): { buckets: string; byModel: string } {
+  const range = `bucket >= ${d.param(1)} AND bucket < ${d.param(2)}`;
+  const principal = ofPrincipal ? ` AND principal = ${d.param(3)}` : '';
+  const modelOrder = `ORDER BY has_model DESC, model${d.byteOrder}`;
+  const buckets = `SELECT bucket, principal, ${TOTAL_COLUMNS.join(', ')} FROM ${rollupTable(granularity, 'principal').name}
+    WHERE ${range}${principal} ORDER BY bucket, principal${d.byteOrder}`;
+  const byModel = ofPrincipal
+    ? `SELECT model, has_model, ${sumsSelect(d.cast)} FROM ${rollupTable(granularity, 'detail').name} WHERE ${range}${principal} GROUP BY model, has_model ${modelOrder}`
+    : `SELECT model, has_model, ${TOTAL_COLUMNS.map((c) => `${d.cast(`sum(${c})`)} AS ${c}`).join(', ')} FROM ${rollupTable(granularity, 'model').name}
+       WHERE ${range} GROUP BY model, has_model ${modelOrder}`;
+  return { buckets, byModel };
+}
+
+/** A read row as an array: the group's two columns, then TOTAL_COLUMNS. */
+export type SumsRow = unknown[];
+
+function toSums(row: SumsRow): RollupSums {
+  const n = (i: number) => Number(row[2 + i]);
+  const latency = new Array<number>(LATENCY_COLUMNS.length);
+  for (let i = 0; i < latency.length; i++) latency[i] = n(6 + i);
+  return { requests: n(0), promptTokens: n(1), completionTokens: n(2), costMicroUsd: n(3), rateLimited: n(4), upstreamErrors: n(5), latency };
+}
+
+/** The rows of rollupReadSql as the contract's result. */
+export function toResult(buckets: SumsRow[], byModel: SumsRow[]): RollupResult {
+  return {
+    buckets: buckets.map((r) => ({ ts: Number(r[0]), principal: r[1] as string, ...toSums(r) })),
+    byModel: byModel.map((r) => ({ model: Number(r[1]) === 1 ? (r[0] as string) : null, ...toSums(r) })),
+  };
+}
+
+/** The bucket starts below which pruneUsage(beforeMs) deletes rows: a row goes once its whole bucket is before the cutoff. */
+export function pruneCutoffs(beforeMs: number, newestMinuteBucket: number | null): Record<RollupGranularity, number> {
+  const minuteCutoff = Math.max(beforeMs, newestMinuteBucket === null ? -Infinity : newestMinuteBucket - MINUTE_ROWS_KEPT_MS);
+  // Bucket start + size <= cutoff, i.e. start <= cutoff - size: strictly below cutoff - size + 1.
+  return { minute: minuteCutoff - MINUTE_MS + 1, hour: beforeMs - HOUR_MS + 1 };
+}
