@@ -16,6 +16,9 @@ export interface CallObserver {
   callEnded(request: FastifyRequest, call: ProxyCall, status: number, elapsedMs: number, settlement: CallSettlement | null): void;
 }
 
+/** The levels at which the access log's `info` lines are written. */
+const WRITES_INFO = new Set(['trace', 'debug', 'info']);
+
 function writeRecord(
   request: FastifyRequest,
   call: ProxyCall,
@@ -45,10 +48,13 @@ function writeRecord(
     upstream: call.upstream,
   };
   recorder.record(record);
-  request.log.info(
-    { method: record.method, path, status, ms: durationMs, key: record.principal, model: record.model, upstream: record.upstream, tokens: record.promptTokens + record.completionTokens },
-    'proxied',
-  );
+  // The line's fields are built only when it is written (LOG_LEVEL=warn skips it: no object per call).
+  if (WRITES_INFO.has(request.log.level)) {
+    request.log.info(
+      { method: record.method, path, status, ms: durationMs, key: record.principal, model: record.model, upstream: record.upstream, tokens: record.promptTokens + record.completionTokens },
+      'proxied',
+    );
+  }
   observer?.callEnded(request, call, status, elapsedMs, settlement);
 }
 
