@@ -3,7 +3,7 @@
  * The dashboard page: sign-in with a key (kept in sessionStorage, sent as a Bearer header), then
  * the admin view (every key: charts over the range, the keys table with Disable / Enable, the
  * gateway's limits, the breakdown by model) or the key-holder view (the same for one's own key,
- * with its limits). Everything it shows comes from /dashboard/api.
+ * with its limits). Everything it shows comes from /dashboard/api, read again every 30 s.
  */
 import { api, ApiFailure, forgetKey, storedKey, storeKey } from './api.js';
 import { destroyCharts, drawChart } from './charts.js';
@@ -15,6 +15,9 @@ const $ = (id) => /** @type {HTMLElement} */ (document.getElementById(id));
 
 /** Lines per chart beyond the total: the keys with the most calls; the rest are in the total only. */
 const MAX_KEY_LINES = 8;
+
+/** How often the signed-in view refreshes itself (the Refresh button reads at once). */
+const REFRESH_MS = 30_000;
 
 const state = { range: '24h', /** @type {any} */ session: null, loading: 0 };
 
@@ -164,6 +167,10 @@ $('sign-in-form').addEventListener('submit', (event) => {
 });
 
 $('sign-out').addEventListener('click', () => signOut());
+// Live: the view reads itself again every REFRESH_MS while signed in and on screen.
+setInterval(() => {
+  if (state.session !== null && document.visibilityState === 'visible') void load();
+}, REFRESH_MS);
 $('refresh').addEventListener('click', () => void load());
 for (const button of $('ranges').querySelectorAll('button')) {
   button.addEventListener('click', () => {
