@@ -4,7 +4,8 @@
  * drawn; hostile notes and model names show as their characters and run nothing; a key disabled
  * from the page is refused on its next proxied call; a key holder sees only their own key, in
  * the page and in every answer it fetched; nothing is loaded from another origin, no key is ever
- * in a URL, and the page raises no CSP violation. Screenshots go to test-output/dashboard/.
+ * in a URL, and the page raises no CSP violation; the view refreshes itself every 30 s (on
+ * Playwright's clock). Screenshots go to test-output/dashboard/.
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -40,9 +41,10 @@ interface Watched {
 }
 
 /** A fresh context (its own sessionStorage) on /dashboard, watching everything the page does. */
-async function openDashboard(): Promise<Watched> {
+async function openDashboard(options: { fakeClock?: boolean } = {}): Promise<Watched> {
   const context = await browser.newContext({ viewport: { width: 1360, height: 900 } });
   const page = await context.newPage();
+  if (options.fakeClock === true) await page.clock.install();
   const watched: Watched = { page, context, problems: [], urls: [], apiBodies: [] };
   page.on('console', (m) => {
     if (/Content Security Policy|Refused to/i.test(m.text())) watched.problems.push(m.text());
@@ -178,6 +180,24 @@ describe.skipIf(!chromiumAvailable)('dashboard in Chromium', () => {
       }
       expect(body).not.toContain('env-key-');
     }
+    await expectClean(w);
+    await w.context.close();
+  }, 60_000);
+
+  it('refreshes itself every 30 s: a call made after the page loaded shows up without a click', async () => {
+    const w = await openDashboard({ fakeClock: true });
+    const { page } = w;
+    await signIn(page, fx.carol.key);
+    const requestsCard = page.locator('#totals .card').first();
+    const before = Number((await requestsCard.innerText()).replace(/\D+/g, ''));
+    const overviews = () => w.urls.filter((u) => u.includes('/dashboard/api/overview')).length;
+    const read = overviews();
+    expect((await call(fx.gw, fx.carol.key)).status).toBe(429); // carol's 2 per hour are used: still a call in her usage
+    await page.clock.runFor(29_000);
+    expect(overviews()).toBe(read);
+    await page.clock.runFor(1_500);
+    await expect.poll(async () => Number((await requestsCard.innerText()).replace(/\D+/g, '')), { timeout: 10_000 }).toBe(before + 1);
+    expect(overviews()).toBe(read + 1);
     await expectClean(w);
     await w.context.close();
   }, 60_000);
