@@ -118,14 +118,18 @@ export class PostgresStore implements Store {
     }
   }
 
-  /** Applies the migrations this database does not have yet (safe to call from several instances at once). */
-  async migrate(): Promise<void> {
-    let client: pg.PoolClient;
+  /** A client of the pool for several statements in a row; an unreachable database is StoreUnavailable. */
+  private async connect(): Promise<pg.PoolClient> {
     try {
-      client = await this.pool.connect();
+      return await this.pool.connect();
     } catch (err) {
       throw storeError(err);
     }
+  }
+
+  /** Applies the migrations this database does not have yet (safe to call from several instances at once). */
+  async migrate(): Promise<void> {
+    const client = await this.connect();
     try {
       const { applied, unknown } = await migrate(client, this.schema);
       if (applied.length > 0) this.log(`Postgres store: applied migration${applied.length > 1 ? 's' : ''} ${applied.join(', ')}`);
@@ -235,12 +239,7 @@ export class PostgresStore implements Store {
 
   /** The records and the rollup rows past their cutoffs (rollups.ts, pruneCutoffs) in one transaction. */
   async pruneUsage(beforeMs: number): Promise<number> {
-    let client: pg.PoolClient;
-    try {
-      client = await this.pool.connect();
-    } catch (err) {
-      throw storeError(err);
-    }
+    const client = await this.connect();
     try {
       await client.query('BEGIN');
       const removed = (await client.query('DELETE FROM usage_events WHERE ts < $1', [beforeMs])).rowCount ?? 0;
