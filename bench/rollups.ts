@@ -7,9 +7,13 @@
  * the test server; a schema of its own, dropped after). Write cost: µs per record of recordUsage
  * (records + rollups), against the same records inserted the way the store did before rollups
  * (the same INSERT, no rollup upsert, into a database without rollup tables), batch by batch
- * alternating, in the same run. Then `rollups()` for the dashboard's four ranges (median of 20
- * runs: wall and this process's CPU; for Postgres the server's CPU is not included) and
- * `lastUsed()`. Not a test: nothing passes or fails.
+ * alternating, in the same run. Then the dashboard's four ranges (src/dashboard/ranges.ts, at a
+ * `now` just before the newest record) read two ways, run by run alternating: per bucket (no
+ * stepMs, as before the store summed steps; the overview grouped the rows into steps in JS) and
+ * in the range's steps (the dashboard's query, rollupQuery: stepMs); each `rollups()` alone and
+ * with `buildOverview()` (what /dashboard/api/overview computes), median of 20 runs: wall and
+ * this process's CPU (for Postgres the server's CPU is not included). Then `lastUsed()`. Not a
+ * test: nothing passes or fails.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -22,6 +26,8 @@ import { openPostgresStore } from '../src/store/postgres.js';
 import { migrate, MIGRATIONS } from '../src/store/postgres-migrations.js';
 import type { RollupQuery, Store, UsageRecord } from '../src/contract.js';
 import { ROLLUP_TABLES } from '../src/store/rollups.js';
+import { RANGE_NAMES, rangeWindow, type RangeWindow } from '../src/dashboard/ranges.js';
+import { buildOverview, rollupQuery } from '../src/dashboard/overview.js';
 
 const args = process.argv.slice(2);
 const withPostgres = args.includes('--postgres');
@@ -209,13 +215,36 @@ async function write(t: Target): Promise<{ withUs: number; withoutUs: number }> 
   return { withUs: Number(withNs) / 1_000 / n, withoutUs: Number(withoutNs) / 1_000 / n };
 }
 
-const RANGES: Array<{ label: string; query: RollupQuery }> = [
-  { label: '1 h, minute', query: { sinceMs: NOW - 3_600_000, untilMs: NOW, granularity: 'minute' } },
-  { label: '24 h, minute', query: { sinceMs: NOW - DAY, untilMs: NOW, granularity: 'minute' } },
-  { label: '7 d, hour', query: { sinceMs: NOW - 7 * DAY, untilMs: NOW, granularity: 'hour' } },
-  { label: '30 d, hour', query: { sinceMs: NOW - 30 * DAY, untilMs: NOW, granularity: 'hour' } },
-  { label: '30 d, hour, one key', query: { sinceMs: NOW - 30 * DAY, untilMs: NOW, granularity: 'hour', principal: 'key_03' } },
+/** The dashboard's ranges as it reads them, ending with the step that holds the newest record; and the 30 days of one key. */
+const RANGES: Array<{ label: string; window: RangeWindow; principal?: string }> = [
+  ...RANGE_NAMES.map((name) => ({ label: name, window: rangeWindow(name, NOW - 1) })),
+  { label: '30d, one key', window: rangeWindow('30d', NOW - 1), principal: 'key_03' },
 ];
+
+interface Way {
+  query: RollupQuery;
+  rows: number;
+  read: Array<{ wallMs: number; cpuMs: number }>;
+  overview: Array<{ wallMs: number; cpuMs: number }>;
+}
+
+/** Per bucket and stepped, run by run alternating: rollups() alone, then rollups() + buildOverview(). */
+async function readRange(store: Store, window: RangeWindow, principal?: string): Promise<{ perBucket: Way; stepped: Way }> {
+  const stepped = rollupQuery(window, principal);
+  const { stepMs: _, ...perBucket } = stepped;
+  const ways = [perBucket, stepped].map((query) => ({ query, rows: 0, read: [], overview: [] }) as Way);
+  const nameOf = (id: string) => id;
+  for (const way of ways) way.rows = (await store.rollups(way.query)).buckets.length; // warm-up, and the sizes
+  for (let i = 0; i < RUNS; i++) {
+    for (const way of i % 2 === 0 ? ways : [...ways].reverse()) {
+      way.read.push(await time(() => store.rollups(way.query)));
+      way.overview.push(await time(async () => buildOverview(await store.rollups(way.query), window, nameOf)));
+    }
+  }
+  return { perBucket: ways[0]!, stepped: ways[1]! };
+}
+
+const ms = (runs: Array<{ wallMs: number; cpuMs: number }>) => `${median(runs.map((r) => r.wallMs)).toFixed(1)} ms (CPU ${median(runs.map((r) => r.cpuMs)).toFixed(1)})`;
 
 const lines: string[] = [];
 const targets = [await sqliteTarget()];
@@ -228,14 +257,12 @@ try {
     const rows = await t.rowCounts();
     lines.push(`\n${t.name}: ${recordCount.toLocaleString('en')} records over 30 days; rollup rows: ${Object.entries(rows).map(([name, n]) => `${name.replace('usage_rollup_', '')} ${n.toLocaleString('en')}`).join(', ')}`);
     lines.push(`  recordUsage: ${w.withUs.toFixed(2)} µs per record with rollups, ${w.withoutUs.toFixed(2)} µs without (+${(w.withUs - w.withoutUs).toFixed(2)} µs, ${(w.withUs / w.withoutUs).toFixed(2)}×)`);
-    lines.push('  | range | points | buckets | wall (median of 20) | CPU of this process |');
-    lines.push('  |---|---|---|---|---|');
-    for (const { label, query } of RANGES) {
-      const result = await t.store.rollups(query); // warm-up, and the sizes
-      const runs = [];
-      for (let i = 0; i < RUNS; i++) runs.push(await time(() => t.store.rollups(query)));
-      const points = new Set(result.buckets.map((b) => b.ts)).size;
-      lines.push(`  | ${label} | ${points} | ${result.buckets.length} | ${median(runs.map((r) => r.wallMs)).toFixed(1)} ms | ${median(runs.map((r) => r.cpuMs)).toFixed(1)} ms |`);
+    lines.push(`  wall, median of ${RUNS} (CPU of this process); "per bucket": no stepMs, "stepped": the dashboard's stepMs`);
+    lines.push('  | range | rollup rows | step | rows returned: per bucket → stepped | rollups() per bucket | rollups() stepped | + buildOverview() per bucket | + buildOverview() stepped |');
+    lines.push('  |---|---|---|---|---|---|---|---|');
+    for (const { label, window, principal } of RANGES) {
+      const { perBucket, stepped } = await readRange(t.store, window, principal);
+      lines.push(`  | ${label} | ${window.granularity} | ${window.stepMs / 60_000} min | ${perBucket.rows.toLocaleString('en')} → ${stepped.rows.toLocaleString('en')} | ${ms(perBucket.read)} | ${ms(stepped.read)} | ${ms(perBucket.overview)} | ${ms(stepped.overview)} |`);
     }
     const last = [];
     for (let i = 0; i < RUNS; i++) last.push(await time(() => t.store.lastUsed()));

@@ -158,6 +158,15 @@ export interface RollupQuery {
   granularity: RollupGranularity;
   /** Only this principal's rows (a key holder's own view). */
   principal?: string;
+  /**
+   * Steps to sum the range's buckets into (the dashboard's points): a whole multiple of the
+   * granularity's bucket (60,000 for minute rows, 3,600,000 for hour rows); the buckets of a step
+   * are those with floor(bucket / stepMs) · stepMs equal to its start, so steps are UTC-aligned
+   * to multiples of stepMs whatever sinceMs is (a step that starts before sinceMs, or runs past
+   * untilMs, holds only the range's buckets). Default: the bucket itself (one row per bucket).
+   * Anything else (zero, negative, not an integer, not a multiple) throws a RangeError.
+   */
+  stepMs?: number;
 }
 
 /** Sums of the rollup rows of one group over a query's range. */
@@ -171,13 +180,19 @@ export interface RollupSums {
   rateLimited: number;
   /** Calls answered with a status >= 500 (the upstream's, or the gateway's 502/504 for a broken upstream); a client that left (499) is not one. */
   upstreamErrors: number;
-  /** Counts per latency bucket (LATENCY_BOUNDS_MS.length + 1 entries); refusals are not timed. */
+  /**
+   * Counts per latency bucket (LATENCY_BOUNDS_MS.length + 1 entries) of the calls not answered
+   * 429: refusals are not timed, and a 429 (the limiter's, answered at once, or the upstream's)
+   * says nothing of how fast calls are served, so it would only pull the percentiles down. (Rows
+   * written before this rule count their 429s' durations too; they are kept as they are.)
+   */
   latency: number[];
 }
 
 /**
  * What the dashboard reads over a range, all from rollups (never a scan of usage records):
- * `buckets` one entry per (bucket start, principal) that has rows, sorted by ts then principal;
+ * `buckets` one entry per (step start, principal) that has rows (a step is a bucket unless the
+ * query names a stepMs), sorted by ts then principal;
  * `byModel` the range's sums per model (null: calls without a model), sorted by model in byte
  * order, null last. Principals sort in byte order too (as in `usage()`).
  */

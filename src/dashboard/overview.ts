@@ -2,9 +2,11 @@
  * The dashboard's overview of a range, built from the store's rollups (never a scan of usage
  * records): series per step (requests, tokens, USD, 429s, upstream errors, latency p50/p95/p99)
  * in total and per key, and the range's sums per key and per model. Amounts are in the admin
- * API's units: tokens, US dollars (from micro-dollars), milliseconds.
+ * API's units: tokens, US dollars (from micro-dollars), milliseconds. The store sums the rows
+ * into the window's steps already (`rollupQuery`: RollupQuery.stepMs, in SQL), so a row here is
+ * one key's step: it is placed in its key's series and added to the step's total across keys.
  */
-import type { RollupResult, RollupSums } from '../contract.js';
+import type { RollupQuery, RollupResult, RollupSums } from '../contract.js';
 import { addLatency, emptyLatency, percentiles, type Percentiles } from './latency.js';
 import type { RangeWindow } from './ranges.js';
 
@@ -87,23 +89,40 @@ class Sums {
 
 const byRequests = (a: { requests: number }, b: { requests: number }) => b.requests - a.requests;
 
+/** What to ask the store for `window`: its range and granularity, summed into its steps. */
+export function rollupQuery(window: RangeWindow, principal?: string): RollupQuery {
+  return { sinceMs: window.sinceMs, untilMs: window.untilMs, granularity: window.granularity, stepMs: window.stepMs, ...(principal === undefined ? {} : { principal }) };
+}
+
+/** One key's series, per step (micro-dollars until the view). */
+interface KeySteps {
+  sums: Sums;
+  requests: number[];
+  tokens: number[];
+  costMicroUsd: number[];
+}
+
 /**
- * `rollups` read over `window`; `nameOf` gives a key's name from its id (ids of deleted keys
- * and environment keys name themselves). Rows outside the window are left out.
+ * `rollups` read over `window` (rollupQuery(window): rows per step; rows per bucket land in their
+ * step all the same); `nameOf` gives a key's name from its id (ids of deleted keys and
+ * environment keys name themselves). Rows outside the window are left out.
  */
 export function buildOverview(rollups: RollupResult, window: RangeWindow, nameOf: (id: string) => string): OverviewView {
   const steps = Array.from({ length: window.steps }, () => new Sums());
   const total = new Sums();
-  const keys = new Map<string, { sums: Sums; steps: Sums[] }>();
+  const keys = new Map<string, KeySteps>();
+  const zeros = () => new Array<number>(window.steps).fill(0);
   for (const row of rollups.buckets) {
     const step = Math.floor((row.ts - window.sinceMs) / window.stepMs);
     if (step < 0 || step >= window.steps) continue;
     steps[step]!.add(row);
     total.add(row);
     let key = keys.get(row.principal);
-    if (key === undefined) keys.set(row.principal, (key = { sums: new Sums(), steps: Array.from({ length: window.steps }, () => new Sums()) }));
+    if (key === undefined) keys.set(row.principal, (key = { sums: new Sums(), requests: zeros(), tokens: zeros(), costMicroUsd: zeros() }));
     key.sums.add(row);
-    key.steps[step]!.add(row);
+    key.requests[step]! += row.requests;
+    key.tokens[step]! += row.promptTokens + row.completionTokens;
+    key.costMicroUsd[step]! += row.costMicroUsd;
   }
   const tokensOf = (s: Sums) => s.promptTokens + s.completionTokens;
   const stepViews = steps.map((s) => ({ sums: s, latency: percentiles(s.latency) }));
@@ -137,7 +156,7 @@ export function buildOverview(rollups: RollupResult, window: RangeWindow, nameOf
         id,
         name: nameOf(id),
         ...key.sums.view(),
-        series: { requests: key.steps.map((s) => s.requests), tokens: key.steps.map(tokensOf), usd: key.steps.map((s) => usdOf(s.costMicroUsd)) },
+        series: { requests: key.requests, tokens: key.tokens, usd: key.costMicroUsd.map(usdOf) },
       }))
       .sort(byRequests),
     by_model: models.sort(byRequests),

@@ -9,7 +9,7 @@ const nullableString = { type: 'string', nullable: true };
 
 const percentiles = {
   type: 'object',
-  description: 'Latency percentiles in ms: the upper bound of the bucket the percentile falls in (buckets 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 120000 ms; past the last reads as 120000); null without timed calls',
+  description: 'Latency percentiles in ms: the upper bound of the bucket the percentile falls in (buckets 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 120000 ms; past the last reads as 120000); calls answered 429 are not timed; null without timed calls',
   properties: { p50: nullableNumber, p95: nullableNumber, p99: nullableNumber },
 };
 

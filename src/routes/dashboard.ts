@@ -18,7 +18,7 @@ import type { KeyService } from '../keys/service.js';
 import type { CallLimits } from '../limits/call-limits.js';
 import { loadDashboardAssets } from '../dashboard/assets.js';
 import { KeyTable } from '../dashboard/key-rows.js';
-import { buildOverview } from '../dashboard/overview.js';
+import { buildOverview, rollupQuery } from '../dashboard/overview.js';
 import { parseRange, rangeWindow } from '../dashboard/ranges.js';
 import { keyIdParams, keyRowSchema, keysSchema, overviewSchema, rangeQuery, sessionSchema } from '../dashboard/schemas.js';
 
@@ -118,12 +118,7 @@ export function registerDashboardRoutes(app: FastifyInstance, options: Dashboard
               const window = rangeWindow(parseRange(request.query.range), clock());
               const viewer = viewerOf(request);
               const own = viewer.role === 'key' ? viewer.principal : null;
-              const rollups = await store.rollups({
-                sinceMs: window.sinceMs,
-                untilMs: window.untilMs,
-                granularity: window.granularity,
-                ...(own === null ? {} : { principal: own.id }),
-              });
+              const rollups = await store.rollups(rollupQuery(window, own?.id));
               if (own !== null) {
                 // Filtered by the store already; kept to this key here too, whatever it returned.
                 const buckets = rollups.buckets.filter((b) => b.principal === own.id);

@@ -8,7 +8,7 @@
  */
 import type { RollupGranularity, RollupQuery } from '../contract.js';
 import {
-  BUCKET_MS, GRANULARITIES, ROLLUP_TABLES, TEXT_COLUMNS, recordsAsRollupSelect, rollupReadSql, rollupTable, rowsFromDetailSelect,
+  BUCKET_MS, GRANULARITIES, ROLLUP_TABLES, TEXT_COLUMNS, recordsAsRollupSelect, rollupReadPlan, rollupReadSql, rollupTable, rowsFromDetailSelect,
   type BatchRows, type RollupTable,
 } from './rollups.js';
 
@@ -71,15 +71,27 @@ export function rowUpsertParams(batch: BatchRows): unknown[][] {
 export const UPSERT_ROWS = `WITH ${rowUpsertCtes(1)} SELECT 1`;
 
 const DIALECT = { param: (n: number) => `$${n}`, cast: int8, byteOrder: ' COLLATE "C"' };
+type Reads = { buckets: string; byModel: string };
 const READS = Object.fromEntries(
-  GRANULARITIES.map((g) => [g, { all: rollupReadSql(g, false, DIALECT), ofPrincipal: rollupReadSql(g, true, DIALECT) }]),
-) as Record<RollupGranularity, { all: { buckets: string; byModel: string }; ofPrincipal: { buckets: string; byModel: string } }>;
+  GRANULARITIES.map((g) => [
+    g,
+    Object.fromEntries(
+      [false, true].map((ofPrincipal) => {
+        const plain = rollupReadSql(g, ofPrincipal, DIALECT);
+        return [ofPrincipal ? 'ofPrincipal' : 'all', { plain, stepped: rollupReadSql(g, ofPrincipal, DIALECT, true).buckets }];
+      }),
+    ),
+  ]),
+) as Record<RollupGranularity, Record<'all' | 'ofPrincipal', { plain: Reads; stepped: string }>>;
 
-/** The two reads of `rollups(query)` with their parameters. */
-export function rollupReads(query: RollupQuery): { buckets: string; byModel: string; values: unknown[] } {
-  const reads = READS[query.granularity];
-  if (query.principal === undefined) return { ...reads.all, values: [query.sinceMs, query.untilMs] };
-  return { ...reads.ofPrincipal, values: [query.sinceMs, query.untilMs, query.principal] };
+/** The two reads of `rollups(query)`, each with its parameters; throws a RangeError for a bad stepMs (rollupStep). */
+export function rollupReads(query: RollupQuery): { buckets: { text: string; values: unknown[] }; byModel: { text: string; values: unknown[] } } {
+  const plan = rollupReadPlan(query);
+  const reads = READS[query.granularity][query.principal === undefined ? 'all' : 'ofPrincipal'];
+  return {
+    buckets: { text: plan.stepped ? reads.stepped : reads.plain.buckets, values: plan.buckets },
+    byModel: { text: reads.plain.byModel, values: plan.byModel },
+  };
 }
 
 /** A loose index scan of usage_events (principal, ts): each principal and its newest record by one index seek. */

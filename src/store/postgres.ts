@@ -222,7 +222,7 @@ export class PostgresStore implements Store {
   async rollups(query: RollupQuery): Promise<RollupResult> {
     const reads = rollupReads(query);
     // Rows as arrays: no object per row.
-    const arrays = (text: string) => this.pool.query<unknown[]>({ text, values: reads.values, rowMode: 'array' });
+    const arrays = (read: { text: string; values: unknown[] }) => this.pool.query<unknown[]>({ ...read, rowMode: 'array' });
     try {
       const [buckets, byModel] = await Promise.all([arrays(reads.buckets), arrays(reads.byModel)]);
       return toResult(buckets.rows, byModel.rows);

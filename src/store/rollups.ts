@@ -13,8 +13,16 @@
  *
  * Row key: the model is stored as '' plus `has_model` 0/1 (NULL cannot take part in a conflict
  * target), so a null model and a model named '' stay two groups.
+ *
+ * Latency counts leave out calls answered 429 (see RollupSums.latency), here for batches and in
+ * the SQL that back-fills from usage records. Rows written before that rule keep the 429s they
+ * counted: rows are sums, never recomputed, and a few days of slightly low percentiles are not
+ * worth a migration that would rebuild them from records (which pruning may have removed).
+ *
+ * Reads can sum the buckets of a range into steps (RollupQuery.stepMs) in SQL: GROUP BY the step
+ * start (bucket - bucket % stepMs, UTC-aligned as bucket starts are) and principal.
  */
-import { LATENCY_BOUNDS_MS, type RefusalRecord, type RollupGranularity, type RollupResult, type RollupSums, type UsageRecord } from '../contract.js';
+import { LATENCY_BOUNDS_MS, type RefusalRecord, type RollupGranularity, type RollupQuery, type RollupResult, type RollupSums, type UsageRecord } from '../contract.js';
 
 export const MINUTE_MS = 60_000;
 export const HOUR_MS = 3_600_000;
@@ -61,6 +69,11 @@ export function bucketStart(ts: number, size: number): number {
 export function latencyBucket(durationMs: number): number {
   for (let i = 0; i < LATENCY_BOUNDS_MS.length; i++) if (durationMs <= LATENCY_BOUNDS_MS[i]!) return i;
   return LATENCY_BOUNDS_MS.length;
+}
+
+/** Whether a call's duration goes into the latency counts: timed (not a refusal) and not answered 429. */
+export function isTimed(status: number, durationMs: number | null): durationMs is number {
+  return durationMs !== null && status !== 429;
 }
 
 /** SQL for the latency bucket of a duration expression (the same rule as `latencyBucket`). */
@@ -122,7 +135,7 @@ function rowsOf(calls: readonly Call[]): BatchRows {
       const model = c.model ?? '';
       const hasModel = c.model === null ? 0 : 1;
       latency.fill(0);
-      if (c.durationMs !== null) latency[latencyBucket(c.durationMs)] = 1;
+      if (isTimed(c.status, c.durationMs)) latency[latencyBucket(c.durationMs)] = 1;
       addTo(detail, [bucket, c.principal, model, hasModel, c.status, c.refused ? 1 : 0], [1, c.promptTokens, c.completionTokens, c.costMicroUsd, ...latency]);
       const totals = [c.refused ? 0 : 1, c.promptTokens, c.completionTokens, c.costMicroUsd, c.status === 429 ? 1 : 0, c.status >= 500 ? 1 : 0, ...latency];
       addTo(byPrincipal, [bucket, c.principal], totals);
@@ -166,13 +179,14 @@ export function sumsSelect(cast: Cast = asIs): string {
 /**
  * The SELECT list that turns usage records (`usage_events` columns) into detail rows of buckets
  * of `size` ms, named as the detail columns: `GROUP BY 1, 2, 3, 4, 5, 6` (the key) follows it.
+ * Latency counts only the records not answered 429 (as `isTimed`).
  */
 export function recordsAsRollupSelect(size: number, cast: Cast = asIs): string {
   const lat = latencyBucketSql('duration_ms');
   const exprs = [
     `ts - ts % ${size}`, 'principal', "coalesce(model, '')", 'CASE WHEN model IS NULL THEN 0 ELSE 1 END', 'status', '0',
     cast('count(*)'), cast('sum(prompt_tokens)'), cast('sum(completion_tokens)'), cast('sum(cost_micro_usd)'),
-    ...LATENCY_COLUMNS.map((_, i) => cast(`sum(CASE WHEN ${lat} = ${i} THEN 1 ELSE 0 END)`)),
+    ...LATENCY_COLUMNS.map((_, i) => cast(`sum(CASE WHEN status <> 429 AND ${lat} = ${i} THEN 1 ELSE 0 END)`)),
   ];
   return exprs.map((e, i) => `${e} AS ${[...KEY_COLUMNS, ...SUM_COLUMNS][i]}`).join(', ');
 }
@@ -192,18 +206,50 @@ export interface Dialect {
   byteOrder: string;
 }
 
-/** The two reads of `rollups(query)`, as arrays of [ts, principal, …TOTAL_COLUMNS] and [model, has_model, …TOTAL_COLUMNS]. */
-export function rollupReadSql(granularity: RollupGranularity, ofPrincipal: boolean, d: Dialect): { buckets: string; byModel: string } {
-  const range = `bucket >= ${d.param(1)} AND bucket < ${d.param(2)}`;
-  const principal = ofPrincipal ? ` AND principal = ${d.param(3)}` : '';
+/**
+ * The step of a query (RollupQuery.stepMs, default the granularity's bucket); a RangeError when
+ * it is not a positive whole multiple of the bucket (nor a safe integer).
+ */
+export function rollupStep(query: Pick<RollupQuery, 'granularity' | 'stepMs'>): number {
+  const bucket = BUCKET_MS[query.granularity];
+  const step = query.stepMs ?? bucket;
+  if (!Number.isSafeInteger(step) || step <= 0 || step % bucket !== 0) {
+    throw new RangeError(`stepMs must be a positive whole multiple of ${bucket} (the ${query.granularity} bucket), not ${String(step)}`);
+  }
+  return step;
+}
+
+/**
+ * The two reads of `rollups(query)`, as arrays of [ts, principal, …TOTAL_COLUMNS] and [model,
+ * has_model, …TOTAL_COLUMNS]. Parameters: since, until, then the principal (`ofPrincipal`);
+ * `stepped` buckets take the step first (step, since, until[, principal]: the order in which they
+ * appear in the text, as SQLite's `?` binds) and sum the buckets of each step.
+ */
+export function rollupReadSql(granularity: RollupGranularity, ofPrincipal: boolean, d: Dialect, stepped = false): { buckets: string; byModel: string } {
+  const where = (first: number) => `bucket >= ${d.param(first)} AND bucket < ${d.param(first + 1)}${ofPrincipal ? ` AND principal = ${d.param(first + 2)}` : ''}`;
   const modelOrder = `ORDER BY has_model DESC, model${d.byteOrder}`;
-  const buckets = `SELECT bucket, principal, ${TOTAL_COLUMNS.join(', ')} FROM ${rollupTable(granularity, 'principal').name}
-    WHERE ${range}${principal} ORDER BY bucket, principal${d.byteOrder}`;
+  const folded = rollupTable(granularity, 'principal').name;
+  const buckets = stepped
+    ? `SELECT bucket - bucket % ${d.param(1)} AS step, principal, ${TOTAL_COLUMNS.map((c) => `${d.cast(`sum(${c})`)} AS ${c}`).join(', ')} FROM ${folded}
+       WHERE ${where(2)} GROUP BY step, principal ORDER BY step, principal${d.byteOrder}`
+    : `SELECT bucket, principal, ${TOTAL_COLUMNS.join(', ')} FROM ${folded}
+       WHERE ${where(1)} ORDER BY bucket, principal${d.byteOrder}`;
   const byModel = ofPrincipal
-    ? `SELECT model, has_model, ${sumsSelect(d.cast)} FROM ${rollupTable(granularity, 'detail').name} WHERE ${range}${principal} GROUP BY model, has_model ${modelOrder}`
+    ? `SELECT model, has_model, ${sumsSelect(d.cast)} FROM ${rollupTable(granularity, 'detail').name} WHERE ${where(1)} GROUP BY model, has_model ${modelOrder}`
     : `SELECT model, has_model, ${TOTAL_COLUMNS.map((c) => `${d.cast(`sum(${c})`)} AS ${c}`).join(', ')} FROM ${rollupTable(granularity, 'model').name}
-       WHERE ${range} GROUP BY model, has_model ${modelOrder}`;
+       WHERE ${where(1)} GROUP BY model, has_model ${modelOrder}`;
   return { buckets, byModel };
+}
+
+/**
+ * How to run rollupReadSql for `query` (validating its step): `stepped` (its step is longer than
+ * a bucket) and the parameters of each of the two reads.
+ */
+export function rollupReadPlan(query: RollupQuery): { stepped: boolean; buckets: unknown[]; byModel: unknown[] } {
+  const step = rollupStep(query);
+  const byModel = query.principal === undefined ? [query.sinceMs, query.untilMs] : [query.sinceMs, query.untilMs, query.principal];
+  const stepped = step !== BUCKET_MS[query.granularity];
+  return { stepped, buckets: stepped ? [step, ...byModel] : byModel, byModel };
 }
 
 /** A read row as an array: the group's two columns, then TOTAL_COLUMNS. */

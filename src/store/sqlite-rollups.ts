@@ -8,7 +8,7 @@
 import type { SqliteDatabase } from './sqlite-db.js';
 import type { RollupGranularity, RollupQuery, RollupResult } from '../contract.js';
 import {
-  ROLLUP_TABLES, TEXT_COLUMNS, BUCKET_MS, pruneCutoffs, recordsAsRollupSelect, rollupReadSql, rollupTable, rowsFromDetailSelect, toResult,
+  ROLLUP_TABLES, TEXT_COLUMNS, BUCKET_MS, pruneCutoffs, recordsAsRollupSelect, rollupReadPlan, rollupReadSql, rollupTable, rowsFromDetailSelect, toResult,
   type BatchRows, type RollupTable, type SumsRow,
 } from './rollups.js';
 
@@ -54,7 +54,12 @@ function prepareReads(db: SqliteDatabase, granularity: RollupGranularity) {
   // Rows as arrays (raw): no object per row.
   const of = (ofPrincipal: boolean) => {
     const sql = rollupReadSql(granularity, ofPrincipal, DIALECT);
-    return { buckets: db.prepare<unknown[], SumsRow>(sql.buckets).raw(), byModel: db.prepare<unknown[], SumsRow>(sql.byModel).raw() };
+    const stepped = rollupReadSql(granularity, ofPrincipal, DIALECT, true);
+    return {
+      buckets: db.prepare<unknown[], SumsRow>(sql.buckets).raw(),
+      steppedBuckets: db.prepare<unknown[], SumsRow>(stepped.buckets).raw(),
+      byModel: db.prepare<unknown[], SumsRow>(sql.byModel).raw(),
+    };
   };
   return { all: of(false), ofPrincipal: of(true) };
 }
@@ -81,14 +86,11 @@ export function prepareRollups(db: SqliteDatabase) {
         for (const row of rows) upsert.run(...row);
       }
     },
+    /** Throws a RangeError for a bad stepMs (rollupStep). */
     read(query: RollupQuery): RollupResult {
-      const range = [query.sinceMs, query.untilMs];
-      if (query.principal === undefined) {
-        const r = reads[query.granularity].all;
-        return toResult(r.buckets.all(...range), r.byModel.all(...range));
-      }
-      const r = reads[query.granularity].ofPrincipal;
-      return toResult(r.buckets.all(...range, query.principal), r.byModel.all(...range, query.principal));
+      const plan = rollupReadPlan(query);
+      const r = reads[query.granularity][query.principal === undefined ? 'all' : 'ofPrincipal'];
+      return toResult((plan.stepped ? r.steppedBuckets : r.buckets).all(...plan.buckets), r.byModel.all(...plan.byModel));
     },
     lastUsed(): Record<string, number> {
       const out: Record<string, number> = {};

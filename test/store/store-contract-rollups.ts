@@ -14,10 +14,10 @@ const MIN = 60_000;
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
 /** Thursday 2026-01-15 10:00:00.000 UTC. */
-const T0 = Date.UTC(2026, 0, 15, 10, 0, 0);
+export const T0 = Date.UTC(2026, 0, 15, 10, 0, 0);
 
 /** Sums with zeros where not given; `lat` maps a latency bucket index to its count. */
-function sums(given: Partial<Omit<RollupSums, 'latency'>> & { lat?: Record<number, number> } = {}): RollupSums {
+export function sums(given: Partial<Omit<RollupSums, 'latency'>> & { lat?: Record<number, number> } = {}): RollupSums {
   const { lat = {}, ...rest } = given;
   const latency = new Array<number>(15).fill(0);
   for (const [i, n] of Object.entries(lat)) latency[Number(i)] = n;
@@ -45,7 +45,7 @@ export const rollupCases: StoreCase[] = [
       await store.recordUsage([rec({ ts: T0 + 120_000, principal: 'b', model: 'mini', status: 499, promptTokens: 2, durationMs: 60_000 })]);
       const lateB = sums({ requests: 1, promptTokens: 100, completionTokens: 200, costMicroUsd: 1_000, lat: { 14: 1 } });
       const byModel = [
-        { model: 'gpt-4o', ...sums({ requests: 3, promptTokens: 11, completionTokens: 22, costMicroUsd: 105, rateLimited: 1, lat: { 0: 1, 1: 2 } }) },
+        { model: 'gpt-4o', ...sums({ requests: 3, promptTokens: 11, completionTokens: 22, costMicroUsd: 105, rateLimited: 1, lat: { 0: 1, 1: 1 } }) },
         { model: 'mini', ...sums({ requests: 2, promptTokens: 6, upstreamErrors: 1, lat: { 0: 1, 12: 1 } }) },
         { model: null, ...lateB },
       ];
@@ -53,7 +53,7 @@ export const rollupCases: StoreCase[] = [
       expect(await store.rollups({ ...range, granularity: 'minute' })).toStrictEqual({
         buckets: [
           { ts: T0, principal: 'a', ...sums({ requests: 2, promptTokens: 11, completionTokens: 22, costMicroUsd: 105, lat: { 0: 1, 1: 1 } }) },
-          { ts: T0, principal: 'b', ...sums({ requests: 1, rateLimited: 1, lat: { 1: 1 } }) },
+          { ts: T0, principal: 'b', ...sums({ requests: 1, rateLimited: 1 }) },
           { ts: T0 + MIN, principal: 'a', ...sums({ requests: 1, promptTokens: 4, upstreamErrors: 1, lat: { 0: 1 } }) },
           { ts: T0 + 2 * MIN, principal: 'b', ...sums({ requests: 1, promptTokens: 2, lat: { 12: 1 } }) },
           { ts: T0 + HOUR, principal: 'b', ...lateB },
@@ -63,7 +63,7 @@ export const rollupCases: StoreCase[] = [
       expect(await store.rollups({ ...range, granularity: 'hour' })).toStrictEqual({
         buckets: [
           { ts: T0, principal: 'a', ...sums({ requests: 3, promptTokens: 15, completionTokens: 22, costMicroUsd: 105, upstreamErrors: 1, lat: { 0: 2, 1: 1 } }) },
-          { ts: T0, principal: 'b', ...sums({ requests: 2, promptTokens: 2, rateLimited: 1, lat: { 1: 1, 12: 1 } }) },
+          { ts: T0, principal: 'b', ...sums({ requests: 2, promptTokens: 2, rateLimited: 1, lat: { 12: 1 } }) },
           { ts: T0 + HOUR, principal: 'b', ...lateB },
         ],
         byModel,
@@ -83,7 +83,7 @@ export const rollupCases: StoreCase[] = [
     },
   },
   {
-    name: 'rollups: refusals count as rate-limited, never as requests, latency, usage() totals or lastUsed',
+    name: 'rollups: refusals count as rate-limited, never as requests, latency, usage() totals or lastUsed; a 429 record is a request, untimed',
     async run(store) {
       await store.recordRefusals([]);
       expect(await store.rollups(all('minute'))).toStrictEqual(EMPTY);
@@ -98,16 +98,16 @@ export const rollupCases: StoreCase[] = [
       await store.recordRefusals([{ ts: T0 + MIN + 7, principal: 'c', model: 'gpt-4o', status: 429 }]);
       expect(await store.rollups(all('minute'))).toStrictEqual({
         buckets: [
-          { ts: T0, principal: 'a', ...sums({ requests: 2, promptTokens: 3, rateLimited: 3, lat: { 2: 2 } }) },
+          { ts: T0, principal: 'a', ...sums({ requests: 2, promptTokens: 3, rateLimited: 3, lat: { 2: 1 } }) },
           { ts: T0 + MIN, principal: 'c', ...sums({ rateLimited: 1 }) },
         ],
         byModel: [
-          { model: 'gpt-4o', ...sums({ requests: 2, promptTokens: 3, rateLimited: 3, lat: { 2: 2 } }) },
+          { model: 'gpt-4o', ...sums({ requests: 2, promptTokens: 3, rateLimited: 3, lat: { 2: 1 } }) },
           { model: null, ...sums({ rateLimited: 1 }) },
         ],
       });
       expect((await store.rollups(all('hour'))).buckets).toStrictEqual([
-        { ts: T0, principal: 'a', ...sums({ requests: 2, promptTokens: 3, rateLimited: 3, lat: { 2: 2 } }) },
+        { ts: T0, principal: 'a', ...sums({ requests: 2, promptTokens: 3, rateLimited: 3, lat: { 2: 1 } }) },
         { ts: T0, principal: 'c', ...sums({ rateLimited: 1 }) },
       ]);
       const { total, byPrincipal } = await store.usage({ sinceMs: 0, untilMs: FOREVER });
@@ -141,6 +141,28 @@ export const rollupCases: StoreCase[] = [
       expect(buckets.map((b) => b.latency.indexOf(1))).toStrictEqual(cases.map(([, index]) => index));
       expect(buckets.map((b) => b.latency.reduce((x, y) => x + y, 0))).toStrictEqual(cases.map(() => 1));
       expect(byModel[0]!.latency).toStrictEqual([2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2]);
+    },
+  },
+  {
+    name: 'rollups: latency counts leave out calls answered 429 (limiter or upstream), in buckets, per model and for one principal',
+    async run(store) {
+      await store.recordUsage([
+        rec({ ts: T0 + 1, principal: 'a', model: 'm', status: 200, durationMs: 400 }),
+        rec({ ts: T0 + 2, principal: 'a', model: 'm', status: 429, durationMs: 1 }),
+        rec({ ts: T0 + 3, principal: 'a', model: 'm', status: 429, durationMs: 2 }),
+        rec({ ts: T0 + 4, principal: 'a', model: 'm', status: 500, durationMs: 3_000 }),
+        rec({ ts: T0 + 5, principal: 'a', model: 'm', status: 499, durationMs: 7 }),
+      ]);
+      // 400 ms: bucket 6 (≤ 500); 3,000 ms: 9 (≤ 5,000); 7 ms: 1 (≤ 10); the 429s' 1 and 2 ms would be bucket 0.
+      const timed = sums({ requests: 5, rateLimited: 2, upstreamErrors: 1, lat: { 1: 1, 6: 1, 9: 1 } });
+      for (const granularity of ['minute', 'hour'] as const) {
+        for (const principal of [undefined, 'a']) {
+          expect(await store.rollups(all(granularity, principal)), `${granularity} ${principal}`).toStrictEqual({
+            buckets: [{ ts: T0, principal: 'a', ...timed }],
+            byModel: [{ model: 'm', ...timed }],
+          });
+        }
+      }
     },
   },
   {
@@ -311,7 +333,7 @@ export const rollupCases: StoreCase[] = [
     },
   },
   {
-    name: 'migrate back-fills the rollups once from the usage records of a database made before them',
+    name: 'migrate back-fills the rollups once from the usage records of a database made before them (429s untimed there too)',
     async run(_store, backend) {
       const store = await backend.openFromBeforeRollups([
         rec({ ts: T0 + 1, principal: 'a', model: 'm', promptTokens: 1, costMicroUsd: 10, durationMs: 5 }),
@@ -323,10 +345,10 @@ export const rollupCases: StoreCase[] = [
           buckets: [
             { ts: T0, principal: 'a', ...sums({ requests: 1, promptTokens: 1, costMicroUsd: 10, lat: { 0: 1 } }) },
             { ts: T0 + MIN, principal: 'a', ...sums({ requests: 1, promptTokens: 2, upstreamErrors: 1, lat: { 1: 1 } }) },
-            { ts: T0 + HOUR, principal: 'b', ...sums({ requests: 1, promptTokens: 4, rateLimited: 1, lat: { 14: 1 } }) },
+            { ts: T0 + HOUR, principal: 'b', ...sums({ requests: 1, promptTokens: 4, rateLimited: 1 }) },
           ],
           byModel: [
-            { model: 'm', ...sums({ requests: 2, promptTokens: 5, costMicroUsd: 10, rateLimited: 1, lat: { 0: 1, 14: 1 } }) },
+            { model: 'm', ...sums({ requests: 2, promptTokens: 5, costMicroUsd: 10, rateLimited: 1, lat: { 0: 1 } }) },
             { model: null, ...sums({ requests: 1, promptTokens: 2, upstreamErrors: 1, lat: { 1: 1 } }) },
           ],
         });

@@ -8,8 +8,9 @@ import { keyCases } from './store-contract-keys.js';
 import { usageCases } from './store-contract-usage.js';
 import { priceAndLifecycleCases } from './store-contract-prices.js';
 import { rollupCases } from './store-contract-rollups.js';
+import { rollupStepCases } from './store-contract-rollup-steps.js';
 import type { StoreCase } from './store-contract-fixtures.js';
 
 export type { StoreCase } from './store-contract-fixtures.js';
 
-export const storeCases: readonly StoreCase[] = [...keyCases, ...usageCases, ...rollupCases, ...priceAndLifecycleCases];
+export const storeCases: readonly StoreCase[] = [...keyCases, ...usageCases, ...rollupCases, ...rollupStepCases, ...priceAndLifecycleCases];
