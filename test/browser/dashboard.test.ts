@@ -188,14 +188,22 @@ describe.skipIf(!chromiumAvailable)('dashboard in Chromium', () => {
     const w = await openDashboard({ fakeClock: true });
     const { page } = w;
     await signIn(page, fx.carol.key);
+    // From here the page's time moves only when the test moves it (its 30 s timer started at load).
+    await page.clock.pauseAt(Date.now() + 1_000);
     const requestsCard = page.locator('#totals .card').first();
     const before = Number((await requestsCard.innerText()).replace(/\D+/g, ''));
     const overviews = () => w.urls.filter((u) => u.includes('/dashboard/api/overview')).length;
     const read = overviews();
     expect((await call(fx.gw, fx.carol.key)).status).toBe(429); // carol's 2 per hour are used: still a call in her usage
-    await page.clock.runFor(29_000);
+    // Until its usage record is written (batched), a refresh could not show it.
+    const served = async () => {
+      const res = await fetch(`${fx.gw.url}/dashboard/api/overview?range=24h`, { headers: { authorization: `Bearer ${fx.carol.key}` } });
+      return ((await res.json()) as { total: { requests: number } }).total.requests;
+    };
+    await expect.poll(served, { timeout: 10_000 }).toBe(before + 1);
+    await page.clock.runFor(20_000);
     expect(overviews()).toBe(read);
-    await page.clock.runFor(1_500);
+    await page.clock.runFor(10_000);
     await expect.poll(async () => Number((await requestsCard.innerText()).replace(/\D+/g, '')), { timeout: 10_000 }).toBe(before + 1);
     expect(overviews()).toBe(read + 1);
     await expectClean(w);
