@@ -88,7 +88,7 @@ function dearest(table: PriceTable, model: string | null, usage: TokenUsage, ups
 interface ReservePlan {
   /** The stored key the plan is for (null: the gateway's own rules only). */
   keyId: string | null;
-  rules: LimitRule[];
+  rules: readonly LimitRule[];
   /** Shared by every admission of the plan: read, never changed. */
   series: Admission['series'];
   /** A request slot per request series, one held slot per concurrency cap. */
@@ -112,7 +112,9 @@ function planOf(rules: LimitRule[], own: ReturnType<typeof keySeries> | null, ho
     if (rules.some((r) => r.series === own.tokens)) series.tokens = own.tokens;
     if (rules.some((r) => r.series === own.usd)) series.usd = own.usd;
   }
-  return { keyId, rules, series, fixedCosts };
+  // Frozen, rules and array: the cluster limiter then sends the set to its primary once (cluster.ts).
+  const frozen = Object.freeze(rules.map((rule) => Object.freeze({ ...rule })));
+  return { keyId, rules: frozen, series, fixedCosts };
 }
 
 export interface CallLimitsOptions {
@@ -143,7 +145,7 @@ export class CallLimits {
     this.holdRequests = options.countMode === 'success';
   }
 
-  rulesFor(principal: Principal): LimitRule[] {
+  rulesFor(principal: Principal): readonly LimitRule[] {
     return this.planFor(principal).rules;
   }
 

@@ -6,18 +6,32 @@
  * calls made while it is out wait for its answer and then go together. An idle worker's call leaves
  * at the end of its event-loop turn as before; a busy one sends few large messages instead of one
  * per turn, and each message costs a system call and a wake-up on both ends, the most of what the
- * IPC costs (its JSON is a small part). When a worker dies, the primary
+ * IPC costs (its JSON is a small part); a caller's rules go over once and by number after that
+ * (RulesRef). When a worker dies, the primary
  * drops the holds of its calls in flight at once (and forgets those that had expired). A commit
  * that comes after its hold expired is the primary's limiter's to count (a late commit). This module is the IPC protocol (both ends);
  * cluster-primary.ts builds the primary's limiter.
  */
 import type { Decision, LimitRule, Limiter, Reservation, RuleState, SeriesCost } from '../contract.js';
 
+/**
+ * The rules of a reserve or peek: inline, or by the number of a rule set this worker sent before
+ * (`rules` present: remember it under `rulesId`; absent: use the one remembered). A worker sends a
+ * rule set once only when the array is frozen (CallLimits' plans are: one per caller and version
+ * of its key), so that it cannot change after it was sent; any other array goes inline every time.
+ */
+type RulesRef = { rules: readonly LimitRule[]; rulesId?: number } | { rules?: undefined; rulesId: number };
+
 type Call =
-  | { op: 'reserve'; rules: readonly LimitRule[]; costs: Readonly<Record<string, SeriesCost>> }
+  | ({ op: 'reserve'; costs: Readonly<Record<string, SeriesCost>> } & RulesRef)
   | { op: 'commit'; reservation: Reservation; actual: Readonly<Record<string, number>> }
   | { op: 'release'; reservation: Reservation }
-  | { op: 'peek'; rules: readonly LimitRule[] };
+  | ({ op: 'peek' } & RulesRef)
+  /** The worker starts numbering its rule sets again: the primary forgets the ones it kept. */
+  | { op: 'forgetRules' };
+
+/** Rule sets a worker has sent by number before it starts again (bounds what the primary keeps). */
+export const RULE_SETS_KEPT = 10_000;
 
 type Outcome = { id: number; ok: true; value: unknown } | { id: number; ok: false; name: string; message: string };
 
@@ -56,6 +70,9 @@ export class ClusterLimiter implements Limiter {
   private gone: Error | null = null;
   /** A batch is at the primary: further calls queue until its answer comes. */
   private awaitingPrimary = false;
+  /** Frozen rule sets sent to the primary, by number (see RulesRef). */
+  private ruleSets = new WeakMap<readonly LimitRule[], number>();
+  private ruleSetsSent = 0;
 
   constructor(private readonly channel: PrimaryChannel) {
     channel.on('message', (message) => {
@@ -96,6 +113,8 @@ export class ClusterLimiter implements Limiter {
       if (this.channel.send?.({ proxygptLimiter: 'calls', calls } satisfies CallsMessage) === undefined) throw new Error('no IPC channel to the cluster primary');
       this.awaitingPrimary = true;
     } catch (err) {
+      // The rule sets of this batch may not have arrived: send every set again from now on.
+      this.ruleSets = new WeakMap();
       for (const call of calls) {
         this.waiting.get(call.id)?.reject(err as Error);
         this.waiting.delete(call.id);
@@ -103,8 +122,23 @@ export class ClusterLimiter implements Limiter {
     }
   }
 
+  /** The rules as this worker sends them: a number for a frozen set already sent, else the set. */
+  private refer(rules: readonly LimitRule[]): RulesRef {
+    if (!Object.isFrozen(rules)) return { rules };
+    const known = this.ruleSets.get(rules);
+    if (known !== undefined) return { rulesId: known };
+    if (this.ruleSetsSent >= RULE_SETS_KEPT) {
+      void this.call({ op: 'forgetRules' }).catch(() => undefined);
+      this.ruleSets = new WeakMap();
+      this.ruleSetsSent = 0;
+    }
+    const rulesId = this.ruleSetsSent++;
+    this.ruleSets.set(rules, rulesId);
+    return { rules, rulesId };
+  }
+
   reserve(rules: readonly LimitRule[], costs: Readonly<Record<string, SeriesCost>>): Promise<Decision> {
-    return this.call({ op: 'reserve', rules, costs });
+    return this.call({ op: 'reserve', ...this.refer(rules), costs });
   }
 
   commit(reservation: Reservation, actual: Readonly<Record<string, number>> = {}): Promise<void> {
@@ -118,7 +152,7 @@ export class ClusterLimiter implements Limiter {
   }
 
   peek(rules: readonly LimitRule[]): Promise<RuleState[]> {
-    return this.call({ op: 'peek', rules });
+    return this.call({ op: 'peek', ...this.refer(rules) });
   }
 
   /** The primary prunes its own limiter on a timer. */
@@ -137,10 +171,21 @@ export class ClusterLimiter implements Limiter {
  */
 export function serveLimiter(limiter: Limiter, worker: WorkerChannel): void {
   const held = new Map<string, Reservation>();
+  const ruleSets = new Map<number, readonly LimitRule[]>();
+  /** Runs in message order (before any await), so a set is kept before a later call names it. */
+  const rulesOf = (ref: RulesRef): readonly LimitRule[] => {
+    if (ref.rules !== undefined) {
+      if (ref.rulesId !== undefined) ruleSets.set(ref.rulesId, ref.rules);
+      return ref.rules;
+    }
+    const known = ruleSets.get(ref.rulesId);
+    if (known === undefined) throw new Error(`the cluster primary has no rule set ${ref.rulesId} of this worker`);
+    return known;
+  };
   const run = async (call: Call): Promise<unknown> => {
     switch (call.op) {
       case 'reserve': {
-        const decision = await limiter.reserve(call.rules, call.costs);
+        const decision = await limiter.reserve(rulesOf(call), call.costs);
         const reservation = decision.reservation;
         if (reservation !== undefined && Object.keys(reservation.held).length > 0) held.set(reservation.id, reservation);
         return decision;
@@ -152,7 +197,10 @@ export function serveLimiter(limiter: Limiter, worker: WorkerChannel): void {
         held.delete(call.reservation.id);
         return limiter.release(call.reservation);
       case 'peek':
-        return limiter.peek(call.rules);
+        return limiter.peek(rulesOf(call));
+      case 'forgetRules':
+        ruleSets.clear();
+        return null;
     }
   };
   let exited = false;

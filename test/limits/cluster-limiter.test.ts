@@ -7,7 +7,7 @@
  * The primary's limiter is a MemoryLimiter on a real SQLite file with an injected clock.
  */
 import { describe, expect, it } from 'vitest';
-import { ClusterLimiter, serveLimiter } from '../../src/limits/cluster.js';
+import { ClusterLimiter, RULE_SETS_KEPT, serveLimiter } from '../../src/limits/cluster.js';
 import type { Decision, Limiter, RuleState } from '../../src/limits/limiter.js';
 import { ipcPair, turn, type IpcPair } from './fake-ipc.js';
 import { costs, HOUR, hourly, limiterFixture } from './limiter-helpers.js';
@@ -97,6 +97,45 @@ describe('cluster limiter', () => {
       expect(channel.sent.toPrimary).toHaveLength(2);
       expect(callsIn(channel, 1).map((c) => c.op)).toEqual(['reserve', 'reserve', 'reserve']);
       expect(decisions.map((d) => d.states[0]!.used).sort()).toEqual([2, 3, 4]);
+    });
+
+    it('sends a frozen rule set once and then only its number; any other array every time', async () => {
+      const { worker, channel } = connectWorker();
+      const frozen = Object.freeze([Object.freeze(hourly(10))]);
+      for (let i = 1; i <= 3; i++) expect((await worker.reserve(frozen, costs([hourly(10)], 1, false))).states[0]!.used).toBe(i);
+      const sent = [0, 1, 2].map((i) => callsIn(channel, i)[0] as { rules?: unknown; rulesId?: number });
+      expect(sent[0]).toMatchObject({ rules: [hourly(10)], rulesId: 0 });
+      for (const later of sent.slice(1)) {
+        expect(later.rules).toBeUndefined();
+        expect(later.rulesId).toBe(0);
+      }
+      // Peeking with the same set names it too; a plain array goes inline, with no number.
+      expect((await worker.peek(frozen))[0]!.used).toBe(3);
+      expect(callsIn(channel, 3)[0]).toEqual({ op: 'peek', rulesId: 0, id: expect.any(Number) });
+      const plain = [hourly(10)];
+      await worker.reserve(plain, costs(plain, 1, false));
+      await worker.reserve(plain, costs(plain, 1, false));
+      for (const i of [4, 5]) {
+        const inline = callsIn(channel, i)[0] as { rules?: unknown; rulesId?: number };
+        expect(inline.rules).toEqual(plain);
+        expect(inline.rulesId).toBeUndefined();
+      }
+      expect((await worker.peek(frozen))[0]!.used).toBe(5);
+    });
+
+    it('starts numbering again past RULE_SETS_KEPT sets, and the primary forgets the old ones first', async () => {
+      const { worker, channel } = connectWorker();
+      const sets = Array.from({ length: RULE_SETS_KEPT + 1 }, (_, i) => Object.freeze([Object.freeze(hourly(100, `s${i}`))]));
+      await Promise.all(sets.slice(0, RULE_SETS_KEPT).map((set) => worker.peek(set)));
+      const last = await worker.peek(sets[RULE_SETS_KEPT]!);
+      expect(last[0]!.used).toBe(0);
+      const lastCalls = callsIn(channel, channel.sent.toPrimary.length - 1);
+      expect(lastCalls.map((c) => c.op)).toEqual(['forgetRules', 'peek']);
+      expect(lastCalls[1]).toMatchObject({ rulesId: 0 });
+      // The first set was forgotten on both sides: it is sent again, under a new number.
+      await worker.reserve(sets[0]!, costs([hourly(100, 's0')], 1, false));
+      expect(callsIn(channel, channel.sent.toPrimary.length - 1)[0]).toMatchObject({ op: 'reserve', rulesId: 1, rules: [hourly(100, 's0')] });
+      expect((await worker.peek(sets[0]!))[0]!.used).toBe(1);
     });
 
     it('keeps two workers apart: each gets the answers to its own calls', async () => {
