@@ -3,13 +3,13 @@
  * one MemoryLimiter and decides for every worker, so limits stay exact across them with no lock
  * and no disk write per call; workers ask over the cluster's IPC channel. A worker's calls travel
  * in batches, one message each way, and a worker has at most one batch at the primary at a time:
- * calls made while it is out wait for its answer and then go together. An idle worker's call leaves
- * at the end of its event-loop turn as before; a busy one sends few large messages instead of one
- * per turn, and each message costs a system call and a wake-up on both ends, the most of what the
- * IPC costs (its JSON is a small part); a caller's rules go over once and by number after that
- * (RulesRef). When a worker dies, the primary
- * drops the holds of its calls in flight at once (and forgets those that had expired). A commit
- * that comes after its hold expired is the primary's limiter's to count (a late commit). This module is the IPC protocol (both ends);
+ * calls made while it is out wait for its answer and then go together. An idle worker's call
+ * leaves at the end of its event-loop turn as before; a busy one sends few large messages instead
+ * of one per turn, and each message costs a system call and a wake-up on both ends, the most of
+ * what the IPC costs (its JSON is a small part); a caller's rules go over once and by number
+ * after that (RulesRef). When a worker dies, the primary drops the holds of its calls in flight at
+ * once (and forgets those that had expired). A commit that comes after its hold expired is the
+ * primary's limiter's to count (a late commit). This module is the IPC protocol (both ends);
  * cluster-primary.ts builds the primary's limiter.
  */
 import type { Decision, LimitRule, Limiter, Reservation, RuleState, SeriesCost } from '../contract.js';
