@@ -3,7 +3,8 @@
  * structure, measured as differences so the test does not restate the per-text formula: each image
  * part (`image_url` or `input_image`, or any part holding an `image_url`) adds exactly 1,000 prompt
  * tokens and its other fields are not read as text; text nested deeper than 8 levels below a body
- * field is not read (a bound on the walk); the completion budget is the request's own cap.
+ * field is not read (a bound on the walk); the completion budget is the request's own cap, times
+ * n when n is a whole number above 1.
  */
 import { describe, expect, it } from 'vitest';
 import { estimateUsage } from '../../src/metering/estimate.js';
@@ -19,11 +20,14 @@ describe('estimateUsage', () => {
   it('adds 1,000 tokens per image part, whatever the part holds', () => {
     const base = prompt({ messages: [text] });
     const withParts = (...parts: unknown[]) => prompt({ messages: [{ ...text, content: [...text.content, ...parts] }] });
+    // 8,000 letters estimate at 2,000 tokens (4,000 would be 1,000, the same as an image).
     const long = 'x'.repeat(4000);
     expect(withParts({ type: 'image_url', image_url: { url: `data:image/png;base64,${long}` } })).toBe(base + 1000);
     expect(withParts({ type: 'input_image', text: long + long })).toBe(base + 1000);
-    expect(withParts({ image_url: { url: 'https://example.test/a.png' }, text: long })).toBe(base + 1000);
+    expect(withParts({ image_url: { url: 'https://example.test/a.png' }, text: long + long })).toBe(base + 1000);
     expect(withParts({ type: 'image_url', image_url: 'u' }, { type: 'input_image', image_url: 'v' })).toBe(base + 2000);
+    // Its type alone makes a part an image, without an image_url field.
+    expect(withParts({ type: 'image_url', text: long + long })).toBe(base + 1000);
     // A part that is no image is read as text.
     expect(withParts({ type: 'text', text: long + long })).toBeGreaterThan(base + 1000);
   });
@@ -47,5 +51,11 @@ describe('estimateUsage', () => {
     expect(estimateUsage({ messages: [text] }, 100).completionTokens).toBe(100);
     expect(estimateUsage(null, 100)).toEqual({ promptTokens: 0, completionTokens: 0, cachedTokens: 0 });
     expect(estimateUsage([text], 100)).toEqual({ promptTokens: 0, completionTokens: 0, cachedTokens: 0 });
+  });
+
+  it('multiplies the budget only by a whole n above 1: n of 1, 0, below 0, a fraction or a text is one choice', () => {
+    const budget = (n: unknown) => estimateUsage({ messages: [text], max_tokens: 7, n }, 100).completionTokens;
+    expect(budget(3)).toBe(21);
+    for (const n of [1, 0, -2, 2.5, '3', null]) expect(budget(n), `n = ${JSON.stringify(n)}`).toBe(7);
   });
 });
