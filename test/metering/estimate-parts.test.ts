@@ -3,11 +3,12 @@
  * structure, measured as differences so the test does not restate the per-text formula: each image
  * part (`image_url` or `input_image`, or any part holding an `image_url`) adds exactly 1,000 prompt
  * tokens and its other fields are not read as text; text nested deeper than 8 levels below a body
- * field is not read (a bound on the walk); the completion budget is the request's own cap, times
- * n when n is a whole number above 1.
+ * field is not read (a bound on the walk, through arrays or objects); each body field that holds
+ * prompt text is read, the tools and functions as their JSON text; the completion budget is the
+ * request's own cap, times n when n is a whole number above 1.
  */
 import { describe, expect, it } from 'vitest';
-import { estimateUsage } from '../../src/metering/estimate.js';
+import { estimateTextTokens, estimateUsage } from '../../src/metering/estimate.js';
 
 const prompt = (body: unknown) => estimateUsage(body, 100).promptTokens;
 
@@ -44,6 +45,27 @@ describe('estimateUsage', () => {
     expect(prompt({ input: nested(8, word) })).toBeGreaterThan(empty);
     expect(prompt({ input: nested(9, word) })).toBe(prompt({ input: nested(9, []) }));
     expect(prompt({ input: nested(30, word) })).toBe(prompt({ input: nested(30, []) }));
+  });
+
+  it('reads text nested through objects up to 8 levels deep too, not deeper', () => {
+    /** `value` under `levels` objects, each holding the next as its content. */
+    const inParts = (levels: number, value: unknown): unknown => (levels === 0 ? value : { content: inParts(levels - 1, value) });
+    const word = 'supercalifragilistic';
+    expect(prompt({ input: inParts(8, word) })).toBe(estimateTextTokens(word));
+    expect(prompt({ input: inParts(9, word) })).toBe(0);
+    expect(prompt({ input: inParts(30, word) })).toBe(0);
+  });
+
+  it('reads each body field that holds prompt text, and the tools and functions as their JSON', () => {
+    const words = 'Answer in French, briefly';
+    for (const field of ['messages', 'input', 'prompt', 'instructions', 'system']) {
+      expect(prompt({ [field]: words }), field).toBe(estimateTextTokens(words));
+    }
+    expect(prompt({ model: words, user: words })).toBe(0); // not prompt text
+    const base = prompt({ messages: [text] });
+    const tools = [{ type: 'function', function: { name: 'lookup', parameters: { type: 'object' } } }];
+    expect(prompt({ messages: [text], tools })).toBe(base + estimateTextTokens(JSON.stringify(tools)));
+    expect(prompt({ messages: [text], functions: tools })).toBe(base + estimateTextTokens(JSON.stringify(tools)));
   });
 
   it('takes the completion budget from the request, or the default', () => {
