@@ -5,7 +5,8 @@
  * tokens and its other fields are not read as text; text nested deeper than 8 levels below a body
  * field is not read (a bound on the walk, through arrays or objects); each body field that holds
  * prompt text is read, the tools and functions as their JSON text; the completion budget is the
- * request's own cap, times n when n is a whole number above 1.
+ * request's own cap (a finite number of 0 or more; the default for anything else, and nothing for
+ * a body that is no object), times n when n is a whole number above 1.
  */
 import { describe, expect, it } from 'vitest';
 import { estimateTextTokens, estimateUsage } from '../../src/metering/estimate.js';
@@ -73,6 +74,16 @@ describe('estimateUsage', () => {
     expect(estimateUsage({ messages: [text] }, 100).completionTokens).toBe(100);
     expect(estimateUsage(null, 100)).toEqual({ promptTokens: 0, completionTokens: 0, cachedTokens: 0 });
     expect(estimateUsage([text], 100)).toEqual({ promptTokens: 0, completionTokens: 0, cachedTokens: 0 });
+    // A body that is no object has no budget either.
+    expect(estimateUsage('hello there', 100)).toEqual({ promptTokens: 0, completionTokens: 0, cachedTokens: 0 });
+    expect(estimateUsage(42, 100)).toEqual({ promptTokens: 0, completionTokens: 0, cachedTokens: 0 });
+  });
+
+  it('takes a budget that is a finite number of 0 or more; anything else is no budget (the default)', () => {
+    const budget = (max_tokens: unknown) => estimateUsage({ messages: [text], max_tokens }, 100).completionTokens;
+    expect(budget(0)).toBe(0);
+    expect(budget(7)).toBe(7);
+    for (const v of ['5', true, null, Number.POSITIVE_INFINITY, Number.NaN, -1]) expect(budget(v), String(v)).toBe(100);
   });
 
   it('multiplies the budget only by a whole n above 1: n of 1, 0, below 0, a fraction or a text is one choice', () => {
