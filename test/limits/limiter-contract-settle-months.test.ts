@@ -63,10 +63,12 @@ describe.each(KINDS)('%s limiter', (kind) => {
       expect((await ctx.limiter.peek(rules)).map((s) => s.used)).toEqual([1, 40]);
     });
 
-    it('rejects non-integer or negative amounts', async () => {
-      await expect(ctx.limiter.reserve([tokensPerHour(10)], { 'k:tokens': { amount: 1.5, hold: true } })).rejects.toThrow(RangeError);
+    it('rejects non-integer or negative amounts, naming which', async () => {
+      await expect(ctx.limiter.reserve([tokensPerHour(10)], { 'k:tokens': { amount: 1.5, hold: true } })).rejects.toThrow(
+        new RangeError('costs must be non-negative integers'),
+      );
       const ok = await ctx.limiter.reserve([tokensPerHour(10)], { 'k:tokens': { amount: 1, hold: true } });
-      await expect(ctx.limiter.commit(ok.reservation!, { 'k:tokens': -1 })).rejects.toThrow(RangeError);
+      await expect(ctx.limiter.commit(ok.reservation!, { 'k:tokens': -1 })).rejects.toThrow(new RangeError('actual amounts must be non-negative integers'));
     });
   });
 

@@ -2,11 +2,14 @@
  * MemoryLimiter window edges, on real SQLite files with an injected clock: a window holding more
  * events than one read-ahead chunk (256) answers exactly like a SqliteLimiter fed the same events
  * while its edge walks forward across chunk boundaries, back (re-seek) and far ahead (past every
- * event), whether the events are journaled, in the journal only, or both; and events still only
- * in the journal are seen by the edge and by Retry-After.
+ * event), whether the events are journaled, in the journal only, or both; events still only in
+ * the journal are seen by the edge and by Retry-After (each series' own); and a check whose edges
+ * stay within their read-ahead reads nothing from SQLite (the cost the cursors exist to save).
  */
 import { beforeEach, describe, expect, it } from 'vitest';
+import type { Statement } from 'better-sqlite3';
 import type { SqliteDatabase } from '../../src/store/sqlite-db.js';
+import type { MemoryLimiter } from '../../src/limits/memory.js';
 import type { LimitRule } from '../../src/limits/limiter.js';
 import { DAY, daily, HOUR, hourly, limiterFixture, T0, referenceLimiter } from './limiter-helpers.js';
 
@@ -156,5 +159,61 @@ describe('events still only in the journal', () => {
     expect((await take(rules, 4)).admitted).toBe(false);
     ctx.now = T0 + 3000 + HOUR;
     expect((await take(rules, 4)).states[0]).toMatchObject({ used: 5, remaining: 0 });
+  });
+
+  it('give each series the wait of its own events, not of another series counted before them', async () => {
+    // Series 'a' first in the journal, with a running total above what 's' needs to leave.
+    expect((await take([hourly(100, 'a')], 10)).admitted).toBe(true);
+    const rules = [hourly(2)];
+    await fillAt(rules, [1000, 2000]);
+    expect(storedTotal(ctx.db)).toBe(0);
+    ctx.now = T0 + 3000;
+    // One of 's' must leave: its first, at 1000 + HOUR (the event of 'a' at T0 is not 's''s).
+    expect((await take(rules)).retryAfterMs).toBe(1000 + HOUR - 3000);
+  });
+});
+
+describe('what a check reads from SQLite', () => {
+  const { ctx, take, fillAt, sync } = limiterFixture('memory', { memory: { flushMs: 3_600_000 } });
+
+  /** Counts every query the limiter runs from now on (reads and writes alike). */
+  function countQueries(): { n: number } {
+    const count = { n: 0 };
+    const stmts = (ctx.limiter as unknown as { stmt: Record<string, Statement> }).stmt;
+    expect(Object.keys(stmts)).toEqual(expect.arrayContaining(['lastAtOrBefore', 'after']));
+    for (const stmt of Object.values(stmts)) {
+      for (const method of ['get', 'all', 'run'] as const) {
+        const original = stmt[method].bind(stmt) as (...args: unknown[]) => unknown;
+        (stmt as unknown as Record<string, unknown>)[method] = (...args: unknown[]) => {
+          count.n++;
+          return original(...args);
+        };
+      }
+    }
+    return count;
+  }
+
+  it('is nothing once the window edge has its read-ahead, whether it moves or not, and for an empty window', async () => {
+    const rules = [hourly(100)];
+    await fillAt(rules, [0, 1000]);
+    sync(); // two events stored, two more only in the journal
+    await fillAt(rules, [2000, 3000]);
+    expect(storedTotal(ctx.db)).toBe(2);
+    const queries = countQueries();
+    const usedAt = async (offset: number) => {
+      ctx.now = T0 + offset;
+      return (await ctx.limiter.peek(rules))[0]!.used;
+    };
+
+    // The first check reads the edge and what follows it: the stored event and the journal's.
+    expect(await usedAt(HOUR)).toBe(3); // the edge exactly at the first event
+    expect(queries.n).toBeGreaterThan(0);
+    const first = queries.n;
+    expect(await usedAt(HOUR)).toBe(3); // again at the same edge
+    expect(await usedAt(HOUR + 1500)).toBe(2); // past the stored event, onto the journal's
+    expect(await usedAt(HOUR + 2500)).toBe(1);
+    expect(await usedAt(HOUR + 5000)).toBe(0); // past every event: an empty window
+    expect(await usedAt(HOUR + 6000)).toBe(0);
+    expect(queries.n).toBe(first);
   });
 });

@@ -2,8 +2,11 @@
  * What only the transactional SqliteLimiter promises, on a real SQLite file with an injected
  * clock: every query it runs on events and holds uses an index (no scans, no sorts), two
  * connections (worker processes) to one file share one exact count, holds live as rows in
- * limit_holds that the expiry sweep moves to limit_expired_holds (for a late commit), and a
- * database of an older version gains that table without losing anything.
+ * limit_holds that the expiry sweep moves to limit_expired_holds (for a late commit), a
+ * database of an older version gains that table without losing anything, settling a reservation
+ * that holds nothing does not touch the database (it never waits for another connection's write
+ * lock), and when the one
+ * transaction of a batch of reservations fails, every reservation of the batch fails with it.
  */
 import { describe, expect, it } from 'vitest';
 import { join } from 'node:path';
@@ -158,4 +161,49 @@ describe('a database of an older version (no limit_expired_holds)', () => {
       db.close();
     }
   });
+});
+
+describe('a batch of reservations whose transaction fails', () => {
+  it('rejects every reservation of the batch with the error, and counts none of them', async () => {
+    const rules = [hourly(10)];
+    // Not a busy database (that is retried): a write that SQLite refuses, as a full disk would.
+    ctx.db.exec("CREATE TEMP TRIGGER refuse BEFORE INSERT ON limit_events BEGIN SELECT RAISE(ABORT, 'disk full'); END");
+    // Asked in one turn of the event loop: one transaction for the three.
+    const outcomes = await Promise.allSettled([take(rules), hold(rules), take(rules)]);
+    expect(outcomes.map((o) => (o.status === 'rejected' ? (o.reason as Error).message : 'admitted'))).toEqual(['disk full', 'disk full', 'disk full']);
+    ctx.db.exec('DROP TRIGGER refuse');
+    expect((await ctx.limiter.peek(rules))[0]).toMatchObject({ used: 0 });
+    expect(ctx.db.prepare('SELECT count(*) AS n FROM limit_holds').get()).toEqual({ n: 0 });
+  }, 2_000); // a batch left unanswered hangs: fail soon
+});
+
+describe('settling a reservation that holds nothing', () => {
+  it('does not touch the database: it does not wait while another connection holds the write lock', async () => {
+    // This limiter's own connection fails at once on a lock instead of waiting inside SQLite.
+    const mine = openSqlite(join(ctx.dir, 'limits.db'), 0);
+    const limiter = new SqliteLimiter(mine, ctx.clock);
+    const locker = openSqlite(join(ctx.dir, 'limits.db'));
+    try {
+      const rules = [hourly(10)];
+      const counted = await limiter.reserve(rules, costs(rules, 1, false));
+      const held = await limiter.reserve(rules, costs(rules, 1, true));
+      expect(counted.reservation!.held).toEqual({});
+      locker.exec('BEGIN IMMEDIATE');
+      await limiter.commit(counted.reservation!);
+      await limiter.release(counted.reservation!);
+      // A reservation that holds something must wait for the lock: the lock is really in the way.
+      let settled = false;
+      const waiting = limiter.commit(held.reservation!).then(() => (settled = true));
+      for (let i = 0; i < 10; i++) await new Promise((resolve) => setImmediate(resolve));
+      expect(settled).toBe(false);
+      locker.exec('COMMIT');
+      await waiting;
+      expect((await limiter.peek(rules))[0]).toMatchObject({ used: 2 });
+    } finally {
+      if (locker.inTransaction) locker.exec('ROLLBACK');
+      await limiter.close();
+      mine.close();
+      locker.close();
+    }
+  }, 2_000); // waiting for the lock hangs (retried for 10 s): fail soon
 });

@@ -27,6 +27,13 @@ describe('estimateTextTokens', () => {
     ['\ud800\udc00\ud800\udc00', 4], // the first pair, twice: 8 bytes
     ['aé', 2], // a letter run ends at non-ASCII text
     [' é', 2],
+    // Two of a kind at each edge, where one alone rounds 3 and 4 bytes (or 2 and 3) alike.
+    ['\u07ff\u07ff', 2], // 2 + 2 bytes
+    ['\u0800\u0800', 3], // 3 + 3
+    ['\ud7ff\ud7ff', 3],
+    ['\ue000\ue000', 3], // above the surrogates: 3 each, not 4
+    ['\uffff\uffff', 3],
+    ['\udbff\udfff\udbff\udfff', 4], // the last pair, twice: 8 bytes
   ])('%j → %d (non-ASCII)', (text, tokens) => {
     expect(estimateTextTokens(text)).toBe(tokens);
   });

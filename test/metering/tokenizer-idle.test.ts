@@ -25,6 +25,10 @@ vi.mock('node:worker_threads', async (importOriginal) => {
   return { ...real, Worker: CountedWorker };
 });
 
+// A fresh module instance, built on the wrapped Worker: under the mutation runs' shared modules
+// (vitest.mutate.config.ts, isolate: false) an earlier file may already have loaded tokenizer.js
+// with the real Worker and a thread running, which this file's counts would then use.
+vi.resetModules();
 const { countTokensOf, stopTokenizer } = await import('../../src/metering/tokenizer.js');
 
 const IDLE_MS = 15_000;
