@@ -86,7 +86,6 @@ interface Call {
   principal: string;
   model: string | null;
   status: number;
-  refused: boolean;
   promptTokens: number;
   completionTokens: number;
   costMicroUsd: number;
@@ -122,24 +121,55 @@ function sorted(rows: Map<string, RowValues>, keyLength: number): RowValues[] {
   return [...rows.values()].sort((a, b) => compareKeys(a, b, keyLength));
 }
 
-function rowsOf(calls: readonly Call[]): BatchRows {
+const SUM_ZEROS: readonly number[] = SUM_COLUMNS.map(() => 0);
+
+/** A detail row's sums as the folded tables' (TOTAL_COLUMNS), from its key's status and refused flag. */
+function totalsOf(row: RowValues): number[] {
+  const status = row[4] as number;
+  const refused = row[5] === 1;
+  const [calls, prompt, completion, cost, ...latency] = row.slice(KEY_COLUMNS.length) as number[];
+  return [refused ? 0 : calls!, prompt!, completion!, cost!, status === 429 ? calls! : 0, status >= 500 ? calls! : 0, ...latency];
+}
+
+/**
+ * A batch's rows for every table. Each call is added once, to its minute's detail row; the other
+ * tables are folded from those rows (a busy minute's calls of one key, model and status share one),
+ * so the cost per call stays one key and one addition whatever the number of tables.
+ */
+function rowsOf(calls: readonly Call[], refusals: boolean): BatchRows {
+  const minute = new Map<string, RowValues>();
+  const sums = KEY_COLUMNS.length;
+  for (const c of calls) {
+    const bucket = bucketStart(c.ts, BUCKET_MS.minute);
+    const model = c.model ?? '';
+    const hasModel = c.model === null ? 0 : 1;
+    const refused = refusals ? 1 : 0;
+    // Unambiguous without escaping: numbers first, then the principal's length, principal and model.
+    const id = `${bucket}:${c.status}:${refused}:${hasModel}:${c.principal.length}:${c.principal}${model}`;
+    let row = minute.get(id);
+    if (row === undefined) minute.set(id, (row = [bucket, c.principal, model, hasModel, c.status, refused, ...SUM_ZEROS]));
+    // The detail sums in SUM_COLUMNS' order: calls, prompt, completion, cost, then the latency counts.
+    (row[sums] as number) += 1;
+    (row[sums + 1] as number) += c.promptTokens;
+    (row[sums + 2] as number) += c.completionTokens;
+    (row[sums + 3] as number) += c.costMicroUsd;
+    if (isTimed(c.status, c.durationMs)) (row[sums + 4 + latencyBucket(c.durationMs)] as number) += 1;
+  }
   const out: BatchRows = [];
+  let detail = minute;
   for (const granularity of GRANULARITIES) {
-    const size = BUCKET_MS[granularity];
-    const detail = new Map<string, RowValues>();
+    if (granularity !== 'minute') {
+      const size = BUCKET_MS[granularity];
+      const coarser = new Map<string, RowValues>();
+      for (const row of minute.values()) addTo(coarser, [bucketStart(row[0] as number, size), ...row.slice(1, KEY_COLUMNS.length)], row.slice(KEY_COLUMNS.length) as number[]);
+      detail = coarser;
+    }
     const byPrincipal = new Map<string, RowValues>();
     const byModel = new Map<string, RowValues>();
-    const latency = new Array<number>(LATENCY_COLUMNS.length);
-    for (const c of calls) {
-      const bucket = bucketStart(c.ts, size);
-      const model = c.model ?? '';
-      const hasModel = c.model === null ? 0 : 1;
-      latency.fill(0);
-      if (isTimed(c.status, c.durationMs)) latency[latencyBucket(c.durationMs)] = 1;
-      addTo(detail, [bucket, c.principal, model, hasModel, c.status, c.refused ? 1 : 0], [1, c.promptTokens, c.completionTokens, c.costMicroUsd, ...latency]);
-      const totals = [c.refused ? 0 : 1, c.promptTokens, c.completionTokens, c.costMicroUsd, c.status === 429 ? 1 : 0, c.status >= 500 ? 1 : 0, ...latency];
-      addTo(byPrincipal, [bucket, c.principal], totals);
-      addTo(byModel, [bucket, model, hasModel], totals);
+    for (const row of detail.values()) {
+      const totals = totalsOf(row);
+      addTo(byPrincipal, [row[0]!, row[1]!], totals);
+      addTo(byModel, [row[0]!, row[2]!, row[3]!], totals);
     }
     out.push(
       { table: rollupTable(granularity, 'detail'), rows: sorted(detail, KEY_COLUMNS.length) },
@@ -152,12 +182,12 @@ function rowsOf(calls: readonly Call[]): BatchRows {
 
 /** The rollup rows of a batch of usage records (timed, not refused). */
 export function groupUsage(records: readonly UsageRecord[]): BatchRows {
-  return rowsOf(records.map((r) => ({ ...r, refused: false })));
+  return rowsOf(records, false);
 }
 
 /** The rollup rows of a batch of refusals: refused, untimed, no tokens or cost. */
 export function groupRefusals(refusals: readonly RefusalRecord[]): BatchRows {
-  return rowsOf(refusals.map((r) => ({ ...r, refused: true, promptTokens: 0, completionTokens: 0, costMicroUsd: 0, durationMs: null })));
+  return rowsOf(refusals.map((r) => ({ ...r, promptTokens: 0, completionTokens: 0, costMicroUsd: 0, durationMs: null })), true);
 }
 
 type Cast = (sum: string) => string;
