@@ -9,8 +9,8 @@
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { buildIfStale, createStoredKey, gatewayEnv, ROOT, startMock } from './lib/services.js';
-import { freePort, guardChildren, httpProbe, startChild, stopAll, stopChild, waitReady, type Child } from './lib/procs.js';
+import { buildIfStale, createStoredKey, ROOT, startGateway, startMock } from './lib/services.js';
+import { guardChildren, stopAll, stopChild, type Child } from './lib/procs.js';
 import { gatewayTarget, type Target } from './lib/targets.js';
 import { throughput } from './lib/load.js';
 
@@ -23,14 +23,6 @@ const rounds = Number(process.env.BENCH_LOAD_ROUNDS ?? 5);
 const seconds = Number(process.env.BENCH_LOAD_SECONDS ?? 3);
 const dir = mkdtempSync(join(tmpdir(), 'proxygpt-compare-'));
 guardChildren(900_000, (reason) => console.error(`compare-builds: ABORTED: ${reason}`));
-
-async function gateway(root: string, name: string, mockPort: number, workers: number): Promise<{ port: number; pid: number; child: Child }> {
-  const port = await freePort();
-  const env = gatewayEnv(mockPort, port, join(dir, `${name}.db`), { workers, logLevel: 'warn' });
-  const child = startChild(name, process.execPath, [join(root, 'dist', 'main.js')], join(dir, `${name}.log`), { cwd: dir, env });
-  await waitReady(child, httpProbe(`http://127.0.0.1:${port}/healthz`));
-  return { port, pid: child.proc.pid!, child };
-}
 
 const us = (v: number | null | undefined) => (v == null ? '–' : `${v.toFixed(0)} µs`);
 
@@ -46,10 +38,10 @@ try {
     const targets: Target[] = [];
     const children: Child[] = [];
     for (const [name, root] of [['this', ROOT], ['other', other]] as const) {
-      const g = await gateway(root, `${name}-${workers}w`, mock.port, workers);
+      const g = await startGateway(mock.port, dir, { workers, logLevel: 'warn', name: `${name}-${workers}w`, root });
       children.push(g.child);
       const key = stored ? await createStoredKey(g.port) : undefined;
-      targets.push(gatewayTarget(g.port, name, g.pid, key));
+      targets.push(gatewayTarget(g.port, name, g.child.proc.pid, key));
     }
     console.error(`compare-builds: ${label}, ${rounds} rounds of ${seconds} s at 32 connections`);
     const [mine, theirs] = await throughput(targets, 32, rounds, seconds, 2);

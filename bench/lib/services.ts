@@ -99,6 +99,8 @@ export interface GatewayOptions {
   name?: string;
   /** Settings added to (or replacing) the bench's own, e.g. a Postgres store and a Redis limiter. */
   env?: Record<string, string>;
+  /** The checkout whose `dist/main.js` runs (default: this one; bench/compare-builds.ts runs another). */
+  root?: string;
 }
 
 export function gatewayEnv(mockPort: number, port: number, dbPath: string, options: GatewayOptions): NodeJS.ProcessEnv {
@@ -128,7 +130,7 @@ export async function startGateway(mockPort: number, dir: string, options: Gatew
   const name = options.name ?? `gateway-${options.workers}w`;
   const port = await freePort();
   const env = gatewayEnv(mockPort, port, join(dir, `${name}.db`), options);
-  const child = startChild(name, process.execPath, [...(options.nodeFlags ?? []), join(ROOT, 'dist', 'main.js')], join(dir, `${name}.log`), { cwd: dir, env });
+  const child = startChild(name, process.execPath, [...(options.nodeFlags ?? []), join(options.root ?? ROOT, 'dist', 'main.js')], join(dir, `${name}.log`), { cwd: dir, env });
   await waitReady(child, httpProbe(`http://127.0.0.1:${port}/healthz`));
   const res = await fetch(`http://127.0.0.1:${port}${CHAT_PATH}`, {
     method: 'POST',
