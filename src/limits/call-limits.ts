@@ -95,7 +95,8 @@ interface ReservePlan {
   fixedCosts: Readonly<Record<string, SeriesCost>>;
 }
 
-function planOf(rules: LimitRule[], own: ReturnType<typeof keySeries> | null, holdRequests: boolean, keyId: string | null = null): ReservePlan {
+function planOf(rules: LimitRule[], keyId: string | null, holdRequests: boolean): ReservePlan {
+  const own = keyId === null ? null : keySeries(keyId);
   const series: Admission['series'] = { requests: [], concurrent: [], tokens: null, usd: null };
   const fixedCosts: Record<string, SeriesCost> = {};
   for (const rule of rules) {
@@ -159,7 +160,7 @@ export class CallLimits {
     if (principal.policy === null) return (this.globalPlan ??= planOf(this.globalRules, null, this.holdRequests));
     const known = this.keyPlans.get(principal.policy);
     if (known !== undefined && known.keyId === principal.id) return known;
-    const plan = planOf([...this.globalRules, ...keyRules(principal.id, principal.policy)], keySeries(principal.id), this.holdRequests, principal.id);
+    const plan = planOf([...this.globalRules, ...keyRules(principal.id, principal.policy)], principal.id, this.holdRequests);
     this.keyPlans.set(principal.policy, plan);
     return plan;
   }
