@@ -169,7 +169,8 @@ export class ProxyCall {
       return body;
     };
     const signal = (this.signal = new CallSignal());
-    res.once('close', () => {
+    // `on`, not `once` (a response closes once): no wrapper kept per open call.
+    res.on('close', () => {
       if (!res.writableFinished) signal.abort();
     });
     if (this.interrupted !== null) signal.abort(this.interrupted);

@@ -100,7 +100,10 @@ export async function readAnswer(call: ProxyCall, response: UpstreamResponse): P
  * a stream can stay open for hours, and those keep, for every open stream and as long as it lasts,
  * five end-of-stream watchers, a second copy of every header and the route's pending promise:
  * about 8 KB per open stream in a heap snapshot. Fastify's onResponse hooks and its request log
- * still run (they wait for the response's 'finish'); this gateway has no onSend hook.
+ * still run (they wait for the response's 'finish'); this gateway has no onSend hook. Listeners
+ * are added with `on`, not `once`: each of these events comes once per stream (and `done` is
+ * guarded), and `once` keeps a wrapper object and a bound function per listener, for as long as
+ * the stream is open.
  */
 function streamSse(reply: FastifyReply, body: UpstreamResponse['body'], tap: SseTap, done: () => void): FastifyReply {
   let called = false;
@@ -111,20 +114,20 @@ function streamSse(reply: FastifyReply, body: UpstreamResponse['body'], tap: Sse
       called = true;
       void done();
     });
-  body.once('error', (err) => {
+  body.on('error', (err) => {
     const failure = upstreamBodyFailure(err);
     if (failure instanceof ApiError) tap.endBroken(failure);
     else tap.destroy();
   });
   // The body failed or was destroyed before its end.
-  body.once('close', () => {
+  body.on('close', () => {
     if (!body.readableEnded) once();
   });
   // The tap has taken all of the body (or failed, or was destroyed).
-  tap.once('finish', once);
-  tap.once('error', once);
+  tap.on('finish', once);
+  tap.on('error', once);
   const res = reply.raw;
-  tap.once('close', () => {
+  tap.on('close', () => {
     // Stop reading the upstream's stream, as a pipeline would; a tap destroyed before its end cuts
     // the client's connection (it cannot be told otherwise once the headers are out).
     body.destroy();

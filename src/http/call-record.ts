@@ -72,8 +72,9 @@ function recordCall(request: FastifyRequest, reply: FastifyReply, recorder: Usag
 
 export function installCallRecording(app: FastifyInstance, recorder: UsageRecorder, clock: () => number, observer: CallObserver | null = null): void {
   app.addHook('onRequest', (request, reply, done) => {
-    // 'close' follows 'finish' for complete responses and also fires when the client leaves early.
-    reply.raw.once('close', () => {
+    // 'close' follows 'finish' for complete responses and also fires when the client leaves early;
+    // it comes once per response (`on`: no `once` wrapper kept while a stream is open).
+    reply.raw.on('close', () => {
       try {
         recordCall(request, reply, recorder, clock, observer);
       } catch (err) {
