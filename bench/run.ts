@@ -15,7 +15,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, loadavg, release, tmpdir, type } from 'node:os';
 import { join } from 'node:path';
 import { buildIfStale, createStoredKey, keyUsage, ROOT, startGateway, startMock, startPassThrough } from './lib/services.js';
-import { guardChildren, openFilesLimit, rssMb, sleep, stopAll, stopChild } from './lib/procs.js';
+import { guardChildren, openFilesLimit, rssMb, settledRss, sleep, stopAll, stopChild } from './lib/procs.js';
 import { directTarget, gatewayTarget, passThroughTarget, type Target } from './lib/targets.js';
 import { findNginx, nginxVersion, startNginx } from './lib/nginx.js';
 import { relaunchWithOpenFiles } from './lib/fdlimit.js';
@@ -243,7 +243,11 @@ async function main(): Promise<void> {
   // the peer and the mock alike), which would colour every later throughput figure.
   const streamOptions = { holdMs: 2000, waitMs: 10_000, finish: () => mock.child.proc.send?.('finish-streams') };
   const held = (what: string) => `memory: ${settings.openStreams} open streams through ${what}`;
-  results.memory.idleAfterLoadMb = rssMb(gw.child.proc.pid);
+  step('memory: the gateway idle after the load runs, until its RSS stops falling (up to 60 s)');
+  const idle = await settledRss(gw.child.proc.pid);
+  results.memory.idleAfterLoadFirstMb = idle.firstMb;
+  results.memory.idleAfterLoadMb = idle.settledMb;
+  results.memory.idleAfterLoadS = idle.afterMs / 1000;
   step(held('the gateway (environment key), after the load runs'));
   results.memory.gateway = await openStreams(gateway, gw.child.proc.pid, settings.openStreams, streamOptions);
   await stopChild(bare.child);

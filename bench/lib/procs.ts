@@ -135,6 +135,39 @@ export function rssMb(pid: number | undefined): number | null {
   }
 }
 
+/** An idle process's RSS: as it is now, and once it has stopped falling. */
+export interface SettledRss {
+  /** Right when asked (the load just ended, or ended while other parts ran). */
+  firstMb: number | null;
+  /** The lowest reading once no reading fell for `quietMs` (or at `maxMs`). */
+  settledMb: number | null;
+  /** How long that took. */
+  afterMs: number;
+}
+
+/**
+ * Reads the RSS of an idle process once a second until it has not fallen for `quietMs` (at most
+ * `maxMs`). V8 gives a heap grown under load back only after some seconds without calls (its
+ * memory reducer: a full GC and a smaller heap, in steps about 8 s apart), so one reading right
+ * after a load says when it was taken more than what an idle gateway holds.
+ */
+export async function settledRss(pid: number | undefined, quietMs = 15_000, maxMs = 60_000): Promise<SettledRss> {
+  const firstMb = rssMb(pid);
+  const started = Date.now();
+  let lowest = firstMb;
+  let lowestAt = started;
+  while (lowest !== null && Date.now() - lowestAt < quietMs && Date.now() - started < maxMs) {
+    await sleep(1000);
+    const now = rssMb(pid);
+    if (now === null) break;
+    if (now < lowest - 0.5) {
+      lowest = now;
+      lowestAt = Date.now();
+    }
+  }
+  return { firstMb, settledMb: lowest, afterMs: lowestAt - started };
+}
+
 /** Children of a process (cluster workers), from /proc/<pid>/task/<pid>/children. */
 export function childPids(pid: number | undefined): number[] {
   if (pid === undefined) return [];
