@@ -8,7 +8,7 @@
 import type { FastifyRequest } from 'fastify';
 import { invalidRequest } from '../errors.js';
 import { MAX_TOKEN_COUNT } from '../metering/usage.js';
-import { editObject, objectMembers, replaceValue, setTopLevelMembers, topLevelObject } from './json-bytes.js';
+import { appendTopLevelMembers, editObject, objectMembers, replaceValue, setTopLevelMembers, topLevelObject } from './json-bytes.js';
 
 /** What the policy and the meter need to know about a call's body. */
 export interface CallBody {
@@ -124,6 +124,16 @@ export function upstreamBody<Raw extends Buffer | string | null>(
   if (!askUsage && !cap && !rename) return { body: raw, strip: false };
 
   const bytes: Buffer = typeof raw === 'string' ? Buffer.from(raw) : (raw as Buffer);
+  if (!rename && (!askUsage || !Object.hasOwn(json, 'stream_options')) && (!cap || !Object.hasOwn(json, capField))) {
+    // The common case: nothing of the client's to replace. `json` was parsed from these bytes,
+    // which repeat no key (refused before admission), so it names every top-level member: none of
+    // the added ones is there, and they go in before the closing brace without a scan of the body.
+    const added: string[] = [];
+    if (askUsage) added.push(`"stream_options":${INCLUDE_USAGE}`);
+    if (cap) added.push(`${JSON.stringify(capField)}:${capTokens}`);
+    const appended = appendTopLevelMembers(bytes, hasOwnMembers(json), added);
+    if (appended !== null) return { body: appended, strip: askUsage };
+  }
   const top = topLevelObject(bytes);
   if (top === null) return { body: raw, strip: false }; // not the object `json` was parsed from: nothing to add to
   const set = new Map<string, string>();
@@ -141,6 +151,12 @@ export function upstreamBody<Raw extends Buffer | string | null>(
   const renamed = own === undefined ? bytes : replaceValue(bytes, own, JSON.stringify(model));
   if (set.size === 0) return { body: renamed, strip: askUsage };
   return { body: setTopLevelMembers(renamed, own === undefined ? top : topLevelObject(renamed)!, set), strip: askUsage };
+}
+
+/** Whether an object parsed from JSON has a member (JSON.parse makes only own, enumerable ones). */
+function hasOwnMembers(json: Record<string, unknown>): boolean {
+  for (const key in json) if (Object.hasOwn(json, key)) return true;
+  return false;
 }
 
 const INCLUDE_USAGE_MEMBER = '"include_usage":true';

@@ -183,6 +183,19 @@ export function setTopLevelMembers(bytes: Buffer, top: ObjectSpan, set: Readonly
   return Buffer.concat([bytes.subarray(0, top.open), edited, bytes.subarray(top.close + 1)]);
 }
 
+/**
+ * `bytes`, a JSON text whose value is an object, with `added` (member texts) appended before its
+ * closing brace, found without reading the body: it is the last byte that is not whitespace.
+ * `hasMembers`: whether the object has a member already (a comma goes first). Null when the last
+ * byte is no closing brace (then the caller takes the scanning path).
+ */
+export function appendTopLevelMembers(bytes: Buffer, hasMembers: boolean, added: readonly string[]): Buffer | null {
+  let close = bytes.length - 1;
+  while (close >= 0 && isSpace(bytes[close])) close--;
+  if (close < 0 || bytes[close] !== CLOSE_OBJECT) return null;
+  return Buffer.concat([bytes.subarray(0, close), Buffer.from((hasMembers ? ',' : '') + added.join(',')), bytes.subarray(close)]);
+}
+
 /** `bytes` with the value of `member` replaced by `value` (a JSON text); every other byte as it was. */
 export function replaceValue(bytes: Buffer, member: Member, value: string): Buffer {
   return Buffer.concat([bytes.subarray(0, member.valueStart), Buffer.from(value), bytes.subarray(member.end)]);

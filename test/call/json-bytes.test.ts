@@ -5,7 +5,7 @@
  * against the generator's own record of what it wrote, never against the scanner itself.
  */
 import { describe, expect, it } from 'vitest';
-import { scanJsonText, setTopLevelMembers, topLevelObject } from '../../src/call/json-bytes.js';
+import { appendTopLevelMembers, scanJsonText, setTopLevelMembers, topLevelObject } from '../../src/call/json-bytes.js';
 
 /** A small seeded PRNG (mulberry32). */
 function prng(seed: number) {
@@ -142,3 +142,21 @@ describe('setTopLevelMembers', () => {
     for (const text of ['[]', '"x"', '12', 'null']) expect(topLevelObject(Buffer.from(text))).toBeNull();
   });
 });
+
+describe('appendTopLevelMembers', () => {
+  it('adds before the closing brace, keeping every byte before it and the whitespace after it', () => {
+    const text = ' \n{ "seed" : 12345678901234567891 ,"a":[1, {"b":"}"}] } \r\n\t';
+    const out = appendTopLevelMembers(Buffer.from(text), true, ['"n":1', '"m":{"x":true}'])!.toString('utf8');
+    expect(out).toBe(' \n{ "seed" : 12345678901234567891 ,"a":[1, {"b":"}"}] ,"n":1,"m":{"x":true}} \r\n\t');
+    expect(JSON.parse(out)).toEqual({ seed: 12345678901234567891, a: [1, { b: '}' }], n: 1, m: { x: true } });
+  });
+
+  it('adds to an empty object without a comma', () => {
+    expect(JSON.parse(appendTopLevelMembers(Buffer.from('{ }\n'), false, ['"n":1'])!.toString('utf8'))).toEqual({ n: 1 });
+  });
+
+  it('returns null when the text does not end with a closing brace', () => {
+    for (const text of ['[1, {}]', '{"a":1} x', '', '   ', '"}"']) expect(appendTopLevelMembers(Buffer.from(text), true, ['"n":1']), text).toBeNull();
+  });
+});
+
