@@ -7,7 +7,7 @@
 import { unauthorized } from '../errors.js';
 import type { KeyPolicy, Store, StoredKey } from '../contract.js';
 import { bearerToken, type KeyRing } from './keys.js';
-import { hashSecret, KEY_PREFIX } from './secrets.js';
+import { KEY_PREFIX, secretDigest, storedKeyHash } from './secrets.js';
 
 export interface Principal {
   /** Safe to log and store; never contains the key. */
@@ -33,10 +33,12 @@ export class Authenticator {
     if (Array.isArray(header) && header.length > 1) throw unauthorized('Send the proxy key in one Authorization header; this request has several.');
     const token = bearerToken(header);
     if (token === null) throw unauthorized('Missing proxy key. Send it as "Authorization: Bearer <your ProxyGPT key>".');
-    const envPrincipal = this.envKeys.match(token);
+    // One SHA-256 for both: the environment keys' constant-time match and the stored key's hash.
+    const tokenDigest = secretDigest(token);
+    const envPrincipal = this.envKeys.matchDigest(tokenDigest);
     if (envPrincipal !== null) return { id: envPrincipal.id, name: envPrincipal.id, source: 'env', policy: null, version: 0, expiresAt: null };
     if (!token.startsWith(KEY_PREFIX)) throw unauthorized('Invalid proxy key. Check the key your ProxyGPT admin gave you.');
-    const key = await this.store.findKeyByHash(hashSecret(token));
+    const key = await this.store.findKeyByHash(storedKeyHash(tokenDigest));
     if (key === null) throw unauthorized('Invalid proxy key. Check the key your ProxyGPT admin gave you.');
     this.assertUsable(key);
     return { id: key.id, name: key.name, source: 'stored', policy: key.policy, version: key.updatedAt, expiresAt: key.expiresAt };

@@ -3,11 +3,8 @@
  * (SHA-256 digests compared with timingSafeEqual, every key checked, no early exit), so the
  * response time reveals nothing about how close a guess was. Also reads Bearer headers.
  */
-import { hash, timingSafeEqual } from 'node:crypto';
-
-function digest(value: string): Buffer {
-  return hash('sha256', value, 'buffer');
-}
+import { timingSafeEqual } from 'node:crypto';
+import { secretDigest } from './secrets.js';
 
 /** Extracts the token of a Bearer authorization header, or null when absent or malformed. */
 export function bearerToken(header: string | string[] | undefined): string | null {
@@ -19,7 +16,7 @@ export function bearerToken(header: string | string[] | undefined): string | nul
 
 /** True when `a` equals `b`, in time independent of where they differ. */
 export function constantTimeEqual(a: string, b: string): boolean {
-  return timingSafeEqual(digest(a), digest(b));
+  return timingSafeEqual(secretDigest(a), secretDigest(b));
 }
 
 /** The id of the environment's `index`-th proxy key (0-based): `env-key-1`, `env-key-2`, … */
@@ -29,12 +26,16 @@ export class KeyRing {
   private readonly entries: { digest: Buffer; id: string }[];
 
   constructor(keys: readonly string[]) {
-    this.entries = keys.map((key, i) => ({ digest: digest(key), id: envKeyId(i) }));
+    this.entries = keys.map((key, i) => ({ digest: secretDigest(key), id: envKeyId(i) }));
   }
 
   /** The id (`env-key-N`) of this key, or null. Runs in time independent of which key matched. */
   match(token: string): { id: string } | null {
-    const candidate = digest(token);
+    return this.matchDigest(secretDigest(token));
+  }
+
+  /** `match` for a key whose digest (secretDigest) the caller has already. */
+  matchDigest(candidate: Buffer): { id: string } | null {
     let found: { id: string } | null = null;
     for (const entry of this.entries) {
       if (timingSafeEqual(candidate, entry.digest)) found = { id: entry.id };

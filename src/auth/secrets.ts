@@ -12,8 +12,18 @@ export function generateSecret(): string {
   return KEY_PREFIX + randomBytes(24).toString('base64url');
 }
 
+/** SHA-256 of a secret (or of any presented key: the environment keys are matched by it too). */
+export function secretDigest(secret: string): Buffer {
+  return hash('sha256', secret, 'buffer');
+}
+
+/** The hash a stored key is kept and found by, from its digest: hex. */
+export function storedKeyHash(digest: Buffer): string {
+  return digest.toString('hex');
+}
+
 export function hashSecret(secret: string): string {
-  return hash('sha256', secret, 'hex');
+  return storedKeyHash(secretDigest(secret));
 }
 
 /** What may be shown of a secret: its first characters, enough to tell keys apart. */
