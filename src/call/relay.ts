@@ -11,6 +11,7 @@
  */
 import type { FastifyReply } from 'fastify';
 import type { OutgoingHttpHeaders } from 'node:http';
+import type { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { JsonTap } from '../metering/json-tap.js';
 import { SseTap } from '../metering/sse-tap.js';
@@ -95,8 +96,8 @@ export async function readAnswer(call: ProxyCall, response: UpstreamResponse): P
  * has taken all of the body, or as soon as the body failed or was destroyed (an event too large, a
  * client gone: the call's signal then aborts the upstream request, which fails the body).
  *
- * Below Fastify (`reply.hijack()`: the status and headers written at once, the tap piped into the
- * response) rather than `reply.send(stream)`, and with plain listeners rather than `finished()`:
+ * Below Fastify (`reply.hijack()`: the status and headers written at once, the body pumped through
+ * the tap into the response) rather than `reply.send(stream)`, and with plain listeners rather than `finished()`:
  * a stream can stay open for hours, and those keep, for every open stream and as long as it lasts,
  * five end-of-stream watchers, a second copy of every header and the route's pending promise:
  * about 8 KB per open stream in a heap snapshot. Fastify's onResponse hooks and its request log
@@ -136,8 +137,27 @@ function streamSse(reply: FastifyReply, body: UpstreamResponse['body'], tap: Sse
   });
   reply.hijack();
   res.writeHead(reply.statusCode, reply.getHeaders() as OutgoingHttpHeaders);
-  body.pipe(tap).pipe(res);
+  pump(body, tap);
+  pump(tap, res);
   return reply;
+}
+
+/**
+ * `src` into `dest` as `src.pipe(dest)` would here: chunks written as they come, `src` paused
+ * while `dest` is full and resumed on its 'drain', `dest` ended at `src`'s end, and nothing more
+ * taken from `src` once `dest` is destroyed. Three listeners instead of pipe()'s nine closures and
+ * five `once` wrappers, which an open stream keeps for as long as it lasts; errors and closes are
+ * streamSse's listeners' to handle, as they were with pipe().
+ */
+function pump(src: Readable, dest: Writable): void {
+  src.on('data', (chunk: Buffer | string) => {
+    if (dest.destroyed || dest.writableEnded) return void src.pause();
+    if (!dest.write(chunk)) src.pause();
+  });
+  dest.on('drain', () => src.resume());
+  src.on('end', () => {
+    if (!dest.destroyed && !dest.writableEnded) dest.end();
+  });
 }
 
 /** The /v1 responder: the upstream's status, headers and body as they came (errors redacted). */
