@@ -243,7 +243,7 @@ async function main(): Promise<void> {
   // the peer and the mock alike), which would colour every later throughput figure.
   const streamOptions = { holdMs: 2000, waitMs: 10_000, finish: () => mock.child.proc.send?.('finish-streams') };
   const held = (what: string) => `memory: ${settings.openStreams} open streams through ${what}`;
-  step('memory: the gateway idle after the load runs, until its RSS stops falling (up to 60 s)');
+  step('memory: the gateway idle after the load runs, until its RSS stops falling (up to 90 s)');
   const idle = await settledRss(gw.child.proc.pid);
   results.memory.idleAfterLoadFirstMb = idle.firstMb;
   results.memory.idleAfterLoadMb = idle.settledMb;

@@ -148,10 +148,10 @@ export interface SettledRss {
 /**
  * Reads the RSS of an idle process once a second until it has not fallen for `quietMs` (at most
  * `maxMs`). V8 gives a heap grown under load back only after some seconds without calls (its
- * memory reducer: a full GC and a smaller heap, in steps about 8 s apart), so one reading right
+ * memory reducer: a full GC and a smaller heap, in up to three steps 8–12 s apart), so one reading right
  * after a load says when it was taken more than what an idle gateway holds.
  */
-export async function settledRss(pid: number | undefined, quietMs = 15_000, maxMs = 60_000): Promise<SettledRss> {
+export async function settledRss(pid: number | undefined, quietMs = 20_000, maxMs = 90_000): Promise<SettledRss> {
   const firstMb = rssMb(pid);
   const started = Date.now();
   let lowest = firstMb;

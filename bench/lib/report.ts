@@ -193,7 +193,7 @@ function costGoals(r: BenchResults, peerNote: string, nginxNote: string, goal: G
         beside
           .filter(([, o]) => o !== undefined)
           .map(([label, o]) => `${label}, ${o!.requested} streams: ${kb(o, ' KB')}`)
-          .join('; '),
+          .join('; ') + (many?.marginalKbPerStream != null ? `; each stream past the first 1,000 of ${many.requested} (stored key): ${many.marginalKbPerStream.toFixed(1)} KB` : ''),
     ),
     manyGoal,
     goal('PROXYGPT_WORKERS=2: CPU per call ≤ 1.15× one worker\'s', ratio(w2, w1), (v) => v <= 1.15, (v) => `${v.toFixed(2)}× (${us(w2)} vs ${us(w1)} µs per call)`),
@@ -290,7 +290,10 @@ function tables(r: BenchResults): Table[] {
     [' (fresh)', m.gatewayMany],
   ] as const;
   for (const [label, o] of phases) {
-    if (o) memRows.push([`${o.target}${label}, ${o.requested} open streams`, f(o.openRssMb, 1), kb(o), `${o.flowing} flowing when read (${o.settleSeconds.toFixed(1)} s after opening), ${o.completed} ended normally, ${o.failed} failed; before: ${f(o.idleRssMb, 1)} MB`]);
+    if (o) {
+      const marginal = o.marginalKbPerStream == null ? '' : `; each stream past the first batch: ${o.marginalKbPerStream.toFixed(1)} KB`;
+      memRows.push([`${o.target}${label}, ${o.requested} open streams`, f(o.openRssMb, 1), kb(o), `${o.flowing} flowing when read (${o.settleSeconds.toFixed(1)} s after opening), ${o.completed} ended normally, ${o.failed} failed; before: ${f(o.idleRssMb, 1)} MB${marginal}`]);
+    }
   }
   const p = m.abortProbe;
   if (p) {

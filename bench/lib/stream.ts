@@ -83,6 +83,12 @@ export interface OpenStreams {
   settleSeconds: number;
   /** (openRssMb − idleRssMb) / flowing, in KB; null when nothing flowed or RSS was unreadable. */
   kbPerStream: number | null;
+  /**
+   * Opened in batches: what each stream after the first batch added, in KB (RSS once the last
+   * batch flowed − RSS once the first had, over the streams between), free of what the first
+   * streams cost once (code compiled, the heap's first growth); null with one batch.
+   */
+  marginalKbPerStream: number | null;
 }
 
 /**
@@ -136,13 +142,20 @@ export async function openStreams(
     }
   };
   const streams: Promise<void>[] = [];
+  /** RSS and streams flowing once each batch flowed. */
+  const batches: { rssMb: number; flowing: number }[] = [];
   while (streams.length < count) {
     const upTo = Math.min(count, streams.length + batch);
     while (streams.length < upTo) streams.push(open());
     const batchOpened = Date.now();
     while (flowing + failed < upTo && Date.now() - batchOpened < options.waitMs) await sleep(100);
+    const rss = treeRssMb(pid);
+    if (rss !== null) batches.push({ rssMb: rss, flowing });
     if (flowing + failed < upTo) break;
   }
+  const first = batches[0];
+  const last = batches.at(-1);
+  const marginalKbPerStream = first !== undefined && last !== undefined && last.flowing > first.flowing ? ((last.rssMb - first.rssMb) * 1024) / (last.flowing - first.flowing) : null;
   const settleSeconds = (Date.now() - opened) / 1000;
   options.onHeld?.();
   let openRssMb: number | null = null;
@@ -165,7 +178,7 @@ export async function openStreams(
   await ended;
   await agent.destroy();
   const kbPerStream = idleRssMb === null || openRssMb === null || flowingAtRead === 0 ? null : ((openRssMb - idleRssMb) * 1024) / flowingAtRead;
-  return { target: target.name, requested: count, flowing: flowingAtRead, completed, failed, idleRssMb, openRssMb, settleSeconds, kbPerStream };
+  return { target: target.name, requested: count, flowing: flowingAtRead, completed, failed, idleRssMb, openRssMb, settleSeconds, kbPerStream, marginalKbPerStream };
 }
 
 export interface AbortProbe {
