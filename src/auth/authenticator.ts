@@ -21,6 +21,17 @@ export interface Principal {
   expiresAt: number | null;
 }
 
+/** The principal of a stored key (whether it may be used now is the authenticator's to check). */
+export const storedPrincipal = (key: StoredKey): Principal => ({ id: key.id, name: key.name, source: 'stored', policy: key.policy, version: key.updatedAt, expiresAt: key.expiresAt });
+/** The principal of an environment key (`env-key-N`): the gateway's own limits only. */
+export const envPrincipal = (id: string): Principal => ({ id, name: id, source: 'env', policy: null, version: 0, expiresAt: null });
+
+/** Whether a stored key can be used at `now`: disabled by the admin, past its expiry, or active. */
+export function keyStatus(key: Pick<StoredKey, 'disabled' | 'expiresAt'>, now: number): 'active' | 'disabled' | 'expired' {
+  if (key.disabled) return 'disabled';
+  return key.expiresAt !== null && key.expiresAt <= now ? 'expired' : 'active';
+}
+
 export class Authenticator {
   constructor(
     private readonly envKeys: KeyRing,
@@ -35,17 +46,18 @@ export class Authenticator {
     if (token === null) throw unauthorized('Missing proxy key. Send it as "Authorization: Bearer <your ProxyGPT key>".');
     // One SHA-256 for both: the environment keys' constant-time match and the stored key's hash.
     const tokenDigest = secretDigest(token);
-    const envPrincipal = this.envKeys.matchDigest(tokenDigest);
-    if (envPrincipal !== null) return { id: envPrincipal.id, name: envPrincipal.id, source: 'env', policy: null, version: 0, expiresAt: null };
+    const envKey = this.envKeys.matchDigest(tokenDigest);
+    if (envKey !== null) return envPrincipal(envKey.id);
     if (!token.startsWith(KEY_PREFIX)) throw unauthorized('Invalid proxy key. Check the key your ProxyGPT admin gave you.');
     const key = await this.store.findKeyByHash(storedKeyHash(tokenDigest));
     if (key === null) throw unauthorized('Invalid proxy key. Check the key your ProxyGPT admin gave you.');
     this.assertUsable(key);
-    return { id: key.id, name: key.name, source: 'stored', policy: key.policy, version: key.updatedAt, expiresAt: key.expiresAt };
+    return storedPrincipal(key);
   }
 
   private assertUsable(key: StoredKey): void {
-    if (key.disabled) throw unauthorized('This proxy key has been disabled by the admin.');
-    if (key.expiresAt !== null && key.expiresAt <= this.clock()) throw unauthorized('This proxy key has expired.');
+    const status = keyStatus(key, this.clock());
+    if (status === 'disabled') throw unauthorized('This proxy key has been disabled by the admin.');
+    if (status === 'expired') throw unauthorized('This proxy key has expired.');
   }
 }

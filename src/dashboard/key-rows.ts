@@ -4,7 +4,7 @@
  * remaining, reset; peeked, never reserved), and the gateway's own limits that every key shares.
  * A key holder gets only the row of their own key, without the admin's notes.
  */
-import type { Principal } from '../auth/authenticator.js';
+import { envPrincipal, keyStatus, storedPrincipal, type Principal } from '../auth/authenticator.js';
 import type { RuleState, Store, StoredKey } from '../contract.js';
 import type { CallLimits } from '../limits/call-limits.js';
 
@@ -56,8 +56,6 @@ export function limitView(state: RuleState): LimitView {
   };
 }
 
-const storedPrincipal = (key: StoredKey): Principal => ({ id: key.id, name: key.name, source: 'stored', policy: key.policy, version: key.updatedAt, expiresAt: key.expiresAt });
-const envPrincipal = (id: string): Principal => ({ id, name: id, source: 'env', policy: null, version: 0, expiresAt: null });
 
 export interface KeyTableOptions {
   store: Pick<Store, 'listKeys' | 'getKey' | 'lastUsed'>;
@@ -107,7 +105,7 @@ export class KeyTable {
       ...(withNotes ? { notes: key.notes } : {}),
       prefix: key.prefix,
       source: 'stored',
-      status: key.disabled ? 'disabled' : key.expiresAt !== null && key.expiresAt <= now ? 'expired' : 'active',
+      status: keyStatus(key, now),
       disabled: key.disabled,
       created_at: iso(key.createdAt),
       expires_at: iso(key.expiresAt),

@@ -5,6 +5,7 @@
  */
 import type { Config } from '../config.js';
 import { conflict, notFound } from '../errors.js';
+import { keyStatus } from '../auth/authenticator.js';
 import { displayPrefix, generateKeyId, generateSecret, hashSecret } from '../auth/secrets.js';
 import { BUNDLED_PRICES } from '../metering/prices.js';
 import type { ModelPrice, Store, StoredKey, UsageTotals } from '../contract.js';
@@ -57,7 +58,7 @@ export function viewOf(key: StoredKey, now: number): KeyView {
     name: key.name,
     notes: key.notes,
     prefix: key.prefix,
-    status: key.disabled ? 'disabled' : key.expiresAt !== null && key.expiresAt <= now ? 'expired' : 'active',
+    status: keyStatus(key, now),
     created_at: iso(key.createdAt),
     updated_at: iso(key.updatedAt),
     expires_at: key.expiresAt === null ? null : iso(key.expiresAt),
