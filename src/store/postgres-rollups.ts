@@ -30,7 +30,7 @@ const insertInto = (t: RollupTable) => `INSERT INTO ${t.name} AS t (${[...t.key,
 export const ROLLUPS_MIGRATION_SQL = ROLLUP_TABLES.map((t) => {
   const source =
     t.kind === 'detail'
-      ? `SELECT ${recordsAsRollupSelect(BUCKET_MS[t.granularity], int8)} FROM usage_events GROUP BY 1, 2, 3, 4, 5, 6`
+      ? recordsAsRollupSelect(BUCKET_MS[t.granularity], 'usage_events', int8)
       : rowsFromDetailSelect(t, rollupTable(t.granularity, 'detail').name, int8);
   return `${tableSql(t)}\n${insertInto(t)} ${source};`;
 }).join('\n');
@@ -40,7 +40,7 @@ export const ROLLUPS_MIGRATION_SQL = ROLLUP_TABLES.map((t) => {
  * columns) to every table, grouped in SQL: `WITH source AS (INSERT … RETURNING …), <these> SELECT …`.
  */
 export function rollupsOfInsertedCtes(source: string): string {
-  const details = GRANULARITIES.map((g) => `detail_${g} AS (SELECT ${recordsAsRollupSelect(BUCKET_MS[g], int8)} FROM ${source} GROUP BY 1, 2, 3, 4, 5, 6)`);
+  const details = GRANULARITIES.map((g) => `detail_${g} AS (${recordsAsRollupSelect(BUCKET_MS[g], source, int8)})`);
   const upserts = ROLLUP_TABLES.map((t) => `add_${t.name} AS (${insertInto(t)} ${rowsFromDetailSelect(t, `detail_${t.granularity}`, int8)} ${addToRow(t)})`);
   return [...details, ...upserts].join(',\n');
 }
@@ -94,13 +94,4 @@ export function rollupReads(query: RollupQuery): { buckets: { text: string; valu
   };
 }
 
-/** A loose index scan of usage_events (principal, ts): each principal and its newest record by one index seek. */
-export const LAST_USED = `
-WITH RECURSIVE p(principal) AS (
-  SELECT min(principal) FROM usage_events
-  UNION ALL SELECT (SELECT min(principal) FROM usage_events WHERE principal > p.principal) FROM p WHERE p.principal IS NOT NULL
-)
-SELECT principal, (SELECT max(ts) FROM usage_events u WHERE u.principal = p.principal) AS ts FROM p WHERE principal IS NOT NULL`;
-
-export const NEWEST_MINUTE = `SELECT max(bucket) AS newest FROM ${rollupTable('minute', 'detail').name}`;
 export const PRUNE_ROLLUPS = ROLLUP_TABLES.map((t) => ({ granularity: t.granularity, sql: `DELETE FROM ${t.name} WHERE bucket < $1` }));

@@ -15,8 +15,8 @@ import { describeError, isConnectionError, storeError } from './postgres-errors.
 import { assertSchemaName, migrate, MIGRATIONS } from './postgres-migrations.js';
 import { redactDatabaseUrl, splitStartupOptions } from './postgres-url.js';
 import { importSqlite, type ImportOptions, type ImportReport } from './postgres-import.js';
-import { LAST_USED, NEWEST_MINUTE, PRUNE_ROLLUPS, rollupReads, rowUpsertCtes, rowUpsertParams, UPSERT_ROWS } from './postgres-rollups.js';
-import { groupRefusals, groupUsage, pruneCutoffs, toResult } from './rollups.js';
+import { PRUNE_ROLLUPS, rollupReads, rowUpsertCtes, rowUpsertParams, UPSERT_ROWS } from './postgres-rollups.js';
+import { groupRefusals, groupUsage, LAST_USED_SQL, NEWEST_MINUTE_SQL, pruneCutoffs, toResult } from './rollups.js';
 import type { SqliteDatabase } from './sqlite-db.js';
 import type { KeyPatch, KeyPolicy, NewKey, RefusalRecord, RollupQuery, RollupResult, Store, StoredKey, UsageQuery, UsageRecord, UsageTotals } from '../contract.js';
 
@@ -233,7 +233,7 @@ export class PostgresStore implements Store {
 
   async lastUsed(): Promise<Record<string, number>> {
     const out: Record<string, number> = {};
-    for (const row of (await this.query<{ principal: string; ts: number }>(LAST_USED)).rows) out[row.principal] = row.ts;
+    for (const row of (await this.query<{ principal: string; ts: number }>(LAST_USED_SQL)).rows) out[row.principal] = row.ts;
     return out;
   }
 
@@ -243,7 +243,7 @@ export class PostgresStore implements Store {
     try {
       await client.query('BEGIN');
       const removed = (await client.query('DELETE FROM usage_events WHERE ts < $1', [beforeMs])).rowCount ?? 0;
-      const newest = (await client.query<{ newest: number | null }>(NEWEST_MINUTE)).rows[0]!.newest;
+      const newest = (await client.query<{ newest: number | null }>(NEWEST_MINUTE_SQL)).rows[0]!.newest;
       const cutoffs = pruneCutoffs(beforeMs, newest);
       for (const prune of PRUNE_ROLLUPS) await client.query(prune.sql, [cutoffs[prune.granularity]]);
       await client.query('COMMIT');

@@ -193,6 +193,9 @@ export function groupRefusals(refusals: readonly RefusalRecord[]): BatchRows {
 type Cast = (sum: string) => string;
 const asIs: Cast = (s) => s;
 
+/** `sum(c) AS c` for each column, cast. */
+const summed = (columns: readonly string[], cast: Cast): string => columns.map((c) => `${cast(`sum(${c})`)} AS ${c}`).join(', ');
+
 /** The SELECT list that sums detail-shaped rows (SUM_COLUMNS with status, refused) into TOTAL_COLUMNS, named so. */
 export function sumsSelect(cast: Cast = asIs): string {
   return [
@@ -207,24 +210,26 @@ export function sumsSelect(cast: Cast = asIs): string {
 }
 
 /**
- * The SELECT list that turns usage records (`usage_events` columns) into detail rows of buckets
- * of `size` ms, named as the detail columns: `GROUP BY 1, 2, 3, 4, 5, 6` (the key) follows it.
+ * The SELECT that turns usage records (`usage_events` columns, of the table or CTE `source`) into
+ * detail rows of buckets of `size` ms, named as the detail columns and grouped by their key.
  * Latency counts only the records not answered 429 (as `isTimed`).
  */
-export function recordsAsRollupSelect(size: number, cast: Cast = asIs): string {
+export function recordsAsRollupSelect(size: number, source: string, cast: Cast = asIs): string {
   const lat = latencyBucketSql('duration_ms');
   const exprs = [
     `ts - ts % ${size}`, 'principal', "coalesce(model, '')", 'CASE WHEN model IS NULL THEN 0 ELSE 1 END', 'status', '0',
     cast('count(*)'), cast('sum(prompt_tokens)'), cast('sum(completion_tokens)'), cast('sum(cost_micro_usd)'),
     ...LATENCY_COLUMNS.map((_, i) => cast(`sum(CASE WHEN status <> 429 AND ${lat} = ${i} THEN 1 ELSE 0 END)`)),
   ];
-  return exprs.map((e, i) => `${e} AS ${[...KEY_COLUMNS, ...SUM_COLUMNS][i]}`).join(', ');
+  const columns = [...KEY_COLUMNS, ...SUM_COLUMNS];
+  const key = KEY_COLUMNS.map((_, i) => i + 1).join(', ');
+  return `SELECT ${exprs.map((e, i) => `${e} AS ${columns[i]}`).join(', ')} FROM ${source} GROUP BY ${key}`;
 }
 
 /** The rows of `table` made from detail-shaped rows of `source` (a detail table, or a CTE of detail rows), sorted by key. */
 export function rowsFromDetailSelect(table: RollupTable, source: string, cast: Cast = asIs): string {
   const key = table.key.join(', ');
-  const sums = table.kind === 'detail' ? SUM_COLUMNS.map((c) => `${cast(`sum(${c})`)} AS ${c}`).join(', ') : sumsSelect(cast);
+  const sums = table.kind === 'detail' ? summed(SUM_COLUMNS, cast) : sumsSelect(cast);
   return `SELECT ${key}, ${sums} FROM ${source} GROUP BY ${key} ORDER BY ${key}`;
 }
 
@@ -260,13 +265,13 @@ export function rollupReadSql(granularity: RollupGranularity, ofPrincipal: boole
   const modelOrder = `ORDER BY has_model DESC, model${d.byteOrder}`;
   const folded = rollupTable(granularity, 'principal').name;
   const buckets = stepped
-    ? `SELECT bucket - bucket % ${d.param(1)} AS step, principal, ${TOTAL_COLUMNS.map((c) => `${d.cast(`sum(${c})`)} AS ${c}`).join(', ')} FROM ${folded}
+    ? `SELECT bucket - bucket % ${d.param(1)} AS step, principal, ${summed(TOTAL_COLUMNS, d.cast)} FROM ${folded}
        WHERE ${where(2)} GROUP BY step, principal ORDER BY step, principal${d.byteOrder}`
     : `SELECT bucket, principal, ${TOTAL_COLUMNS.join(', ')} FROM ${folded}
        WHERE ${where(1)} ORDER BY bucket, principal${d.byteOrder}`;
   const byModel = ofPrincipal
     ? `SELECT model, has_model, ${sumsSelect(d.cast)} FROM ${rollupTable(granularity, 'detail').name} WHERE ${where(1)} GROUP BY model, has_model ${modelOrder}`
-    : `SELECT model, has_model, ${TOTAL_COLUMNS.map((c) => `${d.cast(`sum(${c})`)} AS ${c}`).join(', ')} FROM ${rollupTable(granularity, 'model').name}
+    : `SELECT model, has_model, ${summed(TOTAL_COLUMNS, d.cast)} FROM ${rollupTable(granularity, 'model').name}
        WHERE ${where(1)} GROUP BY model, has_model ${modelOrder}`;
   return { buckets, byModel };
 }
@@ -299,6 +304,20 @@ export function toResult(buckets: SumsRow[], byModel: SumsRow[]): RollupResult {
     byModel: byModel.map((r) => ({ model: Number(r[1]) === 1 ? (r[0] as string) : null, ...toSums(r) })),
   };
 }
+
+/**
+ * Each principal's newest usage record (both stores: the same SQL), by a loose index scan of
+ * usage_events (principal, ts): each principal found, and its newest record read, by one index seek.
+ */
+export const LAST_USED_SQL = `
+WITH RECURSIVE p(principal) AS (
+  SELECT min(principal) FROM usage_events
+  UNION ALL SELECT (SELECT min(principal) FROM usage_events WHERE principal > p.principal) FROM p WHERE p.principal IS NOT NULL
+)
+SELECT principal, (SELECT max(ts) FROM usage_events u WHERE u.principal = p.principal) AS ts FROM p WHERE principal IS NOT NULL`;
+
+/** The newest minute row's bucket (`newest`, null when there is none), for pruneCutoffs. */
+export const NEWEST_MINUTE_SQL = `SELECT max(bucket) AS newest FROM ${rollupTable('minute', 'detail').name}`;
 
 /** The bucket starts below which pruneUsage(beforeMs) deletes rows: a row goes once its whole bucket is before the cutoff. */
 export function pruneCutoffs(beforeMs: number, newestMinuteBucket: number | null): Record<RollupGranularity, number> {

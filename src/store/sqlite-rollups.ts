@@ -8,7 +8,7 @@
 import type { SqliteDatabase } from './sqlite-db.js';
 import type { RollupGranularity, RollupQuery, RollupResult } from '../contract.js';
 import {
-  ROLLUP_TABLES, TEXT_COLUMNS, BUCKET_MS, pruneCutoffs, recordsAsRollupSelect, rollupReadPlan, rollupReadSql, rollupTable, rowsFromDetailSelect, toResult,
+  LAST_USED_SQL, NEWEST_MINUTE_SQL, ROLLUP_TABLES, TEXT_COLUMNS, BUCKET_MS, pruneCutoffs, recordsAsRollupSelect, rollupReadPlan, rollupReadSql, rollupTable, rowsFromDetailSelect, toResult,
   type BatchRows, type RollupTable, type SumsRow,
 } from './rollups.js';
 
@@ -34,7 +34,7 @@ export function migrateRollups(db: SqliteDatabase): void {
     const columns = [...t.key, ...t.sums].join(', ');
     const source =
       t.kind === 'detail'
-        ? `SELECT ${recordsAsRollupSelect(BUCKET_MS[t.granularity])} FROM usage_events GROUP BY 1, 2, 3, 4, 5, 6`
+        ? recordsAsRollupSelect(BUCKET_MS[t.granularity], 'usage_events')
         : rowsFromDetailSelect(t, rollupTable(t.granularity, 'detail').name);
     db.exec(`INSERT INTO ${t.name} (${columns}) ${source}`);
   }
@@ -69,15 +69,8 @@ export function prepareRollups(db: SqliteDatabase) {
   const upserts = new Map(ROLLUP_TABLES.map((t) => [t.name, prepareUpsert(db, t)]));
   const prunes = ROLLUP_TABLES.map((t) => ({ granularity: t.granularity, run: db.prepare<[number]>(`DELETE FROM ${t.name} WHERE bucket < ?`) }));
   const reads = { minute: prepareReads(db, 'minute'), hour: prepareReads(db, 'hour') };
-  const newestMinute = db.prepare<[], { newest: number | null }>(`SELECT max(bucket) AS newest FROM ${rollupTable('minute', 'detail').name}`);
-  // A loose index scan of usage_events (principal, ts): each principal found by one index seek.
-  const lastUsed = db.prepare<[], { principal: string; ts: number }>(
-    `WITH RECURSIVE p(principal) AS (
-       SELECT min(principal) FROM usage_events
-       UNION ALL SELECT (SELECT min(principal) FROM usage_events WHERE principal > p.principal) FROM p WHERE p.principal IS NOT NULL
-     )
-     SELECT principal, (SELECT max(ts) FROM usage_events u WHERE u.principal = p.principal) AS ts FROM p WHERE principal IS NOT NULL`,
-  );
+  const newestMinute = db.prepare<[], { newest: number | null }>(NEWEST_MINUTE_SQL);
+  const lastUsed = db.prepare<[], { principal: string; ts: number }>(LAST_USED_SQL);
   return {
     /** Adds a batch's rows to every table (run it inside the batch's transaction). */
     add(batch: BatchRows): void {
