@@ -2,8 +2,9 @@
  * The contract every backend implements and every caller speaks: the shared nouns of the gateway
  * (stored keys and their policies, usage records, token usage, prices) and the two asynchronous
  * interfaces with several implementations side by side, the Store (SQLite, Postgres) and the
- * Limiter (memory, sqlite, cluster, Redis). Types and one constant (the rollups' latency buckets): this module imports nothing, so no
- * implementation depends on another through it (it ends the store <-> metering import cycle).
+ * Limiter (memory, sqlite, cluster, Redis). Types and one constant (the rollups' latency
+ * buckets): this module imports nothing, so no implementation depends on another through it (it
+ * ends the store <-> metering import cycle).
  */
 
 // ---------------------------------------------------------------------------------------------
@@ -137,8 +138,9 @@ export const LATENCY_BOUNDS_MS = [5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000
 export type RollupGranularity = 'minute' | 'hour';
 
 /**
- * A call the gateway refused before forwarding (a limit: 429), for the dashboard's rollups only:
- * never a usage record, never counted toward a limit or in `usage()` totals.
+ * A call the gateway refused before it was opened because every upstream that serves it is out
+ * for now (429 or 503; gateway.ts), for the dashboard's rollups only: never a usage record, never
+ * counted toward a limit or in `usage()` totals.
  */
 export interface RefusalRecord {
   ts: number;

@@ -3,10 +3,11 @@
  * a proxied call then costs one `PRAGMA data_version` instead of the lookup. In WAL mode both open
  * a read transaction, most of what a point lookup costs, so what is saved is the B-tree search and
  * the policy's JSON parse (about 1 µs per call in a profile under load); and the same key object
- * comes back each call, so the call limits' plan for it (limits/call-limits.ts) is reused. SQLite changes that number whenever another connection (another
- * worker, the CLI on the same file, an admin in another process) commits anything, and the store
- * clears the cache itself on each of its own key writes, which the number does not show. So a key
- * revoked, disabled, rotated or edited anywhere is seen on the very next call, as without a cache.
+ * comes back each call, so the call limits' plan for it (limits/call-limits.ts) is reused. SQLite
+ * changes that number whenever another connection (another worker, the CLI on the same file, an
+ * admin in another process) commits anything, and the store clears the cache itself on each of
+ * its own key writes, which the number does not show. So a key revoked, disabled, rotated or
+ * edited anywhere is seen on the very next call, as without a cache.
  * Only keys found are kept (an unknown secret is looked up every time), at most `max` of them.
  */
 import type { StoredKey } from '../contract.js';
