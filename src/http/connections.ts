@@ -84,13 +84,16 @@ export function drainAfterAnswer(req: IncomingMessage, res: ServerResponse): voi
     let drained = 0;
     const cut = () => socket.destroy();
     const timer = setTimeout(cut, DRAIN_MAX_MS);
-    socket.once('close', () => clearTimeout(timer));
+    // Taken off again once drained: a kept-alive connection answers many such requests.
+    const stopTimer = () => clearTimeout(timer);
+    socket.once('close', stopTimer);
     req.on('data', (chunk: Buffer) => {
       drained += chunk.length;
       if (drained > DRAIN_MAX_BYTES) cut();
     });
     req.once('end', () => {
-      clearTimeout(timer);
+      stopTimer();
+      socket.off('close', stopTimer);
       done();
     });
     req.resume();

@@ -8,12 +8,14 @@
  *   connection while the client is still sending (with the default request timeout of a minute,
  *   so it is not that timeout that ends it).
  * - A client whose body had arrived whole keeps its connection for the next request.
+ * - A kept-alive connection that gets many such answers holds nothing more for each of them.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import type { Socket } from 'node:net';
 import { request, type IncomingMessage } from 'node:http';
 import { authHeaders, chatBody, PROXY_KEY, startGateway, type TestGateway } from '../helpers.js';
 import { expectErrorShape } from '../routes/bad-input-helpers.js';
-import { RawConnection } from './raw-connection.js';
+import { parseResponses, RawConnection } from './raw-connection.js';
 
 let gw: TestGateway;
 beforeAll(async () => {
@@ -127,6 +129,33 @@ describe('a slow body answered early', () => {
     // The same connection serves the next request.
     conn.write(`GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
     await conn.until('the second answer arrived', () => conn.text.includes('{"status":"ok"}'));
+    conn.destroy();
+  });
+
+  it('keeps nothing per answer on a kept-alive connection: twenty 401s sent before their bodies leave no listener behind', async () => {
+    const serverSockets: Socket[] = [];
+    const onConnection = (socket: Socket) => serverSockets.push(socket);
+    gw.app.server.server.on('connection', onConnection);
+    const conn = await RawConnection.connect(gw.url);
+    gw.app.server.server.off('connection', onConnection);
+    await vi.waitFor(() => expect(serverSockets).toHaveLength(1));
+    const socket = serverSockets[0]!;
+    const body = chatBody();
+    const closeListenersBefore = socket.listenerCount('close');
+    for (let i = 1; i <= 20; i++) {
+      conn.write(
+        `POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer pgpt-not-a-key-xxxxxxxxxxxxxxxx\r\n` +
+          `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n`,
+      );
+      // The 401 goes out before the body is sent: the gateway drains the body after it.
+      await conn.until(`answer ${i} arrived`, () => parseResponses(conn.text).length === i);
+      expect(parseResponses(conn.text)[i - 1]).toMatchObject({ status: 401 });
+      conn.write(body);
+    }
+    // Once the last body is drained, the socket has the listeners it had before the first answer.
+    await vi.waitFor(() => expect(socket.listenerCount('close')).toBe(closeListenersBefore));
+    conn.write(`GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
+    await conn.until('the last answer arrived', () => conn.text.includes('{"status":"ok"}'));
     conn.destroy();
   });
 });
