@@ -7,7 +7,7 @@
 import { unauthorized } from '../errors.js';
 import type { KeyPolicy, Store, StoredKey } from '../contract.js';
 import { bearerToken, type KeyRing } from './keys.js';
-import { KEY_PREFIX, secretDigest, storedKeyHash } from './secrets.js';
+import { hashSecret, KEY_PREFIX } from './secrets.js';
 
 export interface Principal {
   /** Safe to log and store; never contains the key. */
@@ -45,11 +45,11 @@ export class Authenticator {
     const token = bearerToken(header);
     if (token === null) throw unauthorized('Missing proxy key. Send it as "Authorization: Bearer <your ProxyGPT key>".');
     // One SHA-256 for both: the environment keys' constant-time match and the stored key's hash.
-    const tokenDigest = secretDigest(token);
-    const envKey = this.envKeys.matchDigest(tokenDigest);
+    const tokenHash = hashSecret(token);
+    const envKey = this.envKeys.matchHash(tokenHash);
     if (envKey !== null) return envPrincipal(envKey.id);
     if (!token.startsWith(KEY_PREFIX)) throw unauthorized('Invalid proxy key. Check the key your ProxyGPT admin gave you.');
-    const key = await this.store.findKeyByHash(storedKeyHash(tokenDigest));
+    const key = await this.store.findKeyByHash(tokenHash);
     if (key === null) throw unauthorized('Invalid proxy key. Check the key your ProxyGPT admin gave you.');
     this.assertUsable(key);
     return storedPrincipal(key);

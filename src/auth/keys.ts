@@ -4,7 +4,7 @@
  * response time reveals nothing about how close a guess was. Also reads Bearer headers.
  */
 import { timingSafeEqual } from 'node:crypto';
-import { secretDigest } from './secrets.js';
+import { hashSecret } from './secrets.js';
 
 /** Extracts the token of a Bearer authorization header, or null when absent or malformed. */
 export function bearerToken(header: string | string[] | undefined): string | null {
@@ -16,7 +16,7 @@ export function bearerToken(header: string | string[] | undefined): string | nul
 
 /** True when `a` equals `b`, in time independent of where they differ. */
 export function constantTimeEqual(a: string, b: string): boolean {
-  return timingSafeEqual(secretDigest(a), secretDigest(b));
+  return timingSafeEqual(Buffer.from(hashSecret(a), 'latin1'), Buffer.from(hashSecret(b), 'latin1'));
 }
 
 /** The id of the environment's `index`-th proxy key (0-based): `env-key-1`, `env-key-2`, … */
@@ -26,16 +26,17 @@ export class KeyRing {
   private readonly entries: { digest: Buffer; id: string }[];
 
   constructor(keys: readonly string[]) {
-    this.entries = keys.map((key, i) => ({ digest: secretDigest(key), id: envKeyId(i) }));
+    this.entries = keys.map((key, i) => ({ digest: Buffer.from(hashSecret(key), 'latin1'), id: envKeyId(i) }));
   }
 
   /** The id (`env-key-N`) of this key, or null. Runs in time independent of which key matched. */
   match(token: string): { id: string } | null {
-    return this.matchDigest(secretDigest(token));
+    return this.matchHash(hashSecret(token));
   }
 
-  /** `match` for a key whose digest (secretDigest) the caller has already. */
-  matchDigest(candidate: Buffer): { id: string } | null {
+  /** `match` for a key whose hash (hashSecret) the caller has already. */
+  matchHash(candidateHash: string): { id: string } | null {
+    const candidate = Buffer.from(candidateHash, 'latin1');
     let found: { id: string } | null = null;
     for (const entry of this.entries) {
       if (timingSafeEqual(candidate, entry.digest)) found = { id: entry.id };
