@@ -83,6 +83,12 @@ export interface OpenStreams {
   settleSeconds: number;
   /** (openRssMb − idleRssMb) / flowing, in KB; null when nothing flowed or RSS was unreadable. */
   kbPerStream: number | null;
+  /** Streams opened at a time (`requested` when all at once). */
+  batch: number;
+  /** VmRSS once the first batch flowed (null when unreadable). */
+  firstBatchRssMb: number | null;
+  /** Opened in batches: (RSS once the first batch flowed − idleRssMb) / its streams, in KB; with one batch, as kbPerStream. */
+  firstBatchKbPerStream: number | null;
   /**
    * Opened in batches: what each stream after the first batch added, in KB (RSS once the last
    * batch flowed − RSS once the first had, over the streams between), free of what the first
@@ -155,6 +161,7 @@ export async function openStreams(
   }
   const first = batches[0];
   const last = batches.at(-1);
+  const firstBatchKbPerStream = first === undefined || idleRssMb === null || first.flowing === 0 ? null : ((first.rssMb - idleRssMb) * 1024) / first.flowing;
   const marginalKbPerStream = first !== undefined && last !== undefined && last.flowing > first.flowing ? ((last.rssMb - first.rssMb) * 1024) / (last.flowing - first.flowing) : null;
   const settleSeconds = (Date.now() - opened) / 1000;
   options.onHeld?.();
@@ -178,7 +185,21 @@ export async function openStreams(
   await ended;
   await agent.destroy();
   const kbPerStream = idleRssMb === null || openRssMb === null || flowingAtRead === 0 ? null : ((openRssMb - idleRssMb) * 1024) / flowingAtRead;
-  return { target: target.name, requested: count, flowing: flowingAtRead, completed, failed, idleRssMb, openRssMb, settleSeconds, kbPerStream, marginalKbPerStream };
+  return {
+    target: target.name,
+    requested: count,
+    batch,
+    firstBatchRssMb: first?.rssMb ?? null,
+    flowing: flowingAtRead,
+    completed,
+    failed,
+    idleRssMb,
+    openRssMb,
+    settleSeconds,
+    kbPerStream,
+    firstBatchKbPerStream: batches.length > 1 ? firstBatchKbPerStream : kbPerStream,
+    marginalKbPerStream,
+  };
 }
 
 export interface AbortProbe {
