@@ -9,10 +9,15 @@
  * what the IPC costs (its JSON is a small part); a caller's rules go over once and by number
  * after that (RulesRef). When a worker dies, the primary drops the holds of its calls in flight at
  * once (and forgets those that had expired). A commit that comes after its hold expired is the
- * primary's limiter's to count (a late commit). This module is the IPC protocol (both ends);
- * cluster-primary.ts builds the primary's limiter.
+ * primary's limiter's to count (a late commit). A busy worker asks per call only until it holds a
+ * lease on its caller's rules (cluster-leases.ts: a block of room the primary holds for it while
+ * there is ample; the worker admits calls from it and reports what they counted a few ms later).
+ * This module is the IPC protocol (both ends); cluster-primary.ts builds the primary's limiter.
  */
 import type { Decision, LimitRule, Limiter, Reservation, RuleState, SeriesCost } from '../contract.js';
+import { canLease, LEASE_CALLS, leasable, LeaseBook, WorkerLeases, type LeaseDraw, type LeaseGrant } from './cluster-leases.js';
+import { systemClock, type Clock } from './limiter.js';
+import { checkAmounts } from './window-math.js';
 
 /**
  * The rules of a reserve or peek: inline, or by the number of a rule set this worker sent before
@@ -27,6 +32,10 @@ type Call =
   | { op: 'commit'; reservation: Reservation; actual: Readonly<Record<string, number>> }
   | { op: 'release'; reservation: Reservation }
   | ({ op: 'peek' } & RulesRef)
+  /** A lease of `calls` calls like this one (answered with a LeaseGrant or null). */
+  | ({ op: 'lease'; costs: Readonly<Record<string, SeriesCost>>; calls: number } & RulesRef)
+  /** What calls admitted from a lease counted (sent with `reply: false`). */
+  | ({ op: 'draw' } & LeaseDraw)
   /** The worker starts numbering its rule sets again: the primary forgets the ones it kept. */
   | { op: 'forgetRules' };
 
@@ -38,6 +47,13 @@ type Outcome = { id: number; ok: true; value: unknown } | { id: number; ok: fals
 interface CallsMessage {
   proxygptLimiter: 'calls';
   calls: (Call & { id: number })[];
+  /** false: the worker waits for no answer (lease reports). */
+  reply?: false;
+}
+/** The primary calls these leases of the worker back (it would otherwise refuse a call). */
+interface RecallMessage {
+  proxygptLimiter: 'recall';
+  leaseIds: string[];
 }
 interface OutcomesMessage {
   proxygptLimiter: 'outcomes';
@@ -46,6 +62,7 @@ interface OutcomesMessage {
 
 const isCalls = (m: unknown): m is CallsMessage => (m as CallsMessage | null)?.proxygptLimiter === 'calls';
 const isOutcomes = (m: unknown): m is OutcomesMessage => (m as OutcomesMessage | null)?.proxygptLimiter === 'outcomes';
+const isRecall = (m: unknown): m is RecallMessage => (m as RecallMessage | null)?.proxygptLimiter === 'recall';
 
 /** The primary's end of one worker's channel (a cluster `Worker`). */
 export interface WorkerChannel {
@@ -73,9 +90,16 @@ export class ClusterLimiter implements Limiter {
   /** Frozen rule sets sent to the primary, by number (see RulesRef). */
   private ruleSets = new WeakMap<readonly LimitRule[], number>();
   private ruleSetsSent = 0;
+  /** Leases on this worker's callers' rules; null when leasing is off. */
+  private readonly leases: WorkerLeases | null;
 
-  constructor(private readonly channel: PrimaryChannel) {
+  constructor(
+    private readonly channel: PrimaryChannel,
+    options: { clock?: Clock; leases?: boolean } = {},
+  ) {
+    this.leases = options.leases === false ? null : new WorkerLeases(options.clock ?? systemClock, (draws) => this.sendDraws(draws));
     channel.on('message', (message) => {
+      if (isRecall(message)) return this.leases?.recall(message.leaseIds);
       if (!isOutcomes(message)) return;
       this.awaitingPrimary = false;
       if (this.queued.length > 0) this.sendQueued();
@@ -128,6 +152,8 @@ export class ClusterLimiter implements Limiter {
     const known = this.ruleSets.get(rules);
     if (known !== undefined) return { rulesId: known };
     if (this.ruleSetsSent >= RULE_SETS_KEPT) {
+      // Leases go by rule set number too: given back before the numbers mean other sets.
+      this.leases?.close();
       void this.call({ op: 'forgetRules' }).catch(() => undefined);
       this.ruleSets = new WeakMap();
       this.ruleSetsSent = 0;
@@ -137,17 +163,52 @@ export class ClusterLimiter implements Limiter {
     return { rules, rulesId };
   }
 
+  /** Lease reports, in a message of their own that waits for no answer (and for no batch). */
+  private sendDraws(draws: LeaseDraw[]): void {
+    if (this.gone !== null) return;
+    try {
+      this.channel.send?.({ proxygptLimiter: 'calls', calls: draws.map((draw) => ({ op: 'draw', ...draw, id: this.nextId++ })), reply: false } satisfies CallsMessage);
+    } catch {
+      // The channel is closing: the primary counts what this worker's leases held (ownerGone).
+    }
+  }
+
   reserve(rules: readonly LimitRule[], costs: Readonly<Record<string, SeriesCost>>): Promise<Decision> {
-    return this.call({ op: 'reserve', ...this.refer(rules), costs });
+    const ref = this.refer(rules);
+    const rulesId = ref.rulesId;
+    if (this.leases === null || rulesId === undefined || this.gone !== null || !leasable(rules)) return this.call({ op: 'reserve', ...ref, costs });
+    try {
+      checkAmounts(Object.values(costs).map((c) => c.amount), 'costs');
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
+    const local = this.leases.admit(rulesId, costs);
+    const decision = local !== null ? Promise.resolve(local) : this.call<Decision>({ op: 'reserve', ...ref, costs });
+    if (this.leases.shouldAsk(rulesId)) {
+      const leases = this.leases;
+      leases.asked(rulesId);
+      this.call<LeaseGrant | null>({ op: 'lease', rulesId, costs, calls: LEASE_CALLS }).then(
+        (grant) => leases.granted(rulesId, rules, grant),
+        () => leases.granted(rulesId, rules, null),
+      );
+    }
+    return decision;
   }
 
   commit(reservation: Reservation, actual: Readonly<Record<string, number>> = {}): Promise<void> {
     if (Object.keys(reservation.held).length === 0) return Promise.resolve();
+    try {
+      checkAmounts(Object.values(actual), 'actual amounts');
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
+    if (this.leases?.commit(reservation, actual) === true) return Promise.resolve();
     return this.call({ op: 'commit', reservation, actual });
   }
 
   release(reservation: Reservation): Promise<void> {
     if (Object.keys(reservation.held).length === 0) return Promise.resolve();
+    if (this.leases?.release(reservation) === true) return Promise.resolve();
     return this.call({ op: 'release', reservation });
   }
 
@@ -161,15 +222,30 @@ export class ClusterLimiter implements Limiter {
   }
 
   async close(): Promise<void> {
-    // Nothing to release: the primary keeps the limiter and drops this worker's holds when it exits.
+    // What its leases counted is reported; the primary drops this worker's other holds when it exits.
+    this.leases?.close();
   }
+}
+
+/** The primary's leases, one book per limiter for all its workers (null: the limiter cannot lease). */
+const books = new WeakMap<Limiter, LeaseBook | null>();
+function bookOf(limiter: Limiter): LeaseBook | null {
+  if (!books.has(limiter)) books.set(limiter, canLease(limiter) ? new LeaseBook(limiter) : null);
+  return books.get(limiter)!;
+}
+
+/** Tells a worker to give these leases back. */
+function recallFrom(owner: object, leaseIds: string[]): void {
+  const worker = owner as WorkerChannel;
+  if (worker.isConnected()) worker.send({ proxygptLimiter: 'recall', leaseIds } satisfies RecallMessage);
 }
 
 /**
  * Primary side: answers the limiter calls of `worker` with `limiter`, in order, and releases the
- * holds of its unsettled calls when it exits.
+ * holds of its unsettled calls when it exits (what its leases held counts as used).
  */
 export function serveLimiter(limiter: Limiter, worker: WorkerChannel): void {
+  const book = bookOf(limiter);
   const held = new Map<string, Reservation>();
   const ruleSets = new Map<number, readonly LimitRule[]>();
   /** Runs in message order (before any await), so a set is kept before a later call names it. */
@@ -185,7 +261,8 @@ export function serveLimiter(limiter: Limiter, worker: WorkerChannel): void {
   const run = async (call: Call): Promise<unknown> => {
     switch (call.op) {
       case 'reserve': {
-        const decision = await limiter.reserve(rulesOf(call), call.costs);
+        const rules = rulesOf(call);
+        const decision = book === null ? await limiter.reserve(rules, call.costs) : await book.reserve(rules, call.costs, recallFrom);
         const reservation = decision.reservation;
         if (reservation !== undefined && Object.keys(reservation.held).length > 0) held.set(reservation.id, reservation);
         return decision;
@@ -201,12 +278,23 @@ export function serveLimiter(limiter: Limiter, worker: WorkerChannel): void {
       case 'forgetRules':
         ruleSets.clear();
         return null;
+      case 'lease': {
+        const rules = rulesOf(call);
+        return book === null ? null : book.grant(worker, rules, call.costs, call.calls);
+      }
+      case 'draw':
+        book?.draw(worker, call);
+        return null;
     }
   };
   let exited = false;
   worker.on('message', (message: unknown) => {
     // A message can still arrive after its worker exited: nobody waits for its answers any more.
     if (!isCalls(message) || exited) return;
+    if (message.reply === false) {
+      for (const call of message.calls) void run(call).catch(() => undefined);
+      return;
+    }
     void Promise.all(
       message.calls.map((call) =>
         run(call).then(
@@ -220,6 +308,7 @@ export function serveLimiter(limiter: Limiter, worker: WorkerChannel): void {
   });
   worker.on('exit', () => {
     exited = true;
+    book?.ownerGone(worker);
     for (const reservation of held.values()) void limiter.release(reservation);
     held.clear();
   });

@@ -309,6 +309,34 @@ export class MemoryLimiter implements Limiter {
     this.flushIfLate();
   }
 
+  /**
+   * Part of a held reservation settled (a cluster worker's lease, cluster-leases.ts): `appended`
+   * counts at `at` (never before the series' newest event), and `appended + released` comes off the
+   * hold. A hold that expired meanwhile counts `appended` all the same, as a late commit would.
+   */
+  draw(id: string, appended: Readonly<Record<string, number>>, released: Readonly<Record<string, number>>, at: number): void {
+    checkAmounts([...Object.values(appended), ...Object.values(released)], 'drawn amounts');
+    const held = this.holds.get(id);
+    for (const series of new Set([...Object.keys(appended), ...Object.keys(released)])) {
+      const off = Math.min(held?.amounts[series] ?? 0, (appended[series] ?? 0) + (released[series] ?? 0));
+      if (held === undefined || off === 0) continue;
+      held.amounts[series]! -= off;
+      const state = this.state(series);
+      state.held = Math.max(0, state.held - off);
+    }
+    for (const [series, amount] of Object.entries(appended)) this.append(this.state(series), amount, Math.min(at, this.clock()));
+    this.flushIfLate();
+  }
+
+  /** Ends a reservation's holds: what they still hold is counted now (`count`), or dropped. */
+  endHold(id: string, count: boolean): void {
+    const amounts = this.takeHolds({ id, held: {} });
+    if (amounts === null || !count) return;
+    const now = this.clock();
+    for (const [series, amount] of Object.entries(amounts)) this.append(this.state(series), amount, now);
+    this.flushIfLate();
+  }
+
   /** Writes the journal now if its oldest event has waited a whole interval (the timer is late). */
   private flushIfLate(): void {
     if (this.unwrittenSince !== 0 && Date.now() - this.unwrittenSince >= this.flushMs) this.flushQuietly();

@@ -1,0 +1,381 @@
+/**
+ * Leases for cluster workers (PROXYGPT_WORKERS > 1), so that a busy worker need not ask the
+ * primary for every call. While every rule of a caller has ample room, the primary reserves a
+ * block of it for one worker at once (a *lease*: room for LEASE_CALLS calls like the one that
+ * asked, held in its limiter like any call in flight); the worker admits its next calls from that
+ * block by itself and tells the primary, a few milliseconds later, what they counted. So:
+ * - nothing is ever admitted past a limit: a lease is held before any call spends it, and what a
+ *   call counts beyond its share (tokens over the estimate) is counted all the same;
+ * - nobody is refused while room is left: a lease is granted only while each rule would still
+ *   have room for AMPLE_LEASES more after it, and before the primary refuses a call it calls back
+ *   every lease on the series concerned (their unspent room comes back) and decides again;
+ * - events are counted late, never early: a report counts its events at the time of the newest
+ *   one in it (at most REPORT_MS late for the others), so they stay in their windows a little
+ *   longer than they happened, never shorter;
+ * - a worker that dies with a lease counts all of it that was still held (the safe side: what its
+ *   calls had used since their last report is not known);
+ * - the rate-limit headers of a call admitted from a lease are those of the lease's grant with
+ *   this worker's spending since (at most LEASE_MS old): other workers' calls meanwhile and room
+ *   freed since are not in them, and another worker's unspent lease counts as used.
+ * Both ends are here: WorkerLeases (in ClusterLimiter) and LeaseBook (the primary, cluster.ts).
+ */
+import type { Decision, LimitRule, Reservation, RuleState, SeriesCost } from '../contract.js';
+import { isConcurrencyRule } from './rules.js';
+
+/** A lease has room for this many calls costing what the call that asked for it did. */
+export const LEASE_CALLS = 128;
+/** Granted only while every rule keeps room for this many more leases beyond it. */
+export const AMPLE_LEASES = 4;
+/** A worker spends a lease within this long, then gives back what is left (and asks again). */
+export const LEASE_MS = 250;
+/** What calls admitted from a lease counted is reported to the primary within this long. */
+export const REPORT_MS = 25;
+/** After a lease was refused (not ample room), the worker asks per call for this long. */
+export const LEASE_BACKOFF_MS = 1000;
+/** How long the primary waits for leases it called back before it decides anyway. */
+export const RECALL_WAIT_MS = 1000;
+
+type Amounts = Record<string, number>;
+
+/** What the primary answers to a lease request: null when it grants none. */
+export interface LeaseGrant {
+  leaseId: string;
+  /** Room per series, held for this worker. */
+  credit: Amounts;
+  /** The rules' states once the lease was held (in the order of the rules). */
+  states: RuleState[];
+}
+
+/** A worker's report on one lease: counted now (`appended`, at `at`), given back (`released`). */
+export interface LeaseDraw {
+  leaseId: string;
+  appended: Amounts;
+  released: Amounts;
+  at: number;
+  /** The worker admits no more calls from it (it gave it back, or was asked to). */
+  returned: boolean;
+  /** The worker is done with the lease: nothing of it is held any more. */
+  done: boolean;
+}
+
+/** Whether a rule set can be leased: calls-in-flight caps count holds only, they are never leased. */
+export const leasable = (rules: readonly LimitRule[]): boolean => rules.length > 0 && !rules.some(isConcurrencyRule);
+
+const add = (into: Amounts, series: string, amount: number) => {
+  if (amount > 0) into[series] = (into[series] ?? 0) + amount;
+};
+const isEmpty = (amounts: object) => Object.keys(amounts).length === 0;
+
+interface WorkerLease {
+  id: string;
+  rules: readonly LimitRule[];
+  states: RuleState[];
+  grantedAt: number;
+  open: boolean;
+  /** The primary has been told that it is given back. */
+  returnReported: boolean;
+  /** Unspent room per series (below zero when calls counted more than they held). */
+  credit: Amounts;
+  /** The room granted, per series. */
+  granted: Amounts;
+  /** Counted by calls, not yet reported. */
+  unreported: Amounts;
+  /** Given back, not yet reported. */
+  unreleased: Amounts;
+  /** Time of the newest event in `unreported`. */
+  newestAt: number;
+  /** Holds of this lease's calls in flight, by reservation id. */
+  inFlight: Map<string, Amounts>;
+}
+
+/** A worker's leases (one per rule set at most), its calls admitted from them, and its reports. */
+export class WorkerLeases {
+  private readonly byRules = new Map<number, WorkerLease>();
+  private readonly byCall = new Map<string, WorkerLease>();
+  private readonly reporting = new Set<WorkerLease>();
+  private readonly asking = new Set<number>();
+  private readonly backoffUntil = new Map<number, number>();
+  private timer: NodeJS.Timeout | null = null;
+  private calls = 0;
+
+  constructor(
+    private readonly clock: () => number,
+    /** Sends reports to the primary (no answer is awaited). */
+    private readonly send: (draws: LeaseDraw[]) => void,
+  ) {}
+
+  /** Admits a call from the rule set's lease, or returns null (no usable lease: ask the primary). */
+  admit(rulesId: number, costs: Readonly<Record<string, SeriesCost>>): Decision | null {
+    const lease = this.byRules.get(rulesId);
+    if (lease === undefined) return null;
+    const now = this.clock();
+    const fits = now - lease.grantedAt < LEASE_MS && now >= lease.grantedAt && Object.entries(costs).every(([series, cost]) => cost.amount <= 0 || (lease.credit[series] ?? -1) >= cost.amount);
+    if (!fits) {
+      this.giveBack(lease);
+      return null;
+    }
+    const held: Amounts = {};
+    for (const [series, cost] of Object.entries(costs)) {
+      if (cost.amount <= 0) continue;
+      lease.credit[series]! -= cost.amount;
+      if (cost.hold) held[series] = cost.amount;
+      else this.count(lease, series, cost.amount, now);
+    }
+    const reservation: Reservation = { id: isEmpty(held) ? '' : `${lease.id}.${++this.calls}`, held };
+    if (reservation.id !== '') {
+      lease.inFlight.set(reservation.id, { ...held });
+      this.byCall.set(reservation.id, lease);
+    }
+    this.schedule(lease);
+    return { admitted: true, states: this.statesOf(lease, now), reservation };
+  }
+
+  /** The lease's states as granted, with this worker's spending since. */
+  private statesOf(lease: WorkerLease, now: number): RuleState[] {
+    return lease.states.map((state, i) => {
+      const credit = lease.credit[lease.rules[i]!.series] ?? 0;
+      const remaining = Math.max(0, Math.min(state.limit, state.remaining + credit));
+      return { ...state, used: state.limit - remaining, remaining, resetMs: state.resetMs === 0 ? 0 : Math.max(0, state.resetMs - (now - lease.grantedAt)) };
+    });
+  }
+
+  /**
+   * Whether to ask the primary for a lease on this rule set along with this call: when there is
+   * none, or the one there is has half its time or of its room in some series spent (the next one
+   * then arrives before this one runs out).
+   */
+  shouldAsk(rulesId: number): boolean {
+    if (this.asking.has(rulesId)) return false;
+    const now = this.clock();
+    const lease = this.byRules.get(rulesId);
+    if (lease !== undefined && now - lease.grantedAt < LEASE_MS / 2 && Object.entries(lease.granted).every(([s, amount]) => lease.credit[s]! * 2 >= amount)) return false;
+    return (this.backoffUntil.get(rulesId) ?? -Infinity) <= now;
+  }
+
+  asked(rulesId: number): void {
+    this.asking.add(rulesId);
+  }
+
+  /** The primary's answer to a lease request. */
+  granted(rulesId: number, rules: readonly LimitRule[], grant: LeaseGrant | null | undefined): void {
+    this.asking.delete(rulesId);
+    if (grant == null) {
+      this.backoffUntil.set(rulesId, this.clock() + LEASE_BACKOFF_MS);
+      return;
+    }
+    const lease: WorkerLease = {
+      id: grant.leaseId,
+      rules,
+      states: grant.states,
+      grantedAt: this.clock(),
+      open: true,
+      returnReported: false,
+      credit: { ...grant.credit },
+      granted: { ...grant.credit },
+      unreported: {},
+      unreleased: {},
+      newestAt: 0,
+      inFlight: new Map(),
+    };
+    const before = this.byRules.get(rulesId);
+    if (before !== undefined) {
+      // The grant counted what the lease it replaces had left as used: that comes back now.
+      lease.states = lease.states.map((state, i) => {
+        const back = Math.max(0, before.credit[rules[i]!.series] ?? 0);
+        return back === 0 ? state : { ...state, remaining: Math.min(state.limit, state.remaining + back), used: Math.max(0, state.used - back) };
+      });
+      this.giveBack(before);
+    }
+    this.byRules.set(rulesId, lease);
+  }
+
+  /** Settles a call admitted from a lease; false when the reservation is not one of them. */
+  commit(reservation: Reservation, actual: Readonly<Record<string, number>>): boolean {
+    const lease = this.byCall.get(reservation.id);
+    if (lease === undefined) return false;
+    const held = this.takeCall(lease, reservation.id);
+    const now = this.clock();
+    for (const [series, amount] of Object.entries(held)) {
+      const used = actual[series] ?? amount;
+      this.count(lease, series, used, now);
+      this.unspend(lease, series, amount - used);
+    }
+    this.schedule(lease);
+    return true;
+  }
+
+  /** Drops a call admitted from a lease without counting it; false when it is not one of them. */
+  release(reservation: Reservation): boolean {
+    const lease = this.byCall.get(reservation.id);
+    if (lease === undefined) return false;
+    for (const [series, amount] of Object.entries(this.takeCall(lease, reservation.id))) this.unspend(lease, series, amount);
+    this.schedule(lease);
+    return true;
+  }
+
+  /** The primary calls these leases back (it would otherwise refuse a call): give them back now. */
+  recall(leaseIds: readonly string[]): void {
+    const ids = new Set(leaseIds);
+    for (const lease of this.byRules.values()) if (ids.has(lease.id)) this.giveBack(lease);
+    this.report();
+  }
+
+  /** Gives back every lease and reports at once (the worker is closing). */
+  close(): void {
+    for (const lease of [...this.byRules.values()]) this.giveBack(lease);
+    this.report();
+  }
+
+  private takeCall(lease: WorkerLease, id: string): Amounts {
+    const held = lease.inFlight.get(id) ?? {};
+    lease.inFlight.delete(id);
+    this.byCall.delete(id);
+    return held;
+  }
+
+  private count(lease: WorkerLease, series: string, amount: number, now: number): void {
+    if (amount <= 0) return;
+    add(lease.unreported, series, amount);
+    lease.newestAt = Math.max(lease.newestAt, now);
+  }
+
+  /** Room a call did not use goes back to the lease while it is open, else back to the primary. */
+  private unspend(lease: WorkerLease, series: string, amount: number): void {
+    if (lease.open) lease.credit[series] = (lease.credit[series] ?? 0) + amount;
+    else add(lease.unreleased, series, amount);
+  }
+
+  private giveBack(lease: WorkerLease): void {
+    if (!lease.open) return;
+    lease.open = false;
+    for (const [series, amount] of Object.entries(lease.credit)) add(lease.unreleased, series, amount);
+    lease.credit = {};
+    for (const [rulesId, l] of this.byRules) if (l === lease) this.byRules.delete(rulesId);
+    this.schedule(lease);
+  }
+
+  private schedule(lease: WorkerLease): void {
+    this.reporting.add(lease);
+    if (this.timer === null) {
+      this.timer = setTimeout(() => this.report(), REPORT_MS);
+      this.timer.unref();
+    }
+  }
+
+  /** Reports every lease with something to report, in one message. */
+  report(): void {
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+    const draws: LeaseDraw[] = [];
+    for (const lease of this.reporting) {
+      const done = !lease.open && lease.inFlight.size === 0;
+      const returning = !lease.open && !lease.returnReported;
+      if (isEmpty(lease.unreported) && isEmpty(lease.unreleased) && !done && !returning) continue;
+      draws.push({ leaseId: lease.id, appended: lease.unreported, released: lease.unreleased, at: lease.newestAt, returned: !lease.open, done });
+      lease.returnReported = !lease.open;
+      lease.unreported = {};
+      lease.unreleased = {};
+    }
+    this.reporting.clear();
+    if (draws.length > 0) this.send(draws);
+  }
+}
+
+/** What the primary's limiter must offer for leases (the MemoryLimiter does). */
+export interface LeasingLimiter {
+  reserve(rules: readonly LimitRule[], costs: Readonly<Record<string, SeriesCost>>): Promise<Decision>;
+  release(reservation: Reservation): Promise<void>;
+  /** Counts `appended` at `at` and takes `appended + released` off reservation `id`'s holds. */
+  draw(id: string, appended: Readonly<Amounts>, released: Readonly<Amounts>, at: number): void;
+  /** Ends reservation `id`'s holds: counted as used (`count`), or dropped. */
+  endHold(id: string, count: boolean): void;
+}
+
+export const canLease = (limiter: object): limiter is LeasingLimiter => typeof (limiter as Partial<LeasingLimiter>).draw === 'function' && typeof (limiter as Partial<LeasingLimiter>).endHold === 'function';
+
+interface PrimaryLease {
+  owner: object;
+  series: Set<string>;
+  /** Resolves once the worker has given it back (or is gone). */
+  returned: Promise<void>;
+  markReturned: () => void;
+  open: boolean;
+}
+
+/** The primary's leases, over all workers (one book per limiter). */
+export class LeaseBook {
+  private readonly leases = new Map<string, PrimaryLease>();
+
+  constructor(private readonly limiter: LeasingLimiter) {}
+
+  /** Reserves a lease of `calls` calls costing `costs` each, if every rule keeps ample room. */
+  async grant(owner: object, rules: readonly LimitRule[], costs: Readonly<Record<string, SeriesCost>>, calls: number): Promise<LeaseGrant | null> {
+    if (!leasable(rules)) return null;
+    const leased: Record<string, SeriesCost> = {};
+    for (const [series, cost] of Object.entries(costs)) if (cost.amount > 0) leased[series] = { amount: cost.amount * calls, hold: true };
+    if (isEmpty(leased) || !Object.values(leased).every((c) => Number.isSafeInteger(c.amount))) return null;
+    const decision = await this.limiter.reserve(rules, leased);
+    const reservation = decision.reservation;
+    if (!decision.admitted || reservation === undefined || reservation.id === '') return null;
+    const ample = rules.every((rule, i) => (leased[rule.series]?.amount ?? 0) * AMPLE_LEASES <= decision.states[i]!.remaining);
+    if (!ample) {
+      await this.limiter.release(reservation);
+      return null;
+    }
+    let markReturned = () => {};
+    const returned = new Promise<void>((resolve) => (markReturned = resolve));
+    this.leases.set(reservation.id, { owner, series: new Set(Object.keys(leased)), returned, markReturned, open: true });
+    return { leaseId: reservation.id, credit: { ...reservation.held }, states: decision.states };
+  }
+
+  /** A worker's report; reports on leases not in the book (an owner gone) are ignored. */
+  draw(owner: object, draw: LeaseDraw): void {
+    const lease = this.leases.get(draw.leaseId);
+    if (lease === undefined || lease.owner !== owner) return;
+    this.limiter.draw(draw.leaseId, draw.appended, draw.released, draw.at);
+    if (lease.open && (draw.returned || draw.done)) this.returned(lease);
+    if (draw.done) {
+      this.limiter.endHold(draw.leaseId, false);
+      this.leases.delete(draw.leaseId);
+    }
+  }
+
+  private returned(lease: PrimaryLease): void {
+    lease.open = false;
+    lease.markReturned();
+  }
+
+  /** The worker is gone: what its leases still held counts as used. */
+  ownerGone(owner: object): void {
+    for (const [id, lease] of this.leases) {
+      if (lease.owner !== owner) continue;
+      this.limiter.endHold(id, true);
+      this.returned(lease);
+      this.leases.delete(id);
+    }
+  }
+
+  /**
+   * Reserves; when that is refused while leases on the rules' series are out, calls them back
+   * (`recall` tells each owner which), waits until they are given back (at most RECALL_WAIT_MS),
+   * and decides again.
+   */
+  async reserve(rules: readonly LimitRule[], costs: Readonly<Record<string, SeriesCost>>, recall: (owner: object, leaseIds: string[]) => void): Promise<Decision> {
+    const decision = await this.limiter.reserve(rules, costs);
+    if (decision.admitted) return decision;
+    const series = new Set(rules.map((r) => r.series));
+    const out = new Map<object, string[]>();
+    const waits: Promise<void>[] = [];
+    for (const [id, lease] of this.leases) {
+      if (!lease.open || ![...lease.series].some((s) => series.has(s))) continue;
+      out.set(lease.owner, [...(out.get(lease.owner) ?? []), id]);
+      waits.push(lease.returned);
+    }
+    if (waits.length === 0) return decision;
+    for (const [owner, ids] of out) recall(owner, ids);
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.all(waits), new Promise((resolve) => (timer = setTimeout(resolve, RECALL_WAIT_MS)))]);
+    clearTimeout(timer);
+    return this.limiter.reserve(rules, costs);
+  }
+}

@@ -1,0 +1,151 @@
+/**
+ * Leases (src/limits/cluster-leases.ts) over the fake IPC channel, the primary's limiter a
+ * MemoryLimiter on a real SQLite file: a busy worker admits calls from a lease without asking per
+ * call, and what they counted reaches the primary; with two workers racing for a limit, exactly
+ * the limit is admitted (a lease never lets a call past it), and an idle worker's lease is called
+ * back before anyone else is refused; a lease counts what its calls used, not what they held; a worker that exits
+ * with a lease counts all of it still held; a rule set without ample room is never leased, nor a
+ * cap on calls in flight.
+ */
+import { describe, expect, it } from 'vitest';
+import { ClusterLimiter, serveLimiter } from '../../src/limits/cluster.js';
+import { AMPLE_LEASES, LEASE_CALLS, REPORT_MS } from '../../src/limits/cluster-leases.js';
+import type { LimitRule, SeriesCost } from '../../src/limits/limiter.js';
+import { ipcPair, type IpcPair } from './fake-ipc.js';
+import { HOUR, hourly, limiterFixture } from './limiter-helpers.js';
+
+/** Rule sets as CallLimits makes them: frozen (only a frozen set goes by number, and is leased). */
+const frozen = (...rules: LimitRule[]): readonly LimitRule[] => Object.freeze(rules.map((r) => Object.freeze({ ...r })));
+const tokensHourly = (limit: number): LimitRule => ({ name: 'tokens_hourly', series: 't', unit: 'tokens', windowMs: HOUR, limit });
+const oneCall: Record<string, SeriesCost> = { s: { amount: 1, hold: false } };
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Every call the worker sent to the primary so far, by operation. */
+function opsSent(channel: IpcPair): string[] {
+  return channel.sent.toPrimary.flatMap((m) => (m as { calls: { op: string }[] }).calls.map((c) => c.op));
+}
+
+describe('cluster leases', () => {
+  const { ctx } = limiterFixture('memory');
+
+  function connectWorker(): { worker: ClusterLimiter; channel: IpcPair } {
+    const channel = ipcPair();
+    serveLimiter(ctx.limiter, channel.primary);
+    return { worker: new ClusterLimiter(channel.worker, { clock: ctx.clock }), channel };
+  }
+
+  it('admits a busy worker’s calls from a lease without asking per call, and the primary counts them', async () => {
+    const { worker, channel } = connectWorker();
+    const rules = frozen(hourly(1_000_000));
+    // The first call asks per call, and for a lease with it.
+    expect((await worker.reserve(rules, oneCall)).admitted).toBe(true);
+    await sleep(1);
+    expect(opsSent(channel)).toEqual(['reserve', 'lease']);
+    const decisions = [];
+    for (let i = 0; i < 20; i++) decisions.push(await worker.reserve(rules, oneCall));
+    expect(decisions.every((d) => d.admitted)).toBe(true);
+    expect(opsSent(channel).filter((op) => op === 'reserve')).toHaveLength(1);
+    // Each call's headers count it: the worker's own spending since the grant is in them.
+    expect(decisions.map((d) => d.states[0]!.remaining)).toEqual(Array.from({ length: 20 }, (_, i) => 1_000_000 - 2 - i));
+    await sleep(REPORT_MS * 3);
+    expect(opsSent(channel)).toContain('draw');
+    // Counted 21; what its lease has left is still held for this worker, until it gives it back.
+    const whileLeased = (await ctx.limiter.peek(rules))[0]!.used;
+    expect(whileLeased).toBeGreaterThan(21);
+    expect(whileLeased).toBeLessThanOrEqual(21 + LEASE_CALLS);
+    await worker.close();
+    await sleep(REPORT_MS);
+    expect((await ctx.limiter.peek(rules))[0]).toMatchObject({ used: 21, remaining: 1_000_000 - 21 });
+  });
+
+  it('admits exactly the limit when two workers race for it, leases or not', async () => {
+    const limit = LEASE_CALLS * AMPLE_LEASES * 3 + 7;
+    const rules = frozen(hourly(limit));
+    const workers = [connectWorker(), connectWorker()];
+    let admitted = 0;
+    let refused = 0;
+    await Promise.all(
+      workers.map(async ({ worker }) => {
+        for (let i = 0; i <= limit; i++) {
+          const decision = await worker.reserve(rules, oneCall);
+          if (!decision.admitted) {
+            refused++;
+            return;
+          }
+          admitted++;
+        }
+      }),
+    );
+    expect(admitted).toBe(limit);
+    expect(refused).toBe(2);
+    // Leases were used on the way (fewer reserves than calls), and nothing is held any more.
+    const reserves = workers.reduce((n, { channel }) => n + opsSent(channel).filter((op) => op === 'reserve').length, 0);
+    expect(reserves).toBeLessThan(limit / 2);
+    await sleep(REPORT_MS * 3);
+    expect((await ctx.limiter.peek(rules))[0]).toMatchObject({ used: limit, remaining: 0 });
+  });
+
+  it('calls an idle worker’s lease back before refusing anyone: the limit is reached, not the limit less its lease', async () => {
+    const limit = LEASE_CALLS * AMPLE_LEASES * 2;
+    const rules = frozen(hourly(limit));
+    const idle = connectWorker();
+    await idle.worker.reserve(rules, oneCall);
+    await sleep(1); // its lease granted
+    for (let i = 0; i < 2; i++) expect((await idle.worker.reserve(rules, oneCall)).admitted).toBe(true);
+    const busy = connectWorker();
+    let admitted = 0;
+    for (let i = 0; i <= limit; i++) {
+      if (!(await busy.worker.reserve(rules, oneCall)).admitted) break;
+      admitted++;
+    }
+    expect(admitted).toBe(limit - 3);
+    expect(idle.channel.sent.toWorker.some((m) => (m as { proxygptLimiter: string }).proxygptLimiter === 'recall')).toBe(true);
+    // The idle worker's lease is back: its next call asks, and is refused.
+    expect((await idle.worker.reserve(rules, oneCall)).admitted).toBe(false);
+  });
+
+  it('counts what calls from a lease used, not what they held', async () => {
+    const { worker } = connectWorker();
+    const rules = frozen(hourly(1_000_000), tokensHourly(100_000_000));
+    const call: Record<string, SeriesCost> = { s: { amount: 1, hold: false }, t: { amount: 100, hold: true } };
+    const first = await worker.reserve(rules, call);
+    await sleep(1);
+    const fromLease = [];
+    for (let i = 0; i < 10; i++) fromLease.push(await worker.reserve(rules, call));
+    await worker.commit(first.reservation!, { t: 40 });
+    for (const [i, d] of fromLease.entries()) {
+      if (i === 0) await worker.release(d.reservation!);
+      else await worker.commit(d.reservation!, { t: i === 9 ? 250 : 40 }); // the last one used more than it held
+    }
+    await worker.close();
+    await sleep(REPORT_MS * 3);
+    const [requests, tokens] = await ctx.limiter.peek(rules);
+    expect(requests!.used).toBe(11);
+    expect(tokens!.used).toBe(40 + 8 * 40 + 250);
+  });
+
+  it('counts all of a lease still held when its worker exits (its calls’ use since the last report is not known)', async () => {
+    const { worker, channel } = connectWorker();
+    const rules = frozen(hourly(1_000_000));
+    await worker.reserve(rules, oneCall);
+    await sleep(1);
+    for (let i = 0; i < 5; i++) await worker.reserve(rules, oneCall);
+    channel.exit();
+    expect((await ctx.limiter.peek(rules))[0]!.used).toBe(1 + LEASE_CALLS);
+  });
+
+  it('leases nothing without ample room, nor a cap on calls in flight: every call asks', async () => {
+    const small = frozen(hourly(LEASE_CALLS * AMPLE_LEASES));
+    const capped = frozen(hourly(1_000_000), { name: 'concurrent', series: 'c', unit: 'requests', windowMs: 0, limit: 1_000 });
+    for (const rules of [small, capped]) {
+      const { worker, channel } = connectWorker();
+      const costs = Object.fromEntries(rules.map((r) => [r.series, { amount: 1, hold: r.series === 'c' }]));
+      for (let i = 0; i < 6; i++) {
+        const decision = await worker.reserve(rules, costs);
+        if (decision.reservation?.id) await worker.commit(decision.reservation);
+        await sleep(1);
+      }
+      expect(opsSent(channel).filter((op) => op === 'reserve')).toHaveLength(6);
+    }
+  });
+});
