@@ -1,0 +1,75 @@
+/**
+ * The real server as a child process with PROXYGPT_WORKERS=2 and a global limit large enough for
+ * leases (src/limits/cluster-leases.ts): a burst past the limit is admitted exactly up to it, the
+ * upstream sees exactly that many calls, and once the burst is over the shared count is the limit
+ * (what the leases held is reported and given back). That a lease is called back before anyone is
+ * refused is cluster-leases.test.ts's to show (an idle worker's lease; here both workers spend theirs).
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { Agent, request } from 'undici';
+import { startMockOpenAI, type MockOpenAI } from '../fixtures/mock-openai.js';
+import { chatBody, PROXY_KEY, tempDir, UPSTREAM_KEY } from '../helpers.js';
+import { startServerProcess, type ServerProcess } from '../support/server-process.js';
+import { AMPLE_LEASES, LEASE_CALLS } from '../../src/limits/cluster-leases.js';
+
+// Room for several leases, and a burst well past it.
+const LIMIT = LEASE_CALLS * AMPLE_LEASES * 2 + 37;
+const REQUESTS = LIMIT + 250;
+
+let mock: MockOpenAI;
+let server: ServerProcess;
+let dir: string;
+const agent = new Agent({ connections: 32, pipelining: 0 });
+
+beforeAll(async () => {
+  mock = await startMockOpenAI();
+  dir = tempDir();
+  server = await startServerProcess({
+    OPENAI_API_KEY: UPSTREAM_KEY,
+    OPENAI_BASE_URL: mock.url,
+    PROXYGPT_API_KEY: PROXY_KEY,
+    PROXYGPT_DATABASE_URL: join(dir, 'proxygpt.db'),
+    PROXYGPT_WORKERS: '2',
+    USE_HOURLY_RATE_LIMIT: 'true',
+    PROXYGPT_HOURLY_RATE_LIMIT: String(LIMIT),
+    USE_DAILY_RATE_LIMIT: 'false',
+    PROXYGPT_RATE_LIMIT_COUNT: 'all',
+    LOG_LEVEL: 'warn',
+  });
+}, 25_000);
+
+afterAll(async () => {
+  await server?.stop();
+  await agent.close();
+  await mock?.close();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+}, 15_000);
+
+describe('two cluster workers with leases', () => {
+  it('admit exactly the global limit out of a burst past it, and count exactly that', async () => {
+    const send = async () => {
+      const res = await request(`${server.base}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${PROXY_KEY}`, 'content-type': 'application/json', 'x-mock-delay-ms': '5' },
+        body: chatBody(),
+        dispatcher: agent,
+      });
+      await res.body.dump();
+      return res.statusCode;
+    };
+    const results = await Promise.all(Array.from({ length: REQUESTS }, send));
+    const count = { ok: results.filter((s) => s === 200).length, limited: results.filter((s) => s === 429).length };
+    expect(count).toEqual({ ok: LIMIT, limited: REQUESTS - LIMIT });
+    expect(mock.requests.length).toBe(LIMIT);
+    // Within a report interval or two every lease is reported and given back: the count is exact.
+    await expect
+      .poll(async () => {
+        const res = await request(`${server.base}/ratelimit`, { headers: { authorization: `Bearer ${PROXY_KEY}` }, dispatcher: agent });
+        return (await res.body.json()) as Record<string, unknown>;
+      })
+      .toMatchObject({ hourly_rate_limit: LIMIT, hourly_api_usage: LIMIT, hourly_remaining: 0 });
+    expect(server.stderr()).not.toMatch(/exited|error/i);
+  });
+});
