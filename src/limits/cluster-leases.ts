@@ -97,6 +97,8 @@ export class WorkerLeases {
   private readonly backoffUntil = new Map<number, number>();
   private timer: NodeJS.Timeout | null = null;
   private calls = 0;
+  /** Rule set numbers mean other sets after each forgetRuleSets(): grants asked for before are given back. */
+  private epoch = 0;
 
   constructor(
     private readonly clock: () => number,
@@ -152,18 +154,47 @@ export class WorkerLeases {
     return (this.backoffUntil.get(rulesId) ?? -Infinity) <= now;
   }
 
-  asked(rulesId: number): void {
+  /** A lease is being asked for: returns the number to hand `granted` with the answer. */
+  asked(rulesId: number): number {
     this.asking.add(rulesId);
+    return this.epoch;
   }
 
-  /** The primary's answer to a lease request. */
-  granted(rulesId: number, rules: readonly LimitRule[], grant: LeaseGrant | null | undefined): void {
+  /** The worker numbers its rule sets anew: every lease is given back, asks in flight are void. */
+  forgetRuleSets(): void {
+    this.epoch++;
+    this.asking.clear();
+    this.backoffUntil.clear();
+    this.close();
+  }
+
+  /** The primary's answer to a lease request (`epoch`: what `asked` returned). */
+  granted(rulesId: number, rules: readonly LimitRule[], grant: LeaseGrant | null | undefined, epoch: number): void {
+    if (epoch !== this.epoch) {
+      // Asked for under numbers that mean other rule sets now: given back unspent at once.
+      if (grant != null) this.giveBack(this.leaseOf(rules, grant));
+      return;
+    }
     this.asking.delete(rulesId);
     if (grant == null) {
       this.backoffUntil.set(rulesId, this.clock() + LEASE_BACKOFF_MS);
       return;
     }
-    const lease: WorkerLease = {
+    const lease = this.leaseOf(rules, grant);
+    const before = this.byRules.get(rulesId);
+    if (before !== undefined) {
+      // The grant counted what the lease it replaces had left as used: that comes back now.
+      lease.states = lease.states.map((state, i) => {
+        const back = Math.max(0, before.credit[rules[i]!.series] ?? 0);
+        return back === 0 ? state : { ...state, remaining: Math.min(state.limit, state.remaining + back), used: Math.max(0, state.used - back) };
+      });
+      this.giveBack(before);
+    }
+    this.byRules.set(rulesId, lease);
+  }
+
+  private leaseOf(rules: readonly LimitRule[], grant: LeaseGrant): WorkerLease {
+    return {
       id: grant.leaseId,
       rules,
       states: grant.states,
@@ -177,16 +208,6 @@ export class WorkerLeases {
       newestAt: 0,
       inFlight: new Map(),
     };
-    const before = this.byRules.get(rulesId);
-    if (before !== undefined) {
-      // The grant counted what the lease it replaces had left as used: that comes back now.
-      lease.states = lease.states.map((state, i) => {
-        const back = Math.max(0, before.credit[rules[i]!.series] ?? 0);
-        return back === 0 ? state : { ...state, remaining: Math.min(state.limit, state.remaining + back), used: Math.max(0, state.used - back) };
-      });
-      this.giveBack(before);
-    }
-    this.byRules.set(rulesId, lease);
   }
 
   /** Settles a call admitted from a lease; false when the reservation is not one of them. */

@@ -153,7 +153,7 @@ export class ClusterLimiter implements Limiter {
     if (known !== undefined) return { rulesId: known };
     if (this.ruleSetsSent >= RULE_SETS_KEPT) {
       // Leases go by rule set number too: given back before the numbers mean other sets.
-      this.leases?.close();
+      this.leases?.forgetRuleSets();
       void this.call({ op: 'forgetRules' }).catch(() => undefined);
       this.ruleSets = new WeakMap();
       this.ruleSetsSent = 0;
@@ -186,10 +186,10 @@ export class ClusterLimiter implements Limiter {
     const decision = local !== null ? Promise.resolve(local) : this.call<Decision>({ op: 'reserve', ...ref, costs });
     if (this.leases.shouldAsk(rulesId)) {
       const leases = this.leases;
-      leases.asked(rulesId);
+      const epoch = leases.asked(rulesId);
       this.call<LeaseGrant | null>({ op: 'lease', rulesId, costs, calls: LEASE_CALLS }).then(
-        (grant) => leases.granted(rulesId, rules, grant),
-        () => leases.granted(rulesId, rules, null),
+        (grant) => leases.granted(rulesId, rules, grant, epoch),
+        () => leases.granted(rulesId, rules, null, epoch),
       );
     }
     return decision;

@@ -4,15 +4,15 @@
  * call, and what they counted reaches the primary; with two workers racing for a limit, exactly
  * the limit is admitted (a lease never lets a call past it), and an idle worker's lease is called
  * back before anyone else is refused; a lease counts what its calls used, not what they held; a worker that exits
- * with a lease counts all of it still held; a rule set without ample room is never leased, nor a
- * cap on calls in flight.
+ * with a lease counts all of it still held; leases go when the worker numbers its rule sets anew;
+ * a rule set without ample room is never leased, nor a cap on calls in flight.
  */
 import { describe, expect, it } from 'vitest';
-import { ClusterLimiter, serveLimiter } from '../../src/limits/cluster.js';
+import { ClusterLimiter, RULE_SETS_KEPT, serveLimiter } from '../../src/limits/cluster.js';
 import { AMPLE_LEASES, LEASE_CALLS, REPORT_MS } from '../../src/limits/cluster-leases.js';
 import type { LimitRule, SeriesCost } from '../../src/limits/limiter.js';
 import { ipcPair, type IpcPair } from './fake-ipc.js';
-import { HOUR, hourly, limiterFixture } from './limiter-helpers.js';
+import { daily, HOUR, hourly, limiterFixture } from './limiter-helpers.js';
 
 /** Rule sets as CallLimits makes them: frozen (only a frozen set goes by number, and is leased). */
 const frozen = (...rules: LimitRule[]): readonly LimitRule[] => Object.freeze(rules.map((r) => Object.freeze({ ...r })));
@@ -132,6 +132,20 @@ describe('cluster leases', () => {
     for (let i = 0; i < 5; i++) await worker.reserve(rules, oneCall);
     channel.exit();
     expect((await ctx.limiter.peek(rules))[0]!.used).toBe(1 + LEASE_CALLS);
+  });
+
+  it('gives its leases back when it numbers its rule sets anew: a lease never admits a call of another rule set', async () => {
+    const { worker } = connectWorker();
+    const leased = frozen(hourly(1_000_000));
+    await worker.reserve(leased, oneCall);
+    await sleep(1); // leased, under rule set number 0
+    expect((await worker.reserve(leased, oneCall)).admitted).toBe(true);
+    // As many other sets as the worker numbers: it starts again at 0, with a stricter set on the same series.
+    await Promise.all(Array.from({ length: RULE_SETS_KEPT - 1 }, (_, i) => worker.peek(frozen(hourly(100, `other${i}`)))));
+    const stricter = frozen(hourly(1_000_000), { ...daily(5), name: 'daily' });
+    const decisions = [];
+    for (let i = 0; i < 6; i++) decisions.push(await worker.reserve(stricter, oneCall));
+    expect(decisions.map((d) => d.admitted)).toEqual([true, true, true, false, false, false]); // 2 counted before, daily limit 5
   });
 
   it('leases nothing without ample room, nor a cap on calls in flight: every call asks', async () => {
