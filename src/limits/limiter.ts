@@ -4,8 +4,8 @@
  * re-exported here for code written against this path. Implementations sit side by side and pass
  * one contract test suite: memory.ts (one process decides, journaled to SQLite), cluster.ts
  * (cluster workers ask their primary's memory limiter, or spend a lease of its room), sqlite.ts
- * (every process decides in a transaction), redis.ts (every instance decides in one Lua script, for several machines; behind
- * fail-mode.ts). create.ts builds the configured one.
+ * (every process decides in a transaction), redis.ts (every instance decides in one Lua script,
+ * for several machines; behind fail-mode.ts). create.ts builds the configured one.
  * Everything is asynchronous even where an implementation could answer synchronously.
  *
  * Model: every limited quantity is a *series* (all requests through the gateway, one key's tokens,
