@@ -377,14 +377,16 @@ export class LeaseBook {
   }
 
   /**
-   * Reserves; when that is refused while leases on the rules' series are out, calls them back
-   * (`recall` tells each owner which), waits until they are given back (at most RECALL_WAIT_MS),
-   * and decides again.
+   * Reserves; when that is refused while leases are out on a series that had too little room,
+   * calls them back (`recall` tells each owner which), waits until they are given back (at most
+   * RECALL_WAIT_MS), and decides again.
    */
   async reserve(rules: readonly LimitRule[], costs: Readonly<Record<string, SeriesCost>>, recall: (owner: object, leaseIds: string[]) => void): Promise<Decision> {
     const decision = await this.limiter.reserve(rules, costs);
-    if (decision.admitted) return decision;
-    const series = new Set(rules.map((r) => r.series));
+    // A call no lease stands in the way of: admitted, or too large for the limit itself.
+    if (decision.admitted || decision.retryAfterMs === undefined) return decision;
+    // Only leases on a series that refused: a key at its own limit calls back none on the global ones.
+    const series = new Set(rules.filter((rule, i) => (costs[rule.series]?.amount ?? 0) > (decision.states[i]?.remaining ?? 0)).map((rule) => rule.series));
     const out = new Map<object, string[]>();
     const waits: Promise<void>[] = [];
     for (const [id, lease] of this.leases) {

@@ -2,10 +2,11 @@
  * Leases (src/limits/cluster-leases.ts) over the fake IPC channel, the primary's limiter a
  * MemoryLimiter on a real SQLite file: a busy worker admits calls from a lease without asking per
  * call, and what they counted reaches the primary; with two workers racing for a limit, exactly
- * the limit is admitted (a lease never lets a call past it), and an idle worker's lease is called
- * back before anyone else is refused; a lease counts what its calls used, not what they held; a worker that exits
- * with a lease counts all of it still held; leases go when the worker numbers its rule sets anew;
- * a rule set without ample room is never leased, nor a cap on calls in flight.
+ * the limit is admitted (a lease never lets a call past it); an idle worker's lease is called back
+ * before anyone else is refused, and only when that can change the answer; a lease counts what its
+ * calls used, not what they held; a worker that exits with a lease counts all of it still held;
+ * leases go when the worker numbers its rule sets anew; a rule set without ample room is never
+ * leased, nor a cap on calls in flight.
  */
 import { describe, expect, it } from 'vitest';
 import { ClusterLimiter, RULE_SETS_KEPT, serveLimiter } from '../../src/limits/cluster.js';
@@ -102,6 +103,19 @@ describe('cluster leases', () => {
     expect(idle.channel.sent.toWorker.some((m) => (m as { proxygptLimiter: string }).proxygptLimiter === 'recall')).toBe(true);
     // The idle worker's lease is back: its next call asks, and is refused.
     expect((await idle.worker.reserve(rules, oneCall)).admitted).toBe(false);
+  });
+
+  it('calls back no lease for a refusal it cannot change: a key at its own limit leaves the global leases alone', async () => {
+    const global = hourly(1_000_000, 'g');
+    const leasing = connectWorker();
+    await leasing.worker.reserve(frozen(global), { g: { amount: 1, hold: false } });
+    await sleep(1); // leased, on the global series
+    const other = connectWorker();
+    const keyed = frozen(global, { ...hourly(3, 'k'), name: 'key_hourly' });
+    const admitted = [];
+    for (let i = 0; i < 5; i++) admitted.push((await other.worker.reserve(keyed, { g: { amount: 1, hold: false }, k: { amount: 1, hold: false } })).admitted);
+    expect(admitted).toEqual([true, true, true, false, false]);
+    expect(leasing.channel.sent.toWorker.some((m) => (m as { proxygptLimiter: string }).proxygptLimiter === 'recall')).toBe(false);
   });
 
   it('counts what calls from a lease used, not what they held', async () => {
