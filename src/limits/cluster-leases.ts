@@ -5,10 +5,14 @@
  * asked, held in its limiter like any call in flight); the worker admits its next calls from that
  * block by itself and tells the primary, a few milliseconds later, what they counted. So:
  * - nothing is ever admitted past a limit: a lease is held before any call spends it, and what a
- *   call counts beyond its share (tokens over the estimate) is counted all the same;
+ *   call counts beyond its share (tokens over the estimate) is counted all the same; the room a
+ *   call held comes off the lease when it settles (what it did not use goes back to everyone, not
+ *   to the lease), so the primary's hold is always exactly the lease's unspent room plus what its
+ *   calls in flight hold, once reported;
  * - nobody is refused while room is left: a lease is granted only while each rule would still
  *   have room for AMPLE_LEASES more after it, and before the primary refuses a call it calls back
- *   every lease on the series concerned (their unspent room comes back) and decides again;
+ *   every lease on a series that had too little room (unspent room comes back, and what their
+ *   calls settled is reported) and decides again;
  * - events are counted late, never early: a report counts its events at the time of the newest
  *   one in it (at most REPORT_MS late for the others), so they stay in their windows a little
  *   longer than they happened, never shorter;
@@ -46,7 +50,7 @@ export interface LeaseGrant {
   states: RuleState[];
 }
 
-/** A worker's report on one lease: counted now (`appended`, at `at`), given back (`released`). */
+/** A worker's report on one lease: counted now (`appended`, at `at`), off the lease's hold (`released`). */
 export interface LeaseDraw {
   leaseId: string;
   appended: Amounts;
@@ -74,14 +78,16 @@ interface WorkerLease {
   open: boolean;
   /** The primary has been told that it is given back. */
   returnReported: boolean;
-  /** Unspent room per series (below zero when calls counted more than they held). */
+  /** Unspent room per series. */
   credit: Amounts;
   /** The room granted, per series. */
   granted: Amounts;
   /** Counted by calls, not yet reported. */
   unreported: Amounts;
-  /** Given back, not yet reported. */
-  unreleased: Amounts;
+  /** Room that came off the lease (spent by a call that settled or counts at once, or given back), not yet reported. */
+  unheld: Amounts;
+  /** The primary asked for a report (a recall): send one even if there is nothing in it. */
+  mustReport: boolean;
   /** Time of the newest event in `unreported`. */
   newestAt: number;
   /** Holds of this lease's calls in flight, by reservation id. */
@@ -91,6 +97,8 @@ interface WorkerLease {
 /** A worker's leases (one per rule set at most), its calls admitted from them, and its reports. */
 export class WorkerLeases {
   private readonly byRules = new Map<number, WorkerLease>();
+  /** Every lease not done with yet (open, or given back with calls in flight or a report due). */
+  private readonly byId = new Map<string, WorkerLease>();
   private readonly byCall = new Map<string, WorkerLease>();
   private readonly reporting = new Set<WorkerLease>();
   private readonly asking = new Set<number>();
@@ -120,8 +128,12 @@ export class WorkerLeases {
     for (const [series, cost] of Object.entries(costs)) {
       if (cost.amount <= 0) continue;
       lease.credit[series]! -= cost.amount;
-      if (cost.hold) held[series] = cost.amount;
-      else this.count(lease, series, cost.amount, now);
+      if (cost.hold) {
+        held[series] = cost.amount;
+      } else {
+        this.count(lease, series, cost.amount, now);
+        add(lease.unheld, series, cost.amount);
+      }
     }
     const reservation: Reservation = { id: isEmpty(held) ? '' : `${lease.id}.${++this.calls}`, held };
     if (reservation.id !== '') {
@@ -172,7 +184,11 @@ export class WorkerLeases {
   granted(rulesId: number, rules: readonly LimitRule[], grant: LeaseGrant | null | undefined, epoch: number): void {
     if (epoch !== this.epoch) {
       // Asked for under numbers that mean other rule sets now: given back unspent at once.
-      if (grant != null) this.giveBack(this.leaseOf(rules, grant));
+      if (grant != null) {
+        const stale = this.leaseOf(rules, grant);
+        this.byId.set(stale.id, stale);
+        this.giveBack(stale);
+      }
       return;
     }
     this.asking.delete(rulesId);
@@ -181,6 +197,7 @@ export class WorkerLeases {
       return;
     }
     const lease = this.leaseOf(rules, grant);
+    this.byId.set(lease.id, lease);
     const before = this.byRules.get(rulesId);
     if (before !== undefined) {
       // The grant counted what the lease it replaces had left as used: that comes back now.
@@ -204,7 +221,8 @@ export class WorkerLeases {
       credit: { ...grant.credit },
       granted: { ...grant.credit },
       unreported: {},
-      unreleased: {},
+      unheld: {},
+      mustReport: false,
       newestAt: 0,
       inFlight: new Map(),
     };
@@ -217,9 +235,8 @@ export class WorkerLeases {
     const held = this.takeCall(lease, reservation.id);
     const now = this.clock();
     for (const [series, amount] of Object.entries(held)) {
-      const used = actual[series] ?? amount;
-      this.count(lease, series, used, now);
-      this.unspend(lease, series, amount - used);
+      this.count(lease, series, actual[series] ?? amount, now);
+      add(lease.unheld, series, amount);
     }
     this.schedule(lease);
     return true;
@@ -229,15 +246,23 @@ export class WorkerLeases {
   release(reservation: Reservation): boolean {
     const lease = this.byCall.get(reservation.id);
     if (lease === undefined) return false;
-    for (const [series, amount] of Object.entries(this.takeCall(lease, reservation.id))) this.unspend(lease, series, amount);
+    for (const [series, amount] of Object.entries(this.takeCall(lease, reservation.id))) add(lease.unheld, series, amount);
     this.schedule(lease);
     return true;
   }
 
-  /** The primary calls these leases back (it would otherwise refuse a call): give them back now. */
+  /**
+   * The primary calls these leases back (it would otherwise refuse a call): give them back and
+   * report on each at once, also on one given back before (its calls may have settled since).
+   */
   recall(leaseIds: readonly string[]): void {
-    const ids = new Set(leaseIds);
-    for (const lease of this.byRules.values()) if (ids.has(lease.id)) this.giveBack(lease);
+    for (const id of leaseIds) {
+      const lease = this.byId.get(id);
+      if (lease === undefined) continue;
+      this.giveBack(lease);
+      lease.mustReport = true;
+      this.reporting.add(lease);
+    }
     this.report();
   }
 
@@ -260,16 +285,10 @@ export class WorkerLeases {
     lease.newestAt = Math.max(lease.newestAt, now);
   }
 
-  /** Room a call did not use goes back to the lease while it is open, else back to the primary. */
-  private unspend(lease: WorkerLease, series: string, amount: number): void {
-    if (lease.open) lease.credit[series] = (lease.credit[series] ?? 0) + amount;
-    else add(lease.unreleased, series, amount);
-  }
-
   private giveBack(lease: WorkerLease): void {
     if (!lease.open) return;
     lease.open = false;
-    for (const [series, amount] of Object.entries(lease.credit)) add(lease.unreleased, series, amount);
+    for (const [series, amount] of Object.entries(lease.credit)) add(lease.unheld, series, amount);
     lease.credit = {};
     for (const [rulesId, l] of this.byRules) if (l === lease) this.byRules.delete(rulesId);
     this.schedule(lease);
@@ -291,11 +310,13 @@ export class WorkerLeases {
     for (const lease of this.reporting) {
       const done = !lease.open && lease.inFlight.size === 0;
       const returning = !lease.open && !lease.returnReported;
-      if (isEmpty(lease.unreported) && isEmpty(lease.unreleased) && !done && !returning) continue;
-      draws.push({ leaseId: lease.id, appended: lease.unreported, released: lease.unreleased, at: lease.newestAt, returned: !lease.open, done });
+      if (isEmpty(lease.unreported) && isEmpty(lease.unheld) && !done && !returning && !lease.mustReport) continue;
+      draws.push({ leaseId: lease.id, appended: lease.unreported, released: lease.unheld, at: lease.newestAt, returned: !lease.open, done });
       lease.returnReported = !lease.open;
+      lease.mustReport = false;
       lease.unreported = {};
-      lease.unreleased = {};
+      lease.unheld = {};
+      if (done) this.byId.delete(lease.id);
     }
     this.reporting.clear();
     if (draws.length > 0) this.send(draws);
@@ -306,7 +327,7 @@ export class WorkerLeases {
 export interface LeasingLimiter {
   reserve(rules: readonly LimitRule[], costs: Readonly<Record<string, SeriesCost>>): Promise<Decision>;
   release(reservation: Reservation): Promise<void>;
-  /** Counts `appended` at `at` and takes `appended + released` off reservation `id`'s holds. */
+  /** Counts `appended` at `at` and takes `released` off reservation `id`'s holds. */
   draw(id: string, appended: Readonly<Amounts>, released: Readonly<Amounts>, at: number): void;
   /** Ends reservation `id`'s holds: counted as used (`count`), or dropped. */
   endHold(id: string, count: boolean): void;
@@ -317,10 +338,8 @@ export const canLease = (limiter: object): limiter is LeasingLimiter => typeof (
 interface PrimaryLease {
   owner: object;
   series: Set<string>;
-  /** Resolves once the worker has given it back (or is gone). */
-  returned: Promise<void>;
-  markReturned: () => void;
-  open: boolean;
+  /** Resolved by the next report on it (or when its owner is gone). */
+  reported: (() => void)[];
 }
 
 /** The primary's leases, over all workers (one book per limiter). */
@@ -343,9 +362,7 @@ export class LeaseBook {
       await this.limiter.release(reservation);
       return null;
     }
-    let markReturned = () => {};
-    const returned = new Promise<void>((resolve) => (markReturned = resolve));
-    this.leases.set(reservation.id, { owner, series: new Set(Object.keys(leased)), returned, markReturned, open: true });
+    this.leases.set(reservation.id, { owner, series: new Set(Object.keys(leased)), reported: [] });
     return { leaseId: reservation.id, credit: { ...reservation.held }, states: decision.states };
   }
 
@@ -354,16 +371,11 @@ export class LeaseBook {
     const lease = this.leases.get(draw.leaseId);
     if (lease === undefined || lease.owner !== owner) return;
     this.limiter.draw(draw.leaseId, draw.appended, draw.released, draw.at);
-    if (lease.open && (draw.returned || draw.done)) this.returned(lease);
     if (draw.done) {
       this.limiter.endHold(draw.leaseId, false);
       this.leases.delete(draw.leaseId);
     }
-  }
-
-  private returned(lease: PrimaryLease): void {
-    lease.open = false;
-    lease.markReturned();
+    for (const wake of lease.reported.splice(0)) wake();
   }
 
   /** The worker is gone: what its leases still held counts as used. */
@@ -371,15 +383,15 @@ export class LeaseBook {
     for (const [id, lease] of this.leases) {
       if (lease.owner !== owner) continue;
       this.limiter.endHold(id, true);
-      this.returned(lease);
       this.leases.delete(id);
+      for (const wake of lease.reported.splice(0)) wake();
     }
   }
 
   /**
    * Reserves; when that is refused while leases are out on a series that had too little room,
-   * calls them back (`recall` tells each owner which), waits until they are given back (at most
-   * RECALL_WAIT_MS), and decides again.
+   * calls them back (`recall` tells each owner which: it gives them back and reports on each),
+   * waits for those reports (at most RECALL_WAIT_MS), and decides again.
    */
   async reserve(rules: readonly LimitRule[], costs: Readonly<Record<string, SeriesCost>>, recall: (owner: object, leaseIds: string[]) => void): Promise<Decision> {
     const decision = await this.limiter.reserve(rules, costs);
@@ -390,9 +402,9 @@ export class LeaseBook {
     const out = new Map<object, string[]>();
     const waits: Promise<void>[] = [];
     for (const [id, lease] of this.leases) {
-      if (!lease.open || ![...lease.series].some((s) => series.has(s))) continue;
+      if (![...lease.series].some((s) => series.has(s))) continue;
       out.set(lease.owner, [...(out.get(lease.owner) ?? []), id]);
-      waits.push(lease.returned);
+      waits.push(new Promise((resolve) => lease.reported.push(resolve)));
     }
     if (waits.length === 0) return decision;
     for (const [owner, ids] of out) recall(owner, ids);

@@ -311,14 +311,14 @@ export class MemoryLimiter implements Limiter {
 
   /**
    * Part of a held reservation settled (a cluster worker's lease, cluster-leases.ts): `appended`
-   * counts at `at` (never before the series' newest event), and `appended + released` comes off the
-   * hold. A hold that expired meanwhile counts `appended` all the same, as a late commit would.
+   * counts at `at` (never before the series' newest event), and `released` comes off the hold. A
+   * hold that expired meanwhile counts `appended` all the same, as a late commit would.
    */
   draw(id: string, appended: Readonly<Record<string, number>>, released: Readonly<Record<string, number>>, at: number): void {
     checkAmounts([...Object.values(appended), ...Object.values(released)], 'drawn amounts');
     const held = this.holds.get(id);
-    for (const series of new Set([...Object.keys(appended), ...Object.keys(released)])) {
-      const off = Math.min(held?.amounts[series] ?? 0, (appended[series] ?? 0) + (released[series] ?? 0));
+    for (const series of Object.keys(released)) {
+      const off = Math.min(held?.amounts[series] ?? 0, released[series] ?? 0);
       if (held === undefined || off === 0) continue;
       held.amounts[series]! -= off;
       const state = this.state(series);

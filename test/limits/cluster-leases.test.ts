@@ -11,9 +11,9 @@
 import { describe, expect, it } from 'vitest';
 import { ClusterLimiter, RULE_SETS_KEPT, serveLimiter } from '../../src/limits/cluster.js';
 import { AMPLE_LEASES, LEASE_CALLS, REPORT_MS } from '../../src/limits/cluster-leases.js';
-import type { LimitRule, SeriesCost } from '../../src/limits/limiter.js';
+import type { LimitRule, Reservation, SeriesCost } from '../../src/limits/limiter.js';
 import { ipcPair, type IpcPair } from './fake-ipc.js';
-import { daily, HOUR, hourly, limiterFixture } from './limiter-helpers.js';
+import { daily, generator, HOUR, hourly, limiterFixture } from './limiter-helpers.js';
 
 /** Rule sets as CallLimits makes them: frozen (only a frozen set goes by number, and is leased). */
 const frozen = (...rules: LimitRule[]): readonly LimitRule[] => Object.freeze(rules.map((r) => Object.freeze({ ...r })));
@@ -160,6 +160,49 @@ describe('cluster leases', () => {
     const decisions = [];
     for (let i = 0; i < 6; i++) decisions.push(await worker.reserve(stricter, oneCall));
     expect(decisions.map((d) => d.admitted)).toEqual([true, true, true, false, false, false]); // 2 counted before, daily limit 5
+  });
+
+  it.each([1, 2, 3, 4, 5, 6])('over 3,000 random calls of two workers, admits and refuses exactly as the counts say (seed %i)', async (seed) => {
+    const rand = generator(seed);
+    const limits = { s: 1_400, t: 600_000 };
+    const rules = frozen(hourly(limits.s), tokensHourly(limits.t));
+    const workers = [connectWorker(), connectWorker()];
+    /** What the limits count as the test keeps it: requests admitted; tokens used by settled calls plus held by calls in flight. */
+    const model = { s: 0, t: 0 };
+    const inFlight: { worker: ClusterLimiter; reservation: Reservation; held: number }[] = [];
+    let refused = 0;
+    for (let i = 0; i < 3000; i++) {
+      const settle = inFlight.length > 0 && rand.chance(0.45);
+      if (settle) {
+        const call = inFlight.splice(rand.int(inFlight.length), 1)[0]!;
+        model.t -= call.held;
+        if (rand.chance(0.1)) {
+          await call.worker.release(call.reservation);
+        } else {
+          const used = rand.int(Math.ceil(call.held * 1.5) + 1); // sometimes more than it held
+          await call.worker.commit(call.reservation, { t: used });
+          model.t += used;
+        }
+        continue;
+      }
+      const worker = workers[rand.int(2)]!.worker;
+      const tokens = 100 + rand.int(901);
+      const decision = await worker.reserve(rules, { s: { amount: 1, hold: false }, t: { amount: tokens, hold: true } });
+      const fits = model.s + 1 <= limits.s && model.t + tokens <= limits.t;
+      expect({ i, admitted: decision.admitted }).toEqual({ i, admitted: fits });
+      if (!decision.admitted) {
+        refused++;
+        continue;
+      }
+      model.s += 1;
+      model.t += tokens;
+      inFlight.push({ worker, reservation: decision.reservation!, held: tokens });
+    }
+    expect(refused).toBeGreaterThan(50);
+    for (const { worker } of workers) await worker.close();
+    await sleep(REPORT_MS * 2);
+    const states = await ctx.limiter.peek(rules);
+    expect(states.map((st) => st.used)).toEqual([model.s, model.t]);
   });
 
   it('leases nothing without ample room, nor a cap on calls in flight: every call asks', async () => {

@@ -148,3 +148,15 @@ export function referenceLimiter(ctx: LimiterContext, options: Pick<LimiterOptio
   });
   return ref;
 }
+
+/** mulberry32: a small deterministic generator. */
+export function generator(seed: number) {
+  let state = seed;
+  const next = () => {
+    state = (state + 0x6d2b79f5) | 0;
+    let x = Math.imul(state ^ (state >>> 15), 1 | state);
+    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
+    return ((x ^ (x >>> 14)) >>> 0) / 4_294_967_296;
+  };
+  return { next, int: (n: number) => Math.floor(next() * n), chance: (p: number) => next() < p };
+}

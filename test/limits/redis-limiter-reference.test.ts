@@ -9,7 +9,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { Decision, LimitRule, Reservation, SeriesCost } from '../../src/limits/limiter.js';
-import { DAY, HOUR, limiterFixture, REDIS_URL, referenceLimiter } from './limiter-helpers.js';
+import { DAY, generator, HOUR, limiterFixture, REDIS_URL, referenceLimiter } from './limiter-helpers.js';
 
 const NEVER = 10_000_000_000_000; // a hold lifetime no test reaches (~300 years)
 const MINUTE = 60_000;
@@ -23,18 +23,6 @@ const RULES: LimitRule[] = [
   { name: 'key_usd_daily', series: 'k:usd', unit: 'usd', windowMs: DAY, limit: 9_000_000 },
   { name: 'key_usd_month', series: 'k:usd', unit: 'usd', windowMs: 31 * DAY, calendarMonth: true, limit: 40_000_000 },
 ];
-
-/** mulberry32: a small deterministic generator. */
-function generator(seed: number) {
-  let state = seed;
-  const next = () => {
-    state = (state + 0x6d2b79f5) | 0;
-    let x = Math.imul(state ^ (state >>> 15), 1 | state);
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
-    return ((x ^ (x >>> 14)) >>> 0) / 4_294_967_296;
-  };
-  return { next, int: (n: number) => Math.floor(next() * n), chance: (p: number) => next() < p };
-}
 
 /** A decision without its reservation id (each limiter makes its own). */
 function comparable(d: Decision) {
