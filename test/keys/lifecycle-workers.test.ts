@@ -6,58 +6,38 @@
  * request of every connection. No sleeping: expiry is moved into the past with PATCH.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { rmSync } from 'node:fs';
-import { join } from 'node:path';
 import { Client } from 'undici';
-import { startMockOpenAI, type MockOpenAI } from '../fixtures/mock-openai.js';
-import { chatBody, tempDir, UPSTREAM_KEY } from '../helpers.js';
+import { chatBody } from '../helpers.js';
 import { ADMIN_KEY } from './helpers.js';
-import { startServerProcess, type ServerProcess } from '../support/server-process.js';
+import { startGatewayProcess, type GatewayProcess } from '../support/gateway-process.js';
+import type { ServerProcess } from '../support/server-process.js';
 
 const CONNECTIONS = 6;
 
-let mock: MockOpenAI;
 let server: ServerProcess;
-let dir: string;
 let base: string;
+let gateway: GatewayProcess | undefined;
 /** One keep-alive connection each (an undici Client is a single connection). */
 let clients: Client[] = [];
 
 beforeAll(async () => {
-  mock = await startMockOpenAI();
-  dir = tempDir();
-  server = await startServerProcess({
-    OPENAI_API_KEY: UPSTREAM_KEY,
-    OPENAI_BASE_URL: mock.url,
-    PROXYGPT_ADMIN_KEY: ADMIN_KEY,
-    PROXYGPT_DATABASE_URL: join(dir, 'proxygpt.db'),
-    PROXYGPT_WORKERS: '2',
-    // info: every proxied call logs one line with its worker's pid and its request id.
-    LOG_LEVEL: 'info',
-  });
+  gateway = await startGatewayProcess(
+    {
+      PROXYGPT_ADMIN_KEY: ADMIN_KEY,
+      PROXYGPT_WORKERS: '2',
+      // info: every proxied call logs one line with its worker's pid and its request id.
+      LOG_LEVEL: 'info',
+    },
+    { workersListening: 2 },
+  );
+  ({ server } = gateway);
   base = server.base;
-  // The first worker answers /healthz while the second may still be starting: wait for both.
-  const deadline = Date.now() + 20_000;
-  const listening = () =>
-    new Set(
-      server
-        .stdout()
-        .split('\n')
-        .filter((l) => l.startsWith('{') && /listening/i.test(l))
-        .map((l) => (JSON.parse(l) as { pid?: number }).pid),
-    );
-  while (listening().size < 2) {
-    if (Date.now() > deadline || server.child.exitCode !== null) throw new Error(`both workers did not start: ${server.stdout()} ${server.stderr()}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
   clients = Array.from({ length: CONNECTIONS }, () => new Client(base, { pipelining: 1, keepAliveTimeout: 60_000 }));
 }, 30_000);
 
 afterAll(async () => {
   await Promise.all(clients.map((c) => c.destroy()));
-  await server?.stop();
-  await mock?.close();
-  if (dir) rmSync(dir, { recursive: true, force: true });
+  await gateway?.stop();
 }, 15_000);
 
 interface Answer {

@@ -6,12 +6,11 @@
  * refused is cluster-leases.test.ts's to show (an idle worker's lease; here both workers spend theirs).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { rmSync } from 'node:fs';
-import { join } from 'node:path';
 import { Agent, request } from 'undici';
-import { startMockOpenAI, type MockOpenAI } from '../fixtures/mock-openai.js';
-import { chatBody, PROXY_KEY, tempDir, UPSTREAM_KEY } from '../helpers.js';
-import { startServerProcess, type ServerProcess } from '../support/server-process.js';
+import type { MockOpenAI } from '../fixtures/mock-openai.js';
+import { chatBody, PROXY_KEY } from '../helpers.js';
+import { startGatewayProcess, type GatewayProcess } from '../support/gateway-process.js';
+import type { ServerProcess } from '../support/server-process.js';
 import { AMPLE_LEASES, LEASE_CALLS } from '../../src/limits/cluster-leases.js';
 
 // Room for several leases, and a burst well past it.
@@ -20,17 +19,12 @@ const REQUESTS = LIMIT + 250;
 
 let mock: MockOpenAI;
 let server: ServerProcess;
-let dir: string;
+let gateway: GatewayProcess | undefined;
 const agent = new Agent({ connections: 32, pipelining: 0 });
 
 beforeAll(async () => {
-  mock = await startMockOpenAI();
-  dir = tempDir();
-  server = await startServerProcess({
-    OPENAI_API_KEY: UPSTREAM_KEY,
-    OPENAI_BASE_URL: mock.url,
+  gateway = await startGatewayProcess({
     PROXYGPT_API_KEY: PROXY_KEY,
-    PROXYGPT_DATABASE_URL: join(dir, 'proxygpt.db'),
     PROXYGPT_WORKERS: '2',
     USE_HOURLY_RATE_LIMIT: 'true',
     PROXYGPT_HOURLY_RATE_LIMIT: String(LIMIT),
@@ -38,13 +32,12 @@ beforeAll(async () => {
     PROXYGPT_RATE_LIMIT_COUNT: 'all',
     LOG_LEVEL: 'warn',
   });
+  ({ mock, server } = gateway);
 }, 25_000);
 
 afterAll(async () => {
-  await server?.stop();
+  await gateway?.stop();
   await agent.close();
-  await mock?.close();
-  if (dir) rmSync(dir, { recursive: true, force: true });
 }, 15_000);
 
 describe('two cluster workers with leases', () => {

@@ -4,30 +4,24 @@
  * the global limit (BEGIN IMMEDIATE serialises the limiter across processes).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { rmSync } from 'node:fs';
-import { join } from 'node:path';
 import { Agent, request } from 'undici';
-import { startMockOpenAI, type MockOpenAI } from '../fixtures/mock-openai.js';
-import { chatBody, PROXY_KEY, tempDir, UPSTREAM_KEY } from '../helpers.js';
-import { startServerProcess, type ServerProcess } from '../support/server-process.js';
+import type { MockOpenAI } from '../fixtures/mock-openai.js';
+import { chatBody, PROXY_KEY } from '../helpers.js';
+import { startGatewayProcess, type GatewayProcess } from '../support/gateway-process.js';
+import type { ServerProcess } from '../support/server-process.js';
 
 const LIMIT = 50;
 const REQUESTS = 120;
 
 let mock: MockOpenAI;
 let server: ServerProcess;
-let dir: string;
 let base: string;
+let gateway: GatewayProcess | undefined;
 const agent = new Agent({ connections: 32, pipelining: 0 });
 
 beforeAll(async () => {
-  mock = await startMockOpenAI();
-  dir = tempDir();
-  server = await startServerProcess({
-    OPENAI_API_KEY: UPSTREAM_KEY,
-    OPENAI_BASE_URL: mock.url,
+  gateway = await startGatewayProcess({
     PROXYGPT_API_KEY: PROXY_KEY,
-    PROXYGPT_DATABASE_URL: join(dir, 'proxygpt.db'),
     PROXYGPT_WORKERS: '4',
     USE_HOURLY_RATE_LIMIT: 'true',
     PROXYGPT_HOURLY_RATE_LIMIT: String(LIMIT),
@@ -36,14 +30,13 @@ beforeAll(async () => {
     // info: each worker logs one "proxied" line per request with its pid, which shows the spread.
     LOG_LEVEL: 'info',
   });
+  ({ mock, server } = gateway);
   base = server.base;
 }, 25_000);
 
 afterAll(async () => {
-  await server?.stop();
+  await gateway?.stop();
   await agent.close();
-  await mock?.close();
-  if (dir) rmSync(dir, { recursive: true, force: true });
 }, 15_000);
 
 interface ProxiedLine {

@@ -6,13 +6,11 @@
  * histogram counts of both workers, and the 429s of the global limit (which the primary decides).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { rmSync } from 'node:fs';
-import { join } from 'node:path';
 import { Client } from 'undici';
-import { startMockOpenAI, type MockOpenAI } from '../fixtures/mock-openai.js';
-import { chatBody, PROXY_KEY, tempDir, UPSTREAM_KEY } from '../helpers.js';
+import { chatBody, PROXY_KEY, UPSTREAM_KEY } from '../helpers.js';
 import { ADMIN_KEY } from '../keys/helpers.js';
-import { startServerProcess, type ServerProcess } from '../support/server-process.js';
+import { startGatewayProcess, type GatewayProcess } from '../support/gateway-process.js';
+import type { ServerProcess } from '../support/server-process.js';
 import { parseExposition, select, sumOf, valueOf, type Exposition } from './prometheus-text.js';
 
 const CONNECTIONS = 8;
@@ -27,48 +25,30 @@ const COMPLETION = 5;
 const MICRO_USD_PER_CALL = PROMPT * 0.15 + COMPLETION * 0.6;
 const CHAT = 'POST /v1/chat/completions';
 
-let mock: MockOpenAI;
 let server: ServerProcess;
-let dir: string;
+let gateway: GatewayProcess | undefined;
 let clients: Client[] = [];
 
 beforeAll(async () => {
-  mock = await startMockOpenAI();
-  dir = tempDir();
-  server = await startServerProcess({
-    OPENAI_API_KEY: UPSTREAM_KEY,
-    OPENAI_BASE_URL: mock.url,
-    PROXYGPT_API_KEY: PROXY_KEY,
-    PROXYGPT_ADMIN_KEY: ADMIN_KEY,
-    PROXYGPT_DATABASE_URL: join(dir, 'proxygpt.db'),
-    PROXYGPT_WORKERS: '2',
-    USE_HOURLY_RATE_LIMIT: 'true',
-    PROXYGPT_HOURLY_RATE_LIMIT: String(ADMITTED),
-    // info: every proxied call logs one line with its worker's pid and its request id.
-    LOG_LEVEL: 'info',
-  });
-  // The first worker answers /healthz while the second may still be starting: wait for both.
-  const deadline = Date.now() + 20_000;
-  const listening = () =>
-    new Set(
-      server
-        .stdout()
-        .split('\n')
-        .filter((l) => l.startsWith('{') && /listening/i.test(l))
-        .map((l) => (JSON.parse(l) as { pid?: number }).pid),
-    );
-  while (listening().size < 2) {
-    if (Date.now() > deadline || server.child.exitCode !== null) throw new Error(`both workers did not start: ${server.stdout()} ${server.stderr()}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  gateway = await startGatewayProcess(
+    {
+      PROXYGPT_API_KEY: PROXY_KEY,
+      PROXYGPT_ADMIN_KEY: ADMIN_KEY,
+      PROXYGPT_WORKERS: '2',
+      USE_HOURLY_RATE_LIMIT: 'true',
+      PROXYGPT_HOURLY_RATE_LIMIT: String(ADMITTED),
+      // info: every proxied call logs one line with its worker's pid and its request id.
+      LOG_LEVEL: 'info',
+    },
+    { workersListening: 2 },
+  );
+  ({ server } = gateway);
   clients = Array.from({ length: CONNECTIONS }, () => new Client(server.base, { pipelining: 1, keepAliveTimeout: 60_000 }));
 }, 30_000);
 
 afterAll(async () => {
   await Promise.all(clients.map((c) => c.destroy()));
-  await server?.stop();
-  await mock?.close();
-  if (dir) rmSync(dir, { recursive: true, force: true });
+  await gateway?.stop();
 }, 15_000);
 
 async function chat(client: Client): Promise<{ status: number; requestId: string }> {
