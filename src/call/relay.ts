@@ -102,10 +102,9 @@ export async function readAnswer(call: ProxyCall, response: UpstreamResponse): P
  * stream and as long as it lasts, five end-of-stream watchers, a second copy of every header and
  * the route's pending promise: about 8 KB per open stream in a heap snapshot. Fastify's
  * onResponse hooks and its request log still run (they wait for the response's 'finish'); this
- * gateway has no onSend hook. Listeners
- * are added with `on`, not `once`: each of these events comes once per stream (and `done` is
- * guarded), and `once` keeps a wrapper object and a bound function per listener, for as long as
- * the stream is open.
+ * gateway has no onSend hook. Listeners are added with `on`, not `once`: each of these events
+ * comes once per stream (and `done` is guarded), and `once` keeps a wrapper object and a bound
+ * function per listener, for as long as the stream is open.
  */
 function streamSse(reply: FastifyReply, body: UpstreamResponse['body'], tap: SseTap, done: () => void): FastifyReply {
   let called = false;
