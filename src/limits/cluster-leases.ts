@@ -56,8 +56,6 @@ export interface LeaseDraw {
   appended: Amounts;
   released: Amounts;
   at: number;
-  /** The worker admits no more calls from it (it gave it back, or was asked to). */
-  returned: boolean;
   /** The worker is done with the lease: nothing of it is held any more. */
   done: boolean;
 }
@@ -76,8 +74,6 @@ interface WorkerLease {
   states: RuleState[];
   grantedAt: number;
   open: boolean;
-  /** The primary has been told that it is given back. */
-  returnReported: boolean;
   /** Unspent room per series. */
   credit: Amounts;
   /** The room granted, per series. */
@@ -217,7 +213,6 @@ export class WorkerLeases {
       states: grant.states,
       grantedAt: this.clock(),
       open: true,
-      returnReported: false,
       credit: { ...grant.credit },
       granted: { ...grant.credit },
       unreported: {},
@@ -309,10 +304,8 @@ export class WorkerLeases {
     const draws: LeaseDraw[] = [];
     for (const lease of this.reporting) {
       const done = !lease.open && lease.inFlight.size === 0;
-      const returning = !lease.open && !lease.returnReported;
-      if (isEmpty(lease.unreported) && isEmpty(lease.unheld) && !done && !returning && !lease.mustReport) continue;
-      draws.push({ leaseId: lease.id, appended: lease.unreported, released: lease.unheld, at: lease.newestAt, returned: !lease.open, done });
-      lease.returnReported = !lease.open;
+      if (isEmpty(lease.unreported) && isEmpty(lease.unheld) && !done && !lease.mustReport) continue;
+      draws.push({ leaseId: lease.id, appended: lease.unreported, released: lease.unheld, at: lease.newestAt, done });
       lease.mustReport = false;
       lease.unreported = {};
       lease.unheld = {};
