@@ -29,7 +29,7 @@ beforeAll(async () => {
     PROXYGPT_RATE_LIMIT_COUNT: 'all',
     // info: each worker logs one "proxied" line per request with its pid, which shows the spread.
     LOG_LEVEL: 'info',
-  });
+  }, { workersListening: 4 }); // the burst goes to every worker, not only to those up first
   ({ mock, server } = gateway);
   base = server.base;
 }, 25_000);
