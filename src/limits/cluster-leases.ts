@@ -21,7 +21,8 @@
  * - the rate-limit headers of a call admitted from a lease are those of the lease's grant with
  *   this worker's spending since (at most LEASE_MS old): other workers' calls meanwhile and room
  *   freed since are not in them, and another worker's unspent lease counts as used.
- * Both ends are here: WorkerLeases (in ClusterLimiter) and LeaseBook (the primary, cluster.ts).
+ * This module holds what both ends share and the worker's end, WorkerLeases (in ClusterLimiter);
+ * the primary's end is LeaseBook (lease-book.ts).
  */
 import type { Decision, LimitRule, Reservation, RuleState, SeriesCost } from '../contract.js';
 import { isConcurrencyRule } from './rules.js';
@@ -66,7 +67,7 @@ export const leasable = (rules: readonly LimitRule[]): boolean => rules.length >
 const add = (into: Amounts, series: string, amount: number) => {
   if (amount > 0) into[series] = (into[series] ?? 0) + amount;
 };
-const isEmpty = (amounts: object) => Object.keys(amounts).length === 0;
+export const isEmpty = (amounts: object) => Object.keys(amounts).length === 0;
 
 interface WorkerLease {
   id: string;
@@ -313,97 +314,5 @@ export class WorkerLeases {
     }
     this.reporting.clear();
     if (draws.length > 0) this.send(draws);
-  }
-}
-
-/** What the primary's limiter must offer for leases (the MemoryLimiter does). */
-export interface LeasingLimiter {
-  reserve(rules: readonly LimitRule[], costs: Readonly<Record<string, SeriesCost>>): Promise<Decision>;
-  release(reservation: Reservation): Promise<void>;
-  /** Counts `appended` at `at` and takes `released` off reservation `id`'s holds. */
-  draw(id: string, appended: Readonly<Amounts>, released: Readonly<Amounts>, at: number): void;
-  /** Ends reservation `id`'s holds: counted as used (`count`), or dropped. */
-  endHold(id: string, count: boolean): void;
-}
-
-export const canLease = (limiter: object): limiter is LeasingLimiter => typeof (limiter as Partial<LeasingLimiter>).draw === 'function' && typeof (limiter as Partial<LeasingLimiter>).endHold === 'function';
-
-interface PrimaryLease {
-  owner: object;
-  series: Set<string>;
-  /** Resolved by the next report on it (or when its owner is gone). */
-  reported: (() => void)[];
-}
-
-/** The primary's leases, over all workers (one book per limiter). */
-export class LeaseBook {
-  private readonly leases = new Map<string, PrimaryLease>();
-
-  constructor(private readonly limiter: LeasingLimiter) {}
-
-  /** Reserves a lease of `calls` calls costing `costs` each, if every rule keeps ample room. */
-  async grant(owner: object, rules: readonly LimitRule[], costs: Readonly<Record<string, SeriesCost>>, calls: number): Promise<LeaseGrant | null> {
-    if (!leasable(rules)) return null;
-    const leased: Record<string, SeriesCost> = {};
-    for (const [series, cost] of Object.entries(costs)) if (cost.amount > 0) leased[series] = { amount: cost.amount * calls, hold: true };
-    if (isEmpty(leased) || !Object.values(leased).every((c) => Number.isSafeInteger(c.amount))) return null;
-    const decision = await this.limiter.reserve(rules, leased);
-    const reservation = decision.reservation;
-    if (!decision.admitted || reservation === undefined || reservation.id === '') return null;
-    const ample = rules.every((rule, i) => (leased[rule.series]?.amount ?? 0) * AMPLE_LEASES <= decision.states[i]!.remaining);
-    if (!ample) {
-      await this.limiter.release(reservation);
-      return null;
-    }
-    this.leases.set(reservation.id, { owner, series: new Set(Object.keys(leased)), reported: [] });
-    return { leaseId: reservation.id, credit: { ...reservation.held }, states: decision.states };
-  }
-
-  /** A worker's report; reports on leases not in the book (an owner gone) are ignored. */
-  draw(owner: object, draw: LeaseDraw): void {
-    const lease = this.leases.get(draw.leaseId);
-    if (lease === undefined || lease.owner !== owner) return;
-    this.limiter.draw(draw.leaseId, draw.appended, draw.released, draw.at);
-    if (draw.done) {
-      this.limiter.endHold(draw.leaseId, false);
-      this.leases.delete(draw.leaseId);
-    }
-    for (const wake of lease.reported.splice(0)) wake();
-  }
-
-  /** The worker is gone: what its leases still held counts as used. */
-  ownerGone(owner: object): void {
-    for (const [id, lease] of this.leases) {
-      if (lease.owner !== owner) continue;
-      this.limiter.endHold(id, true);
-      this.leases.delete(id);
-      for (const wake of lease.reported.splice(0)) wake();
-    }
-  }
-
-  /**
-   * Reserves; when that is refused while leases are out on a series that had too little room,
-   * calls them back (`recall` tells each owner which: it gives them back and reports on each),
-   * waits for those reports (at most RECALL_WAIT_MS), and decides again.
-   */
-  async reserve(rules: readonly LimitRule[], costs: Readonly<Record<string, SeriesCost>>, recall: (owner: object, leaseIds: string[]) => void): Promise<Decision> {
-    const decision = await this.limiter.reserve(rules, costs);
-    // A call no lease stands in the way of: admitted, or too large for the limit itself.
-    if (decision.admitted || decision.retryAfterMs === undefined) return decision;
-    // Only leases on a series that refused: a key at its own limit calls back none on the global ones.
-    const series = new Set(rules.filter((rule, i) => (costs[rule.series]?.amount ?? 0) > (decision.states[i]?.remaining ?? 0)).map((rule) => rule.series));
-    const out = new Map<object, string[]>();
-    const waits: Promise<void>[] = [];
-    for (const [id, lease] of this.leases) {
-      if (![...lease.series].some((s) => series.has(s))) continue;
-      out.set(lease.owner, [...(out.get(lease.owner) ?? []), id]);
-      waits.push(new Promise((resolve) => lease.reported.push(resolve)));
-    }
-    if (waits.length === 0) return decision;
-    for (const [owner, ids] of out) recall(owner, ids);
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([Promise.all(waits), new Promise((resolve) => (timer = setTimeout(resolve, RECALL_WAIT_MS)))]);
-    clearTimeout(timer);
-    return this.limiter.reserve(rules, costs);
   }
 }

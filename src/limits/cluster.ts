@@ -11,11 +11,13 @@
  * once (and forgets those that had expired). A commit that comes after its hold expired is the
  * primary's limiter's to count (a late commit). A busy worker asks per call only until it holds a
  * lease on its caller's rules (cluster-leases.ts: a block of room the primary holds for it while
- * there is ample; the worker admits calls from it and reports what they counted a few ms later).
+ * there is ample; the worker admits calls from it and reports what they counted a few ms later;
+ * lease-book.ts is the primary's end).
  * This module is the IPC protocol (both ends); cluster-primary.ts builds the primary's limiter.
  */
 import type { Decision, LimitRule, Limiter, Reservation, RuleState, SeriesCost } from '../contract.js';
-import { canLease, LEASE_CALLS, leasable, LeaseBook, WorkerLeases, type LeaseDraw, type LeaseGrant } from './cluster-leases.js';
+import { LEASE_CALLS, leasable, WorkerLeases, type LeaseDraw, type LeaseGrant } from './cluster-leases.js';
+import { canLease, LeaseBook } from './lease-book.js';
 import { systemClock, type Clock } from './limiter.js';
 import { checkAmounts } from './window-math.js';
 
@@ -303,7 +305,13 @@ export function serveLimiter(limiter: Limiter, worker: WorkerChannel): void {
         ),
       ),
     ).then((outcomes) => {
-      if (worker.isConnected()) worker.send({ proxygptLimiter: 'outcomes', outcomes } satisfies OutcomesMessage);
+      if (!worker.isConnected()) return;
+      // A lease is given only as its answer leaves: until then the book may withdraw it.
+      message.calls.forEach((call, i) => {
+        const outcome = outcomes[i]!;
+        if (call.op === 'lease' && outcome.ok && book !== null) outcome.value = book.deliver(outcome.value as LeaseGrant | null);
+      });
+      worker.send({ proxygptLimiter: 'outcomes', outcomes } satisfies OutcomesMessage);
     });
   });
   worker.on('exit', () => {

@@ -5,7 +5,8 @@
  * the limit is admitted (a lease never lets a call past it); an idle worker's lease is called back
  * before anyone else is refused, and only when that can change the answer; a lease counts what its
  * calls used, not what they held; a worker that exits with a lease counts all of it still held;
- * leases go when the worker numbers its rule sets anew; a rule set without ample room is never
+ * leases go when the worker numbers its rule sets anew, and a lease granted after that goes back at once;
+ * a lease whose grant has not left is withdrawn rather than waited for, and not counted when its worker exits; a rule set without ample room is never
  * leased, nor a cap on calls in flight.
  */
 import { describe, expect, it } from 'vitest';
@@ -160,6 +161,61 @@ describe('cluster leases', () => {
     const decisions = [];
     for (let i = 0; i < 6; i++) decisions.push(await worker.reserve(stricter, oneCall));
     expect(decisions.map((d) => d.admitted)).toEqual([true, true, true, false, false, false]); // 2 counted before, daily limit 5
+  });
+
+  it('gives back at once a lease granted for a number that meant another rule set by the time the grant came', async () => {
+    const { worker, channel } = connectWorker();
+    const leased = frozen(hourly(1_000_000));
+    const stricter = frozen(hourly(1_000_000), { ...daily(3), name: 'daily' });
+    const first = worker.reserve(leased, oneCall); // rule set 0, and a lease asked for it
+    // While that batch is at the primary, the worker numbers anew: 0 is `stricter` from now on.
+    const peeks = [...Array.from({ length: RULE_SETS_KEPT - 1 }, (_, i) => worker.peek(frozen(hourly(100, `other${i}`)))), worker.peek(stricter)];
+    await Promise.all([first, ...peeks]); // the lease for the first set came after the numbers changed
+    const decisions = [];
+    for (let i = 0; i < 4; i++) decisions.push(await worker.reserve(stricter, oneCall));
+    expect(decisions.map((d) => d.admitted)).toEqual([true, true, false, false]); // 1 counted before, daily limit 3
+    await sleep(REPORT_MS * 3);
+    // The stale lease's room went back: the primary holds nothing for it.
+    expect((await ctx.limiter.peek(leased))[0]).toMatchObject({ used: 3, remaining: 1_000_000 - 3 });
+    expect(opsSent(channel)).toContain('lease');
+  });
+
+  it('withdraws a lease whose grant has not left when a call it stands in the way of is refused, instead of waiting for a report that cannot come', async () => {
+    const { worker, channel } = connectWorker();
+    const leased = frozen(hourly(1_000_000));
+    const stricter = frozen(hourly(1_000_000), { ...daily(3), name: 'daily' }); // the same series: the key's limits changed
+    // One batch: the first call, a lease for its rule set (room for LEASE_CALLS calls held), then a call of the stricter set.
+    const first = worker.reserve(leased, oneCall);
+    const second = worker.reserve(stricter, oneCall);
+    expect((await first).admitted).toBe(true);
+    // The lease held more than the daily limit leaves; the answer with its grant waited for this call.
+    expect(await second).toMatchObject({ admitted: true });
+    expect(opsSent(channel).filter((op) => op === 'lease')).toHaveLength(2);
+    // Withdrawn, not counted: the worker got no lease, and the third call of the day is the last admitted.
+    await sleep(REPORT_MS * 3);
+    expect((await ctx.limiter.peek(stricter)).map((s) => s.used)).toEqual([2, 2]);
+    expect((await worker.reserve(stricter, oneCall)).admitted).toBe(true);
+    expect((await worker.reserve(stricter, oneCall)).admitted).toBe(false);
+    expect((await worker.reserve(leased, oneCall)).admitted).toBe(true); // asked per call: no lease of the first set either
+    expect(opsSent(channel).filter((op) => op === 'reserve')).toHaveLength(5);
+  });
+
+  it('counts nothing of a lease whose grant never left when its worker exits', async () => {
+    const a = connectWorker();
+    const b = connectWorker();
+    const shared = frozen(hourly(1_000_000));
+    const ownSeries = frozen(hourly(1_000_000, 'x'));
+    const stricter = frozen(hourly(1_000_000), { ...daily(3), name: 'daily' });
+    await b.worker.reserve(shared, oneCall);
+    await sleep(1); // b holds a lease on s
+    b.channel.pause(); // a recall of b's lease now waits for its report
+    void a.worker.reserve(ownSeries, { x: { amount: 1, hold: false } }); // asks, and for a lease on x
+    void a.worker.reserve(stricter, oneCall); // the same batch: refused while b's lease is out, so the batch waits
+    await sleep(100);
+    a.channel.exit(); // before the batch's answer, with a's lease on x in it, left
+    b.channel.resume();
+    await sleep(REPORT_MS * 3);
+    expect((await ctx.limiter.peek(ownSeries))[0]!.used).toBe(1);
   });
 
   it.each([1, 2, 3, 4, 5, 6])('over 3,000 random calls of two workers, admits and refuses exactly as the counts say (seed %i)', async (seed) => {
