@@ -16,6 +16,7 @@
  * - events are counted late, never early: a report counts its events at the time of the newest
  *   one in it (at most REPORT_MS late for the others), so they stay in their windows a little
  *   longer than they happened, never shorter;
+ * - a lease lives at most LEASE_MS: the worker then gives back what is left, busy or idle;
  * - a worker that dies with a lease counts all of it that was still held (the safe side: what its
  *   calls had used since their last report is not known);
  * - the rate-limit headers of a call admitted from a lease are those of the lease's grant with
@@ -101,6 +102,8 @@ export class WorkerLeases {
   private readonly asking = new Set<number>();
   private readonly backoffUntil = new Map<number, number>();
   private timer: NodeJS.Timeout | null = null;
+  /** Gives back leases LEASE_MS old that no call replaced (see expire). */
+  private expiry: NodeJS.Timeout | null = null;
   private calls = 0;
   /** Rule set numbers mean other sets after each forgetRuleSets(): grants asked for before are given back. */
   private epoch = 0;
@@ -205,6 +208,27 @@ export class WorkerLeases {
       this.giveBack(before);
     }
     this.byRules.set(rulesId, lease);
+    this.armExpiry();
+  }
+
+  /**
+   * A lease that no call spent for LEASE_MS (an idle worker's, or one of a rule set no longer
+   * used: a key's limits changed) is given back then, so the primary holds its room no longer
+   * than LEASE_MS + REPORT_MS, rather than until a refusal calls it back.
+   */
+  private expire(): void {
+    this.expiry = null;
+    const now = this.clock();
+    for (const lease of [...this.byRules.values()]) if (now - lease.grantedAt >= LEASE_MS) this.giveBack(lease);
+    this.armExpiry();
+  }
+
+  private armExpiry(): void {
+    if (this.expiry !== null || this.byRules.size === 0) return;
+    let first = Infinity;
+    for (const lease of this.byRules.values()) first = Math.min(first, lease.grantedAt + LEASE_MS);
+    this.expiry = setTimeout(() => this.expire(), Math.max(1, first - this.clock()));
+    this.expiry.unref();
   }
 
   private leaseOf(rules: readonly LimitRule[], grant: LeaseGrant): WorkerLease {
@@ -265,6 +289,8 @@ export class WorkerLeases {
   /** Gives back every lease and reports at once (the worker is closing). */
   close(): void {
     for (const lease of [...this.byRules.values()]) this.giveBack(lease);
+    if (this.expiry !== null) clearTimeout(this.expiry);
+    this.expiry = null;
     this.report();
   }
 

@@ -1,17 +1,18 @@
 /**
- * Leases (src/limits/cluster-leases.ts) over the fake IPC channel, the primary's limiter a
- * MemoryLimiter on a real SQLite file: a busy worker admits calls from a lease without asking per
- * call, and what they counted reaches the primary; with two workers racing for a limit, exactly
- * the limit is admitted (a lease never lets a call past it); an idle worker's lease is called back
- * before anyone else is refused, and only when that can change the answer; a lease counts what its
- * calls used, not what they held; a worker that exits with a lease counts all of it still held;
- * leases go when the worker numbers its rule sets anew, and a lease granted after that goes back at once;
- * a lease whose grant has not left is withdrawn rather than waited for, and not counted when its worker exits; a rule set without ample room is never
- * leased, nor a cap on calls in flight.
+ * Leases (src/limits/cluster-leases.ts, lease-book.ts) over the fake IPC channel, the primary's
+ * limiter a MemoryLimiter on a real SQLite file: a busy worker admits calls from a lease without
+ * asking per call, and what they counted reaches the primary; with two workers racing for a limit,
+ * exactly the limit is admitted (a lease never lets a call past it); an idle worker's lease is
+ * called back before anyone else is refused, and only when that can change the answer; a lease
+ * counts what its calls used, not what they held; one no call spends goes back after LEASE_MS; a
+ * worker that exits with a lease counts all of it still held; leases go when the worker numbers
+ * its rule sets anew, and a lease granted after that goes back at once; a lease whose grant has
+ * not left is withdrawn rather than waited for, and not counted when its worker exits; a rule set
+ * without ample room is never leased, nor a cap on calls in flight.
  */
 import { describe, expect, it } from 'vitest';
 import { ClusterLimiter, RULE_SETS_KEPT, serveLimiter } from '../../src/limits/cluster.js';
-import { AMPLE_LEASES, LEASE_CALLS, REPORT_MS } from '../../src/limits/cluster-leases.js';
+import { AMPLE_LEASES, LEASE_CALLS, LEASE_MS, REPORT_MS } from '../../src/limits/cluster-leases.js';
 import type { LimitRule, Reservation, SeriesCost } from '../../src/limits/limiter.js';
 import { ipcPair, type IpcPair } from './fake-ipc.js';
 import { daily, generator, HOUR, hourly, limiterFixture } from './limiter-helpers.js';
@@ -137,6 +138,18 @@ describe('cluster leases', () => {
     const [requests, tokens] = await ctx.limiter.peek(rules);
     expect(requests!.used).toBe(11);
     expect(tokens!.used).toBe(40 + 8 * 40 + 250);
+  });
+
+  it('gives back a lease no call spent within LEASE_MS: the primary holds an idle worker’s room no longer', async () => {
+    const { worker } = connectWorker();
+    const rules = frozen(hourly(1_000_000));
+    await worker.reserve(rules, oneCall);
+    await sleep(1);
+    expect((await ctx.limiter.peek(rules))[0]!.used).toBe(1 + LEASE_CALLS);
+    ctx.now += LEASE_MS;
+    await sleep(LEASE_MS + REPORT_MS * 3);
+    expect((await ctx.limiter.peek(rules))[0]).toMatchObject({ used: 1, remaining: 1_000_000 - 1 });
+    await worker.close();
   });
 
   it('counts all of a lease still held when its worker exits (its calls’ use since the last report is not known)', async () => {
