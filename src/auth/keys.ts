@@ -16,7 +16,7 @@ export function bearerToken(header: string | string[] | undefined): string | nul
 
 /** True when `a` equals `b`, in time independent of where they differ. */
 export function constantTimeEqual(a: string, b: string): boolean {
-  return timingSafeEqual(Buffer.from(hashSecret(a), 'latin1'), Buffer.from(hashSecret(b), 'latin1'));
+  return timingSafeEqual(Buffer.from(hashSecret(a), 'hex'), Buffer.from(hashSecret(b), 'hex'));
 }
 
 /** The id of the environment's `index`-th proxy key (0-based): `env-key-1`, `env-key-2`, … */
@@ -26,7 +26,7 @@ export class KeyRing {
   private readonly entries: { digest: Buffer; id: string }[];
 
   constructor(keys: readonly string[]) {
-    this.entries = keys.map((key, i) => ({ digest: Buffer.from(hashSecret(key), 'latin1'), id: envKeyId(i) }));
+    this.entries = keys.map((key, i) => ({ digest: Buffer.from(hashSecret(key), 'hex'), id: envKeyId(i) }));
   }
 
   /** The id (`env-key-N`) of this key, or null. Runs in time independent of which key matched. */
@@ -36,7 +36,7 @@ export class KeyRing {
 
   /** `match` for a key whose hash (hashSecret) the caller has already. */
   matchHash(candidateHash: string): { id: string } | null {
-    const candidate = Buffer.from(candidateHash, 'latin1');
+    const candidate = Buffer.from(candidateHash, 'hex');
     let found: { id: string } | null = null;
     for (const entry of this.entries) {
       if (timingSafeEqual(candidate, entry.digest)) found = { id: entry.id };
