@@ -14,6 +14,7 @@ import { Agent, request } from 'undici';
 import { startMockOpenAI, type MockOpenAI } from '../fixtures/mock-openai.js';
 import { chatBody, PROXY_KEY, tempDir, UPSTREAM_KEY } from '../helpers.js';
 import { freePort, ROOT, startServerProcess, type ServerProcess } from '../support/server-process.js';
+import { countStatuses } from '../support/gateway-process.js';
 
 const LIMIT = 10;
 
@@ -104,7 +105,7 @@ describe('gateway processes on one database', () => {
     mock.requests.length = 0;
 
     const statuses = await Promise.all(Array.from({ length: 30 }, (_, i) => chat((i % 2 === 0 ? a : b).base)));
-    expect({ ok: statuses.filter((s) => s === 200).length, limited: statuses.filter((s) => s === 429).length }).toEqual({ ok: LIMIT, limited: 30 - LIMIT });
+    expect(countStatuses(statuses)).toEqual({ ok: LIMIT, limited: 30 - LIMIT });
     expect(mock.requests).toHaveLength(LIMIT);
     for (const server of [a, b]) expect(server.stderr()).not.toMatch(/SQLITE_BUSY|could not start/);
   });

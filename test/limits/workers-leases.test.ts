@@ -8,8 +8,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Agent, request } from 'undici';
 import type { MockOpenAI } from '../fixtures/mock-openai.js';
-import { chatBody, PROXY_KEY } from '../helpers.js';
-import { startGatewayProcess, type GatewayProcess } from '../support/gateway-process.js';
+import { PROXY_KEY } from '../helpers.js';
+import { chatBurst, startGatewayProcess, type GatewayProcess } from '../support/gateway-process.js';
 import type { ServerProcess } from '../support/server-process.js';
 import { AMPLE_LEASES, LEASE_CALLS } from '../../src/limits/cluster-leases.js';
 
@@ -42,19 +42,7 @@ afterAll(async () => {
 
 describe('two cluster workers with leases', () => {
   it('admit exactly the global limit out of a burst past it, and count exactly that', async () => {
-    const send = async () => {
-      const res = await request(`${server.base}/v1/chat/completions`, {
-        method: 'POST',
-        headers: { authorization: `Bearer ${PROXY_KEY}`, 'content-type': 'application/json', 'x-mock-delay-ms': '5' },
-        body: chatBody(),
-        dispatcher: agent,
-      });
-      await res.body.dump();
-      return res.statusCode;
-    };
-    const results = await Promise.all(Array.from({ length: REQUESTS }, send));
-    const count = { ok: results.filter((s) => s === 200).length, limited: results.filter((s) => s === 429).length };
-    expect(count).toEqual({ ok: LIMIT, limited: REQUESTS - LIMIT });
+    expect(await chatBurst(server.base, REQUESTS, { dispatcher: agent, delayMs: 5 })).toEqual({ ok: LIMIT, limited: REQUESTS - LIMIT });
     expect(mock.requests.length).toBe(LIMIT);
     // Within a report interval or two every lease is reported and given back: the count is exact.
     await expect

@@ -6,8 +6,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Agent, request } from 'undici';
 import type { MockOpenAI } from '../fixtures/mock-openai.js';
-import { chatBody, PROXY_KEY } from '../helpers.js';
-import { startGatewayProcess, type GatewayProcess } from '../support/gateway-process.js';
+import { PROXY_KEY } from '../helpers.js';
+import { chatBurst, startGatewayProcess, type GatewayProcess } from '../support/gateway-process.js';
 import type { ServerProcess } from '../support/server-process.js';
 
 const LIMIT = 50;
@@ -56,19 +56,7 @@ function proxiedLines(): ProxiedLine[] {
 
 describe('four cluster workers on one SQLite file', () => {
   it('admit exactly the global limit out of a concurrent burst', async () => {
-    const send = async () => {
-      const res = await request(`${base}/v1/chat/completions`, {
-        method: 'POST',
-        headers: { authorization: `Bearer ${PROXY_KEY}`, 'content-type': 'application/json', 'x-mock-delay-ms': '20' },
-        body: chatBody(),
-        dispatcher: agent,
-      });
-      await res.body.dump();
-      return res.statusCode;
-    };
-    const results = await Promise.all(Array.from({ length: REQUESTS }, send));
-    const count = { ok: results.filter((s) => s === 200).length, limited: results.filter((s) => s === 429).length };
-    expect(count).toEqual({ ok: LIMIT, limited: REQUESTS - LIMIT });
+    expect(await chatBurst(base, REQUESTS, { dispatcher: agent, delayMs: 20 })).toEqual({ ok: LIMIT, limited: REQUESTS - LIMIT });
     expect(mock.requests.length).toBe(LIMIT);
 
     // Any worker reports the same shared count.

@@ -2,12 +2,14 @@
  * The real server as a child process beside the mock upstream, with a database of its own: what
  * the cluster tests each started and stopped alike (the mock, a temp dir, the upstream settings,
  * the process; and, when asked, a wait until every worker is listening, since the first worker
- * answers /healthz while the others may still be starting). `stop` ends all of it.
+ * answers /healthz while the others may still be starting). `stop` ends all of it. Also the burst
+ * of concurrent chat calls those tests send at a limit, and its count of admitted and refused.
  */
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { request, type Dispatcher } from 'undici';
 import { startMockOpenAI, type MockOpenAI } from '../fixtures/mock-openai.js';
-import { tempDir, UPSTREAM_KEY } from '../helpers.js';
+import { chatBody, PROXY_KEY, tempDir, UPSTREAM_KEY } from '../helpers.js';
 import { startServerProcess, type ServerProcess } from './server-process.js';
 
 export interface GatewayProcess {
@@ -54,4 +56,22 @@ export async function startGatewayProcess(env: Record<string, string>, options: 
     await stop();
     throw err;
   }
+}
+
+/** How many of these answers were admitted (200) and refused by a limit (429). */
+export const countStatuses = (statuses: readonly number[]) => ({ ok: statuses.filter((s) => s === 200).length, limited: statuses.filter((s) => s === 429).length });
+
+/** `count` chat calls at once to `base` with the proxy key (the mock answers each after `delayMs`), counted. */
+export async function chatBurst(base: string, count: number, options: { dispatcher: Dispatcher; delayMs: number }): Promise<{ ok: number; limited: number }> {
+  const send = async () => {
+    const res = await request(`${base}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${PROXY_KEY}`, 'content-type': 'application/json', 'x-mock-delay-ms': String(options.delayMs) },
+      body: chatBody(),
+      dispatcher: options.dispatcher,
+    });
+    await res.body.dump();
+    return res.statusCode;
+  };
+  return countStatuses(await Promise.all(Array.from({ length: count }, send)));
 }
